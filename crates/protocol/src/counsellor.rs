@@ -1,0 +1,309 @@
+//! Messages on `/ws/counsellor`, the counsellor's socket.
+//!
+//! A counsellor logs in over HTTP first (`POST /api/v1/login`). The socket
+//! then needs that login, either as the `haven_auth` cookie sent with the
+//! upgrade or as `token` in `hello` / `auth` in `resume`. One counsellor
+//! socket carries all of that counsellor's sessions, so most messages name
+//! a `session`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::common::{
+    AuthToken, ChatText, ClientMsgId, EndReason, Epoch, Limits, ResumeToken, Seq, SessionRef,
+};
+use crate::error::ErrorCode;
+
+/// Whether a counsellor wants new sessions.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CounsellorStatus {
+    /// Routes new sessions to them while they have free capacity.
+    Available,
+    /// On a break: keeps current sessions, gets no new ones.
+    Away,
+}
+
+/// What a counsellor needs to know about one of their sessions.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct SessionInfo {
+    /// The session.
+    pub session: SessionRef,
+    /// The help-seeker's nickname, if they gave one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nickname: Option<String>,
+    /// The topic (queue) the help-seeker chose.
+    pub topic: String,
+    /// The language the help-seeker chose, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
+    /// How long the help-seeker waited in the queue, in seconds.
+    pub waited_secs: u32,
+    /// Whether the help-seeker is connected right now.
+    pub seeker_connected: bool,
+}
+
+/// A session's state when a counsellor connects or resumes.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct SessionState {
+    /// Who and what the session is.
+    #[serde(flatten)]
+    pub info: SessionInfo,
+    /// The highest `seq` the broker has sent to the counsellor in this
+    /// session so far.
+    pub last_seq: Seq,
+    /// The highest `seq` of the counsellor's messages the help-seeker has
+    /// received.
+    pub delivered: Seq,
+    /// `true` when every message after the client's last seen `seq`
+    /// follows as `message` frames; `false` when earlier ones are gone.
+    pub recovered: bool,
+}
+
+/// Where a resuming counsellor's client left off in one session.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct ResumePoint {
+    /// The session.
+    pub session: SessionRef,
+    /// The highest `seq` of a `message` received in it.
+    pub last_seq: Seq,
+}
+
+/// What a counsellor's client sends.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientMessage {
+    /// Start working. Takes over any sessions the counsellor still has from
+    /// a dropped connection.
+    Hello {
+        /// The protocol version the client speaks.
+        protocol: u32,
+        /// The login token, unless the upgrade carried the login cookie.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        token: Option<AuthToken>,
+    },
+    /// Come back after the connection dropped.
+    Resume {
+        /// The resume token from the last `welcome` or `resumed`.
+        token: ResumeToken,
+        /// The login token, unless the upgrade carried the login cookie.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        auth: Option<AuthToken>,
+        /// Where the client left off in each session it knows.
+        #[serde(default)]
+        sessions: Vec<ResumePoint>,
+    },
+    /// Go available or away.
+    SetStatus {
+        /// The new status.
+        status: CounsellorStatus,
+    },
+    /// Send a chat message in one of the counsellor's sessions.
+    Send {
+        /// The session.
+        session: SessionRef,
+        /// The client's id for this message; retries reuse it.
+        id: ClientMsgId,
+        /// The text.
+        text: ChatText,
+    },
+    /// The counsellor started or stopped typing in a session.
+    Typing {
+        /// The session.
+        session: SessionRef,
+        /// Whether they are typing now.
+        active: bool,
+    },
+    /// The client has received every `message` of `session` up to `up_to`.
+    Received {
+        /// The session.
+        session: SessionRef,
+        /// The highest contiguous `seq` received.
+        up_to: Seq,
+    },
+    /// End a session.
+    End {
+        /// The session.
+        session: SessionRef,
+    },
+    /// Application-level keepalive; answered with `pong`.
+    Ping,
+}
+
+impl ClientMessage {
+    /// Every `type` value this enum accepts.
+    pub const TYPES: &'static [&'static str] = &[
+        "hello",
+        "resume",
+        "set_status",
+        "send",
+        "typing",
+        "received",
+        "end",
+        "ping",
+    ];
+
+    /// The `type` tag of this message.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            ClientMessage::Hello { .. } => "hello",
+            ClientMessage::Resume { .. } => "resume",
+            ClientMessage::SetStatus { .. } => "set_status",
+            ClientMessage::Send { .. } => "send",
+            ClientMessage::Typing { .. } => "typing",
+            ClientMessage::Received { .. } => "received",
+            ClientMessage::End { .. } => "end",
+            ClientMessage::Ping => "ping",
+        }
+    }
+}
+
+/// What the broker sends to a counsellor.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMessage {
+    /// The answer to `hello`.
+    Welcome {
+        /// The protocol version the server speaks.
+        protocol: u32,
+        /// The counsellor's account name.
+        name: String,
+        /// The name help-seekers see.
+        display_name: String,
+        /// How many sessions they take at once.
+        capacity: u32,
+        /// Their current status.
+        status: CounsellorStatus,
+        /// Keep this to `resume` after a dropped connection.
+        token: ResumeToken,
+        /// How long the broker keeps their sessions for a dropped client.
+        grace_secs: u32,
+        /// Which run of the broker this is.
+        epoch: Epoch,
+        /// Limits to enforce before sending.
+        limits: Limits,
+        /// Sessions they still have (after a dropped connection); their
+        /// unreceived messages follow as `message` frames.
+        sessions: Vec<SessionState>,
+    },
+    /// The answer to a successful `resume`.
+    Resumed {
+        /// The new resume token; the old one is now spent.
+        token: ResumeToken,
+        /// Their current status.
+        status: CounsellorStatus,
+        /// Every session they have now, including any the client did not
+        /// name; missed messages follow as `message` frames.
+        sessions: Vec<SessionState>,
+    },
+    /// The counsellor's status or load changed.
+    Status {
+        /// Current status.
+        status: CounsellorStatus,
+        /// Sessions they take at once.
+        capacity: u32,
+        /// Sessions they have now.
+        active: u32,
+    },
+    /// A new session was routed to the counsellor.
+    SessionAssigned(SessionInfo),
+    /// A chat message from a help-seeker.
+    Message {
+        /// The session.
+        session: SessionRef,
+        /// Its sequence number in the help-seeker-to-counsellor direction.
+        seq: Seq,
+        /// The text.
+        text: ChatText,
+        /// When the broker accepted it (milliseconds since the Unix epoch).
+        at: u64,
+    },
+    /// The broker accepted the counsellor's `send` and will deliver it.
+    Ack {
+        /// The session.
+        session: SessionRef,
+        /// The client's id of the message.
+        id: ClientMsgId,
+        /// The sequence number it got.
+        seq: Seq,
+    },
+    /// The help-seeker has received the counsellor's messages up to `up_to`.
+    Delivered {
+        /// The session.
+        session: SessionRef,
+        /// The highest `seq` received.
+        up_to: Seq,
+    },
+    /// The help-seeker started or stopped typing.
+    Typing {
+        /// The session.
+        session: SessionRef,
+        /// Whether they are typing now.
+        active: bool,
+    },
+    /// The help-seeker's connection dropped (`false`) or came back (`true`).
+    Peer {
+        /// The session.
+        session: SessionRef,
+        /// Whether the help-seeker is connected.
+        connected: bool,
+    },
+    /// A session is over; its capacity is free again.
+    SessionEnded {
+        /// The session.
+        session: SessionRef,
+        /// Why.
+        reason: EndReason,
+    },
+    /// A frame was refused. The socket stays open unless a close follows.
+    Error {
+        /// What went wrong.
+        code: ErrorCode,
+        /// The session the error is about, when there is one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        session: Option<SessionRef>,
+        /// The client message id the error is about, when there is one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<ClientMsgId>,
+        /// An English hint for developers; never shown to users.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        detail: Option<String>,
+    },
+    /// The answer to `ping`.
+    Pong,
+}
+
+impl ServerMessage {
+    /// Every `type` value this enum produces.
+    pub const TYPES: &'static [&'static str] = &[
+        "welcome",
+        "resumed",
+        "status",
+        "session_assigned",
+        "message",
+        "ack",
+        "delivered",
+        "typing",
+        "peer",
+        "session_ended",
+        "error",
+        "pong",
+    ];
+
+    /// The `type` tag of this message.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            ServerMessage::Welcome { .. } => "welcome",
+            ServerMessage::Resumed { .. } => "resumed",
+            ServerMessage::Status { .. } => "status",
+            ServerMessage::SessionAssigned(_) => "session_assigned",
+            ServerMessage::Message { .. } => "message",
+            ServerMessage::Ack { .. } => "ack",
+            ServerMessage::Delivered { .. } => "delivered",
+            ServerMessage::Typing { .. } => "typing",
+            ServerMessage::Peer { .. } => "peer",
+            ServerMessage::SessionEnded { .. } => "session_ended",
+            ServerMessage::Error { .. } => "error",
+            ServerMessage::Pong => "pong",
+        }
+    }
+}
