@@ -29,12 +29,20 @@ pub struct DecodeError {
 
 /// Parses a help-seeker's frame.
 pub fn decode_seeker(text: &str) -> Result<seeker::ClientMessage, DecodeError> {
-    decode(text, seeker::ClientMessage::TYPES, counsellor::ClientMessage::TYPES)
+    decode(
+        text,
+        seeker::ClientMessage::TYPES,
+        counsellor::ClientMessage::TYPES,
+    )
 }
 
 /// Parses a counsellor's frame.
 pub fn decode_counsellor(text: &str) -> Result<counsellor::ClientMessage, DecodeError> {
-    decode(text, counsellor::ClientMessage::TYPES, seeker::ClientMessage::TYPES)
+    decode(
+        text,
+        counsellor::ClientMessage::TYPES,
+        seeker::ClientMessage::TYPES,
+    )
 }
 
 /// Only the tag, to classify a frame that failed the typed parse.
@@ -46,11 +54,7 @@ struct Probe<'a> {
     _rest: IgnoredAny,
 }
 
-fn decode<T: DeserializeOwned>(
-    text: &str,
-    own: &[&str],
-    other: &[&str],
-) -> Result<T, DecodeError> {
+fn decode<T: DeserializeOwned>(text: &str, own: &[&str], other: &[&str]) -> Result<T, DecodeError> {
     let typed_err = match serde_json::from_str::<T>(text) {
         Ok(msg) => return Ok(msg),
         Err(e) => e,
@@ -67,9 +71,15 @@ fn decode<T: DeserializeOwned>(
     if own.contains(&ty.as_ref()) {
         Err(error(ErrorCode::InvalidMessage, typed_err.to_string()))
     } else if other.contains(&ty.as_ref()) {
-        Err(error(ErrorCode::WrongRole, format!("`{ty}` is for the other role")))
+        Err(error(
+            ErrorCode::WrongRole,
+            format!("`{ty}` is for the other role"),
+        ))
     } else {
-        Err(error(ErrorCode::UnknownType, format!("unknown type `{ty}`")))
+        Err(error(
+            ErrorCode::UnknownType,
+            format!("unknown type `{ty}`"),
+        ))
     }
 }
 
@@ -97,9 +107,18 @@ mod tests {
         assert_eq!(code(r#"{"type": 3}"#), ErrorCode::Malformed);
         assert_eq!(code(r#"{"hello": 1}"#), ErrorCode::Malformed);
         assert_eq!(code(r#"{"type": "fly"}"#), ErrorCode::UnknownType);
-        assert_eq!(code(r#"{"type": "set_status", "status": "away"}"#), ErrorCode::WrongRole);
-        assert_eq!(code(r#"{"type": "send", "id": "a"}"#), ErrorCode::InvalidMessage);
-        assert_eq!(code(r#"{"type": "typing", "active": "yes"}"#), ErrorCode::InvalidMessage);
+        assert_eq!(
+            code(r#"{"type": "set_status", "status": "away"}"#),
+            ErrorCode::WrongRole
+        );
+        assert_eq!(
+            code(r#"{"type": "send", "id": "a"}"#),
+            ErrorCode::InvalidMessage
+        );
+        assert_eq!(
+            code(r#"{"type": "typing", "active": "yes"}"#),
+            ErrorCode::InvalidMessage
+        );
     }
 
     #[test]

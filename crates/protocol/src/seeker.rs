@@ -62,8 +62,9 @@ pub enum ClientMessage {
 
 impl ClientMessage {
     /// Every `type` value this enum accepts.
-    pub const TYPES: &'static [&'static str] =
-        &["hello", "resume", "send", "typing", "received", "end", "ping"];
+    pub const TYPES: &'static [&'static str] = &[
+        "hello", "resume", "send", "typing", "received", "end", "ping",
+    ];
 
     /// The `type` tag of this message.
     pub fn type_name(&self) -> &'static str {
@@ -181,8 +182,18 @@ pub enum ServerMessage {
 impl ServerMessage {
     /// Every `type` value this enum produces.
     pub const TYPES: &'static [&'static str] = &[
-        "welcome", "resumed", "queued", "assigned", "message", "ack", "delivered", "typing",
-        "peer", "ended", "error", "pong",
+        "welcome",
+        "resumed",
+        "queued",
+        "assigned",
+        "message",
+        "ack",
+        "delivered",
+        "typing",
+        "peer",
+        "ended",
+        "error",
+        "pong",
     ];
 
     /// The `type` tag of this message.

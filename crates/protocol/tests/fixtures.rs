@@ -6,6 +6,8 @@
 //! fixture (or a stale fixture) fails here. `docs/protocol.md` must quote
 //! every fixture verbatim, so the document cannot drift from the code.
 
+#![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
@@ -14,7 +16,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 fn fixture_dir(sub: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(sub)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(sub)
 }
 
 /// Reads every fixture in `sub` as `(type name, compact JSON text)`.
@@ -52,7 +56,11 @@ where
     let names: BTreeSet<String> = files.iter().map(|(n, _)| n.clone()).collect();
     let declared: BTreeSet<String> = types.iter().map(|s| (*s).to_owned()).collect();
     assert_eq!(names, declared, "{sub}: fixtures differ from TYPES");
-    assert_eq!(serde_variants::<T>(), declared, "{sub}: TYPES differ from the enum");
+    assert_eq!(
+        serde_variants::<T>(),
+        declared,
+        "{sub}: TYPES differ from the enum"
+    );
 
     for (name, text) in files {
         let msg: T = serde_json::from_str(&text)
@@ -105,14 +113,22 @@ fn protocol_document_quotes_every_fixture() {
     let doc_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/protocol.md");
     let doc = std::fs::read_to_string(&doc_path).unwrap();
     let mut missing = Vec::new();
-    for sub in ["seeker/client", "seeker/server", "counsellor/client", "counsellor/server"] {
+    for sub in [
+        "seeker/client",
+        "seeker/server",
+        "counsellor/client",
+        "counsellor/server",
+    ] {
         for (name, text) in fixtures(sub) {
             if !doc.contains(&text) {
                 missing.push(format!("{sub}/{name}.json"));
             }
         }
     }
-    assert!(missing.is_empty(), "docs/protocol.md lacks these fixtures verbatim: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "docs/protocol.md lacks these fixtures verbatim: {missing:?}"
+    );
 }
 
 #[test]

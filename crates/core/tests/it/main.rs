@@ -1,0 +1,8 @@
+//! Integration tests of the IO-free core, in one test binary.
+
+#![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
+
+mod properties;
+mod purity;
+mod router;
+mod simulation;

@@ -1,0 +1,521 @@
+//! A deterministic simulation of many help-seekers and counsellors.
+//!
+//! It drives the [`Router`] and one [`Conversation`] per session the way
+//! the server does, over a simulated transport that loses everything in
+//! flight when a connection drops. Clients behave as the protocol asks:
+//! they confirm what they receive, resume with the last `seq` they saw and
+//! retry unacknowledged messages with the same id.
+//!
+//! The checks are about delivery and service:
+//! - every client sees each direction's messages exactly once, in order,
+//!   with no gap (contiguous `seq`s);
+//! - for every session that ended with nothing outstanding, every message
+//!   the broker acked reached the other side;
+//! - a client that resumes with its own state is always `recovered`;
+//! - counsellors never exceed capacity, and when arrivals stop everyone is
+//!   eventually served or gone.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use haven_core::{
+    Accept, Conversation, CounsellorId, Effect, EndReason, Party, ReplayLimits, Router,
+    RouterConfig, SessionId, Side, Status,
+};
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+
+/// What the broker stores per message: the message's global id.
+type Payload = (u64, u64); // (seq, uid)
+
+/// A frame in flight to a client.
+#[derive(Clone, Debug)]
+enum Frame {
+    Message {
+        session: SessionId,
+        seq: u64,
+        uid: u64,
+    },
+    Ack {
+        session: SessionId,
+        id: u64,
+    },
+    Assigned {
+        session: SessionId,
+    },
+    Ended,
+}
+
+#[derive(Default)]
+struct Link {
+    connected: bool,
+    inbox: VecDeque<Frame>,
+    reconnect_at: Option<Instant>,
+}
+
+struct SeekerClient {
+    link: Link,
+    last_seq: u64,
+    unacked: Vec<(u64, u64)>, // (client id, uid)
+    next_id: u64,
+    assigned: bool,
+    done: bool,
+    to_send: u32,
+}
+
+struct CounsellorClient {
+    id: CounsellorId,
+    capacity: u32,
+    link: Link,
+    /// Per session: last seq seen, unacked (id, uid), first seq seen here.
+    sessions: HashMap<SessionId, CounsellorView>,
+    next_id: u64,
+}
+
+#[derive(Default)]
+struct CounsellorView {
+    last_seq: u64,
+    unacked: Vec<(u64, u64)>,
+    sent: u32,
+}
+
+struct Sim {
+    rng: StdRng,
+    now: Instant,
+    router: Router,
+    convs: HashMap<SessionId, Conversation<Payload>>,
+    seekers: HashMap<SessionId, SeekerClient>,
+    counsellors: Vec<CounsellorClient>,
+    next_uid: u64,
+    /// Ground truth: uids acked to senders per (session, receiver side), in seq order.
+    acked: HashMap<(SessionId, Side), Vec<u64>>,
+    /// What receivers saw per (session, receiver side), in order.
+    seen: HashMap<(SessionId, Side), Vec<u64>>,
+    clean_ends: Vec<SessionId>,
+    ended: usize,
+}
+
+const TICK: Duration = Duration::from_millis(250);
+
+impl Sim {
+    fn new(seed: u64, counsellors: usize) -> Self {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let list = (0..counsellors)
+            .map(|i| CounsellorClient {
+                id: CounsellorId(i as u64),
+                capacity: rng.random_range(1..=4),
+                link: Link::default(),
+                sessions: HashMap::new(),
+                next_id: 0,
+            })
+            .collect();
+        Self {
+            rng,
+            now: Instant::now(),
+            router: Router::new(RouterConfig::default()),
+            convs: HashMap::new(),
+            seekers: HashMap::new(),
+            counsellors: list,
+            next_uid: 0,
+            acked: HashMap::new(),
+            seen: HashMap::new(),
+            clean_ends: Vec::new(),
+            ended: 0,
+        }
+    }
+
+    fn counsellor_index(&self, id: CounsellorId) -> usize {
+        usize::try_from(id.0).unwrap()
+    }
+
+    /// Carries out the router's effects as the server shell does.
+    fn run_effects(&mut self) {
+        while let Some(effect) = self.router.poll_effect() {
+            match effect {
+                Effect::Assigned {
+                    session,
+                    counsellor,
+                    ..
+                } => {
+                    if let Some(s) = self.seekers.get_mut(&session) {
+                        s.assigned = true;
+                    }
+                    let ci = self.counsellor_index(counsellor);
+                    let c = &mut self.counsellors[ci];
+                    assert!(c.sessions.len() < c.capacity as usize, "capacity exceeded");
+                    c.sessions.insert(session, CounsellorView::default());
+                    if c.link.connected {
+                        c.link.inbox.push_back(Frame::Assigned { session });
+                        // A new counsellor gets what the help-seeker said that
+                        // nobody confirmed yet.
+                        let conv = self.convs.get_mut(&session).unwrap();
+                        let r = conv.resume(Side::Counsellor, 0);
+                        for &&(seq, uid) in &r.replay {
+                            c.link.inbox.push_back(Frame::Message { session, seq, uid });
+                        }
+                    }
+                }
+                Effect::Ended {
+                    session,
+                    counsellor,
+                    reason,
+                    ..
+                } => {
+                    self.ended += 1;
+                    if let Some(s) = self.seekers.get_mut(&session) {
+                        s.done = true;
+                        if s.link.connected {
+                            s.link.inbox.push_back(Frame::Ended);
+                        }
+                    }
+                    if let Some(c) = counsellor {
+                        let ci = self.counsellor_index(c);
+                        let c = &mut self.counsellors[ci];
+                        c.sessions.remove(&session);
+                    }
+                    let conv = self.convs.remove(&session).unwrap();
+                    if reason != EndReason::SeekerTimedOut
+                        && conv.backlog(Side::Seeker) == 0
+                        && conv.backlog(Side::Counsellor) == 0
+                    {
+                        self.clean_ends.push(session);
+                    }
+                }
+                Effect::CounsellorExpired { counsellor } => {
+                    let ci = self.counsellor_index(counsellor);
+                    self.counsellors[ci].sessions.clear();
+                }
+                Effect::Queued { .. } | Effect::Presence { .. } | Effect::Load { .. } => {}
+            }
+        }
+    }
+
+    fn arrive(&mut self) {
+        let session = SessionId(self.rng.random());
+        self.router.seeker_arrived(self.now, session).unwrap();
+        self.convs
+            .insert(session, Conversation::new(ReplayLimits::default()));
+        let to_send = self.rng.random_range(1..12);
+        self.seekers.insert(
+            session,
+            SeekerClient {
+                link: Link {
+                    connected: true,
+                    ..Link::default()
+                },
+                last_seq: 0,
+                unacked: Vec::new(),
+                next_id: 0,
+                assigned: false,
+                done: false,
+                to_send,
+            },
+        );
+    }
+
+    /// A client sends (or retries) a message; the shell relays it.
+    fn send(&mut self, session: SessionId, from: Side, id: u64, uid: u64) {
+        let Some(conv) = self.convs.get_mut(&session) else {
+            return;
+        };
+        let weight = 16;
+        match conv.accept(from, &id.to_string(), weight, |seq| (seq, uid)) {
+            Accept::New { seq, .. } => {
+                self.acked
+                    .entry((session, from.peer()))
+                    .or_default()
+                    .push(uid);
+                assert_eq!(self.acked[&(session, from.peer())].len() as u64, seq);
+                self.deliver(session, from.peer(), Frame::Message { session, seq, uid });
+                self.deliver(session, from, Frame::Ack { session, id });
+            }
+            Accept::Duplicate { .. } => self.deliver(session, from, Frame::Ack { session, id }),
+            Accept::BacklogFull => {}
+        }
+    }
+
+    /// Puts a frame in the inbox of a session's side, if that side is
+    /// connected and attached.
+    fn deliver(&mut self, session: SessionId, to: Side, frame: Frame) {
+        match to {
+            Side::Seeker => {
+                if let Some(s) = self.seekers.get_mut(&session)
+                    && s.link.connected
+                {
+                    s.link.inbox.push_back(frame);
+                }
+            }
+            Side::Counsellor => {
+                if let Some(c) = self.router.counsellor_of(session) {
+                    let ci = self.counsellor_index(c);
+                    let c = &mut self.counsellors[ci];
+                    if c.link.connected {
+                        c.link.inbox.push_back(frame);
+                    }
+                }
+            }
+        }
+    }
+
+    fn step_seekers(&mut self) {
+        let ids: Vec<SessionId> = self.seekers.keys().copied().collect();
+        for session in ids {
+            let roll: f64 = self.rng.random();
+            let s = self.seekers.get_mut(&session).unwrap();
+            if s.done {
+                continue;
+            }
+            if !s.link.connected {
+                if s.link.reconnect_at.is_some_and(|t| t <= self.now) {
+                    s.link.reconnect_at = None;
+                    if self.router.seeker_reattached(self.now, session).is_ok() {
+                        s.link.connected = true;
+                        let conv = self.convs.get_mut(&session).unwrap();
+                        let r = conv.resume(Side::Seeker, s.last_seq);
+                        assert!(r.recovered, "a seeker with its own state must recover");
+                        for &&(seq, uid) in &r.replay {
+                            s.link.inbox.push_back(Frame::Message { session, seq, uid });
+                        }
+                        let retry = s.unacked.clone();
+                        for (id, uid) in retry {
+                            self.send(session, Side::Seeker, id, uid);
+                        }
+                    } else {
+                        s.done = true;
+                    }
+                }
+                continue;
+            }
+            // Read some of the inbox.
+            let n = self.rng.random_range(0..=s.link.inbox.len());
+            for _ in 0..n {
+                let Some(frame) = s.link.inbox.pop_front() else {
+                    break;
+                };
+                match frame {
+                    Frame::Message { seq, uid, .. } => {
+                        assert_eq!(seq, s.last_seq + 1, "seeker saw a gap or duplicate");
+                        s.last_seq = seq;
+                        self.seen
+                            .entry((session, Side::Seeker))
+                            .or_default()
+                            .push(uid);
+                    }
+                    Frame::Ack { id, .. } => s.unacked.retain(|(i, _)| *i != id),
+                    Frame::Ended => s.done = true,
+                    Frame::Assigned { .. } => {}
+                }
+            }
+            let up_to = s.last_seq;
+            if let Some(conv) = self.convs.get_mut(&session) {
+                conv.confirm(Side::Seeker, up_to);
+            }
+            if roll < 0.01 {
+                // The connection drops: everything in flight is lost.
+                s.link.connected = false;
+                s.link.inbox.clear();
+                let away = if self.rng.random_bool(0.9) { 5 } else { 200 };
+                s.link.reconnect_at =
+                    Some(self.now + Duration::from_secs(self.rng.random_range(1..away)));
+                self.router
+                    .detached(self.now, Party::Seeker(session))
+                    .unwrap();
+            } else if roll < 0.2 && s.assigned && s.to_send > 0 {
+                s.to_send -= 1;
+                let id = s.next_id;
+                s.next_id += 1;
+                self.next_uid += 1;
+                let uid = self.next_uid;
+                s.unacked.push((id, uid));
+                self.send(session, Side::Seeker, id, uid);
+            } else if roll < 0.201 && !s.assigned {
+                // Gives up waiting.
+                s.done = true;
+                self.router.seeker_ended(self.now, session).unwrap();
+            }
+        }
+    }
+
+    fn step_counsellors(&mut self) {
+        for ci in 0..self.counsellors.len() {
+            let roll: f64 = self.rng.random();
+            let c = &mut self.counsellors[ci];
+            let cid = c.id;
+            if !c.link.connected {
+                if c.link.reconnect_at.is_none_or(|t| t <= self.now) {
+                    c.link.reconnect_at = None;
+                    c.link.connected = true;
+                    let held = self.router.counsellor_connected(self.now, cid, c.capacity);
+                    let _ = self.router.set_status(self.now, cid, Status::Available);
+                    // Forget sessions the broker no longer gives us.
+                    c.sessions.retain(|s, _| held.contains(s));
+                    for session in held {
+                        let view = c.sessions.entry(session).or_default();
+                        let known = view.last_seq > 0;
+                        let conv = self.convs.get_mut(&session).unwrap();
+                        let r = conv.resume(Side::Counsellor, view.last_seq);
+                        assert!(
+                            !known || r.recovered,
+                            "a counsellor with its own state must recover"
+                        );
+                        for &&(seq, uid) in &r.replay {
+                            c.link.inbox.push_back(Frame::Message { session, seq, uid });
+                        }
+                    }
+                    let retries: Vec<(SessionId, u64, u64)> = c
+                        .sessions
+                        .iter()
+                        .flat_map(|(s, v)| v.unacked.iter().map(move |(id, uid)| (*s, *id, *uid)))
+                        .collect();
+                    for (session, id, uid) in retries {
+                        self.send(session, Side::Counsellor, id, uid);
+                    }
+                    self.run_effects();
+                }
+                continue;
+            }
+            let c = &mut self.counsellors[ci];
+            while let Some(frame) = c.link.inbox.pop_front() {
+                match frame {
+                    Frame::Message { session, seq, uid } => {
+                        let view = c.sessions.entry(session).or_default();
+                        let first = view.last_seq == 0;
+                        assert!(
+                            first || seq == view.last_seq + 1,
+                            "counsellor saw a gap or duplicate"
+                        );
+                        if first {
+                            // A new counsellor starts where the last confirmation left off.
+                            let seen = self
+                                .seen
+                                .get(&(session, Side::Counsellor))
+                                .map_or(0, Vec::len);
+                            assert_eq!(seq, seen as u64 + 1, "handover lost or repeated a message");
+                        }
+                        view.last_seq = seq;
+                        self.seen
+                            .entry((session, Side::Counsellor))
+                            .or_default()
+                            .push(uid);
+                    }
+                    Frame::Ack { session, id } => {
+                        if let Some(v) = c.sessions.get_mut(&session) {
+                            v.unacked.retain(|(i, _)| *i != id);
+                        }
+                    }
+                    Frame::Assigned { session } => {
+                        c.sessions.entry(session).or_default();
+                    }
+                    Frame::Ended => {}
+                }
+            }
+            let confirms: Vec<(SessionId, u64)> =
+                c.sessions.iter().map(|(s, v)| (*s, v.last_seq)).collect();
+            for (session, up_to) in confirms {
+                if let Some(conv) = self.convs.get_mut(&session) {
+                    conv.confirm(Side::Counsellor, up_to);
+                }
+            }
+            if roll < 0.005 {
+                let c = &mut self.counsellors[ci];
+                c.link.connected = false;
+                c.link.inbox.clear();
+                let away = if self.rng.random_bool(0.8) { 10 } else { 120 };
+                c.link.reconnect_at =
+                    Some(self.now + Duration::from_secs(self.rng.random_range(1..away)));
+                self.router
+                    .detached(self.now, Party::Counsellor(cid))
+                    .unwrap();
+                continue;
+            }
+            // Reply in, or end, one session.
+            let sessions: Vec<SessionId> = self.counsellors[ci].sessions.keys().copied().collect();
+            if sessions.is_empty() || roll > 0.5 {
+                continue;
+            }
+            let session = sessions[self.rng.random_range(0..sessions.len())];
+            let sent = self.counsellors[ci].sessions[&session].sent;
+            let quiet = self
+                .convs
+                .get(&session)
+                .is_some_and(|c| c.backlog(Side::Seeker) == 0 && c.backlog(Side::Counsellor) == 0);
+            if sent >= 6 && quiet && self.counsellors[ci].sessions[&session].unacked.is_empty() {
+                self.router
+                    .counsellor_ended(self.now, cid, session)
+                    .unwrap();
+            } else if sent < 20 {
+                let c = &mut self.counsellors[ci];
+                let id = c.next_id;
+                c.next_id += 1;
+                self.next_uid += 1;
+                let uid = self.next_uid;
+                let view = c.sessions.get_mut(&session).unwrap();
+                view.sent += 1;
+                view.unacked.push((id, uid));
+                self.send(session, Side::Counsellor, id, uid);
+            }
+        }
+    }
+
+    fn tick(&mut self, arrivals: bool) {
+        self.now += TICK;
+        if arrivals && self.rng.random_bool(0.3) {
+            self.arrive();
+        }
+        self.router.handle_timeout(self.now);
+        self.run_effects();
+        self.step_seekers();
+        self.run_effects();
+        self.step_counsellors();
+        self.run_effects();
+    }
+}
+
+fn run(seed: u64) {
+    let mut sim = Sim::new(seed, 12);
+    for _ in 0..4000 {
+        sim.tick(true);
+    }
+    // Arrivals stop; everyone still there must be served or leave.
+    for _ in 0..8000 {
+        sim.tick(false);
+        if sim.router.session_count() == 0 {
+            break;
+        }
+    }
+    assert_eq!(
+        sim.router.session_count(),
+        0,
+        "seed {seed}: sessions left over"
+    );
+    assert!(
+        sim.ended > 500,
+        "seed {seed}: only {} sessions ended",
+        sim.ended
+    );
+    assert!(
+        sim.clean_ends.len() > 100,
+        "seed {seed}: too few clean ends"
+    );
+    for session in &sim.clean_ends {
+        for side in [Side::Seeker, Side::Counsellor] {
+            let acked = sim
+                .acked
+                .get(&(*session, side))
+                .cloned()
+                .unwrap_or_default();
+            let seen = sim.seen.get(&(*session, side)).cloned().unwrap_or_default();
+            assert_eq!(
+                acked, seen,
+                "seed {seed}: {session:?} toward {side:?} lost or repeated messages"
+            );
+        }
+    }
+}
+
+#[test]
+fn many_seekers_and_counsellors_lose_nothing() {
+    for seed in 1..=6 {
+        run(seed);
+    }
+}
