@@ -1,0 +1,474 @@
+//! Counsellor, supervisor and admin accounts, kept in
+//! `<data_dir>/accounts.json` with Argon2id password hashes.
+//!
+//! The file is small and changes rarely, so it is rewritten whole: written
+//! to a temporary file, synced, then renamed over the old one, with mode
+//! 0600. The server re-reads it when its modification time changes, so
+//! `haven account add` takes effect without a restart.
+
+use std::fs;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::SystemTime;
+
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use haven_core::CounsellorId;
+use serde::{Deserialize, Serialize};
+
+/// File name under the data dir.
+pub const FILE_NAME: &str = "accounts.json";
+
+/// What an account may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Takes chats.
+    Counsellor,
+    /// Takes chats and watches the service.
+    Supervisor,
+    /// Manages the service; may also take chats.
+    Admin,
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "counsellor" => Ok(Role::Counsellor),
+            "supervisor" => Ok(Role::Supervisor),
+            "admin" => Ok(Role::Admin),
+            _ => Err(format!(
+                "unknown role {s:?}: use counsellor, supervisor or admin"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Role::Counsellor => "counsellor",
+            Role::Supervisor => "supervisor",
+            Role::Admin => "admin",
+        })
+    }
+}
+
+/// One account.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct Account {
+    /// Stable numeric id, used inside the broker.
+    pub id: u64,
+    /// Login name: lowercase letters, digits, `.`, `_` and `-`.
+    pub name: String,
+    /// The name help-seekers see (a first name or an alias).
+    pub display_name: String,
+    /// What the account may do.
+    pub role: Role,
+    /// Sessions taken at once; the configured default when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<u32>,
+    /// The Argon2id hash in PHC string form.
+    pub password_hash: String,
+}
+
+impl std::fmt::Debug for Account {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Account")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("role", &self.role)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Account {
+    /// The broker's id for this account.
+    pub fn counsellor_id(&self) -> CounsellorId {
+        CounsellorId(self.id)
+    }
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct AccountsFile {
+    next_id: u64,
+    accounts: Vec<Account>,
+}
+
+/// Problems with the account store.
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    /// Reading or writing the file failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What failed.
+        source: std::io::Error,
+    },
+    /// The file exists but is not a valid accounts file.
+    #[error("{path} is not a valid accounts file: {source}")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// The parse error.
+        source: serde_json::Error,
+    },
+    /// The name is not allowed.
+    #[error("invalid account name {0:?}: use 1 to 32 lowercase letters, digits, '.', '_' or '-'")]
+    BadName(String),
+    /// The password is too short.
+    #[error("the password must be at least 10 characters")]
+    WeakPassword,
+    /// An account with this name exists.
+    #[error("account {0:?} already exists")]
+    Exists(String),
+    /// No account with this name.
+    #[error("no account named {0:?}")]
+    NotFound(String),
+    /// Hashing failed (should not happen with valid parameters).
+    #[error("password hashing failed: {0}")]
+    Hash(String),
+}
+
+/// A generated password: 120 random bits, base64url (20 characters).
+pub fn generate_password() -> String {
+    crate::tokens::new_password()
+}
+
+/// Checks an account name.
+pub fn valid_name(name: &str) -> bool {
+    (1..=32).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+}
+
+/// Hashes a password with Argon2id and the OWASP-recommended defaults
+/// (m = 19 MiB, t = 2, p = 1).
+pub fn hash_password(password: &str) -> Result<String, AccountError> {
+    Argon2::default()
+        .hash_password(password.as_bytes())
+        .map(|h| h.to_string())
+        .map_err(|e| AccountError::Hash(e.to_string()))
+}
+
+/// Checks a password against a stored hash. Costs about 30 ms of CPU.
+pub fn verify_password(password: &str, hash: &str) -> bool {
+    Argon2::default()
+        .verify_password(password.as_bytes(), hash)
+        .is_ok()
+}
+
+/// The account file, cached in memory and re-read when it changes on disk.
+#[derive(Debug)]
+pub struct AccountStore {
+    path: PathBuf,
+    cache: Mutex<Cache>,
+}
+
+#[derive(Debug, Default)]
+struct Cache {
+    /// Modification time and length of the file last read; `None` forces a
+    /// read.
+    stamp: Option<(SystemTime, u64)>,
+    file: AccountsFile,
+}
+
+fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
+    let meta = fs::metadata(path).ok()?;
+    Some((meta.modified().ok()?, meta.len()))
+}
+
+impl AccountStore {
+    /// The store in `data_dir`. Nothing is read until first use.
+    pub fn new(data_dir: &Path) -> Self {
+        Self {
+            path: data_dir.join(FILE_NAME),
+            cache: Mutex::new(Cache::default()),
+        }
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn io_err(&self, source: std::io::Error) -> AccountError {
+        AccountError::Io {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    fn read_file(&self) -> Result<(Option<(SystemTime, u64)>, AccountsFile), AccountError> {
+        match fs::read(&self.path) {
+            Ok(bytes) => {
+                let stamp = stamp(&self.path);
+                let file =
+                    serde_json::from_slice(&bytes).map_err(|source| AccountError::Corrupt {
+                        path: self.path.clone(),
+                        source,
+                    })?;
+                Ok((stamp, file))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Ok((None, AccountsFile::default()))
+            }
+            Err(e) => Err(self.io_err(e)),
+        }
+    }
+
+    /// Re-reads the file if it changed since the last read.
+    fn refresh(&self) -> Result<(), AccountError> {
+        let on_disk = stamp(&self.path);
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if on_disk.is_some() && cache.stamp == on_disk {
+            return Ok(());
+        }
+        let (stamp, file) = self.read_file()?;
+        *cache = Cache { stamp, file };
+        Ok(())
+    }
+
+    /// Finds an account by name.
+    pub fn get(&self, name: &str) -> Result<Option<Account>, AccountError> {
+        self.refresh()?;
+        let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(cache.file.accounts.iter().find(|a| a.name == name).cloned())
+    }
+
+    /// Finds an account by id.
+    pub fn get_by_id(&self, id: u64) -> Result<Option<Account>, AccountError> {
+        self.refresh()?;
+        let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(cache.file.accounts.iter().find(|a| a.id == id).cloned())
+    }
+
+    /// Every account.
+    pub fn list(&self) -> Result<Vec<Account>, AccountError> {
+        self.refresh()?;
+        let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(cache.file.accounts.clone())
+    }
+
+    /// Adds an account.
+    pub fn add(
+        &self,
+        name: &str,
+        role: Role,
+        password: &str,
+        display_name: Option<&str>,
+        capacity: Option<u32>,
+    ) -> Result<Account, AccountError> {
+        if !valid_name(name) {
+            return Err(AccountError::BadName(name.to_owned()));
+        }
+        if password.chars().count() < 10 {
+            return Err(AccountError::WeakPassword);
+        }
+        let password_hash = hash_password(password)?;
+        self.update(|file| {
+            if file.accounts.iter().any(|a| a.name == name) {
+                return Err(AccountError::Exists(name.to_owned()));
+            }
+            file.next_id = file.next_id.max(1);
+            let account = Account {
+                id: file.next_id,
+                name: name.to_owned(),
+                display_name: display_name.map_or_else(|| capitalise(name), str::to_owned),
+                role,
+                capacity,
+                password_hash,
+            };
+            file.next_id += 1;
+            file.accounts.push(account.clone());
+            Ok(account)
+        })
+    }
+
+    /// Replaces an account's password.
+    pub fn set_password(&self, name: &str, password: &str) -> Result<(), AccountError> {
+        if password.chars().count() < 10 {
+            return Err(AccountError::WeakPassword);
+        }
+        let password_hash = hash_password(password)?;
+        self.update(|file| {
+            let account = file
+                .accounts
+                .iter_mut()
+                .find(|a| a.name == name)
+                .ok_or_else(|| AccountError::NotFound(name.to_owned()))?;
+            account.password_hash = password_hash;
+            Ok(())
+        })
+    }
+
+    /// Removes an account.
+    pub fn remove(&self, name: &str) -> Result<(), AccountError> {
+        self.update(|file| {
+            let before = file.accounts.len();
+            file.accounts.retain(|a| a.name != name);
+            if file.accounts.len() == before {
+                return Err(AccountError::NotFound(name.to_owned()));
+            }
+            Ok(())
+        })
+    }
+
+    /// Reads, changes and writes the file back atomically.
+    fn update<T>(
+        &self,
+        change: impl FnOnce(&mut AccountsFile) -> Result<T, AccountError>,
+    ) -> Result<T, AccountError> {
+        let (_, mut file) = self.read_file()?;
+        let out = change(&mut file)?;
+        self.write_file(&file)?;
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        cache.stamp = None;
+        Ok(out)
+    }
+
+    fn write_file(&self, file: &AccountsFile) -> Result<(), AccountError> {
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        fs::create_dir_all(dir).map_err(|e| self.io_err(e))?;
+        let tmp = self.path.with_extension("json.tmp");
+        let bytes = serde_json::to_vec_pretty(file).map_err(|source| AccountError::Corrupt {
+            path: self.path.clone(),
+            source,
+        })?;
+        let mut options = fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut out = options.open(&tmp).map_err(|e| self.io_err(e))?;
+        out.write_all(&bytes).map_err(|e| self.io_err(e))?;
+        out.sync_all().map_err(|e| self.io_err(e))?;
+        fs::rename(&tmp, &self.path).map_err(|e| self.io_err(e))?;
+        if let Ok(d) = fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    }
+
+    /// On first start: when there are no accounts at all, creates `admin`
+    /// with a generated password and returns that password (to be shown
+    /// once). Returns `None` when accounts exist.
+    pub fn ensure_admin(&self) -> Result<Option<String>, AccountError> {
+        if !self.list()?.is_empty() {
+            return Ok(None);
+        }
+        let password = crate::tokens::new_password();
+        self.add("admin", Role::Admin, &password, Some("Admin"), None)?;
+        Ok(Some(password))
+    }
+}
+
+fn capitalise(name: &str) -> String {
+    let mut chars = name.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn add_verify_list_remove() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = AccountStore::new(dir.path());
+        assert!(store.list().unwrap().is_empty());
+        let a = store
+            .add(
+                "anna",
+                Role::Counsellor,
+                "correct horse battery",
+                None,
+                Some(4),
+            )
+            .unwrap();
+        assert_eq!(a.display_name, "Anna");
+        assert!(
+            a.password_hash
+                .starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{}",
+            a.password_hash
+        );
+        assert!(matches!(
+            store.add("anna", Role::Admin, "0123456789", None, None),
+            Err(AccountError::Exists(_))
+        ));
+        assert!(matches!(
+            store.add("Anna!", Role::Admin, "0123456789", None, None),
+            Err(AccountError::BadName(_))
+        ));
+        assert!(matches!(
+            store.add("bob", Role::Admin, "short", None, None),
+            Err(AccountError::WeakPassword)
+        ));
+        let b = store
+            .add(
+                "bob",
+                Role::Supervisor,
+                "another long one",
+                Some("Bob B."),
+                None,
+            )
+            .unwrap();
+        assert_ne!(a.id, b.id);
+
+        let got = store.get("anna").unwrap().unwrap();
+        assert!(verify_password("correct horse battery", &got.password_hash));
+        assert!(!verify_password("wrong", &got.password_hash));
+        store.set_password("anna", "a new long password").unwrap();
+        let got = store.get("anna").unwrap().unwrap();
+        assert!(verify_password("a new long password", &got.password_hash));
+        store.remove("bob").unwrap();
+        assert!(store.get("bob").unwrap().is_none());
+        assert!(matches!(
+            store.remove("bob"),
+            Err(AccountError::NotFound(_))
+        ));
+
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(store.path()).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+
+    #[test]
+    fn a_second_store_sees_changes_made_by_another() {
+        let dir = tempfile::tempdir().unwrap();
+        let server = AccountStore::new(dir.path());
+        let cli = AccountStore::new(dir.path());
+        assert!(server.get("anna").unwrap().is_none());
+        cli.add(
+            "anna",
+            Role::Counsellor,
+            "correct horse battery",
+            None,
+            None,
+        )
+        .unwrap();
+        assert!(server.get("anna").unwrap().is_some());
+    }
+
+    #[test]
+    fn first_start_creates_admin_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = AccountStore::new(dir.path());
+        let pw = store.ensure_admin().unwrap().unwrap();
+        assert_eq!(pw.len(), 20);
+        assert!(store.ensure_admin().unwrap().is_none());
+        let admin = store.get("admin").unwrap().unwrap();
+        assert_eq!(admin.role, Role::Admin);
+        assert!(verify_password(&pw, &admin.password_hash));
+    }
+}

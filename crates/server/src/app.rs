@@ -1,0 +1,329 @@
+//! The application: shared state, routes, and the server's accept loop
+//! with its shutdown sequence.
+//!
+//! The accept loop is our own instead of `axum::serve` for two reasons the
+//! defaults get wrong for a public service: hyper needs a timer for its
+//! header timeout (slow-loris), and a connection that sends nothing at all
+//! needs a first-byte deadline. Upgraded WebSockets are not tracked by
+//! hyper's graceful shutdown, so they run on our own [`TaskTracker`] and
+//! close on our own [`CancellationToken`].
+//!
+//! Shutdown: `/readyz` turns 503 and new upgrades are refused; after
+//! `drain_delay` every socket is closed with 1001 "going away, reconnect";
+//! then the server waits up to `shutdown_timeout` for socket tasks and
+//! HTTP connections to finish.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::ops::Deref;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Request};
+use axum::http::HeaderValue;
+use axum::http::header;
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+use haven_core::{ReplayLimits, RouterConfig};
+use haven_protocol::common::Limits;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tower::ServiceExt as _;
+use tracing::{debug, info, warn};
+
+use crate::accounts::{AccountError, AccountStore};
+use crate::auth::Logins;
+use crate::broker::{Broker, BrokerSettings};
+use crate::config::Config;
+use crate::limits::{ConnectionCap, SourceLimiter};
+use crate::{api, ws};
+
+/// HTTP connections allowed beyond the WebSocket cap (plain requests,
+/// upgrades in progress) before new TCP connections are dropped at accept.
+const EXTRA_TCP_CONNECTIONS: usize = 1024;
+
+/// Everything the handlers share.
+#[derive(Debug)]
+pub(crate) struct AppInner {
+    pub(crate) config: Config,
+    pub(crate) broker: Broker,
+    pub(crate) accounts: Arc<AccountStore>,
+    pub(crate) logins: Logins,
+    pub(crate) cap: Arc<ConnectionCap>,
+    pub(crate) sources: SourceLimiter,
+    /// Set when shutdown starts: `/readyz` answers 503 and upgrades stop.
+    pub(crate) draining: AtomicBool,
+    /// Fires when sockets must close.
+    pub(crate) shutdown: CancellationToken,
+    /// Every socket task; shutdown waits for it to empty.
+    pub(crate) sockets: TaskTracker,
+}
+
+/// A cheap handle to the shared state.
+#[derive(Clone, Debug)]
+pub(crate) struct AppState(Arc<AppInner>);
+
+impl Deref for AppState {
+    type Target = AppInner;
+    fn deref(&self) -> &AppInner {
+        &self.0
+    }
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The data directory could not be created.
+    #[error("cannot create data dir {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: std::path::PathBuf,
+        /// What failed.
+        source: std::io::Error,
+    },
+    /// The account file could not be read or written.
+    #[error(transparent)]
+    Accounts(#[from] AccountError),
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// What failed.
+        source: std::io::Error,
+    },
+}
+
+/// A bound, not yet running server.
+#[derive(Debug)]
+pub struct Server {
+    listener: TcpListener,
+    state: AppState,
+    initial_admin_password: Option<String>,
+}
+
+impl Server {
+    /// Prepares the data directory and accounts and binds the listener.
+    /// Use port 0 to let the system pick one (tests do).
+    pub async fn bind(config: Config) -> Result<Self, StartError> {
+        std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::DataDir {
+            path: config.data_dir.clone(),
+            source,
+        })?;
+        let accounts = Arc::new(AccountStore::new(&config.data_dir));
+        let initial_admin_password = accounts.ensure_admin()?;
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| StartError::Bind {
+                    addr: config.listen,
+                    source,
+                })?;
+        let shutdown = CancellationToken::new();
+        let sockets = TaskTracker::new();
+        let broker = Broker::start(broker_settings(&config), shutdown.clone(), &sockets);
+        let state = AppState(Arc::new(AppInner {
+            logins: Logins::new(config.auth.clone()),
+            cap: ConnectionCap::new(config.limits.max_connections),
+            sources: SourceLimiter::new(&config.limits),
+            draining: AtomicBool::new(false),
+            broker,
+            accounts,
+            shutdown,
+            sockets,
+            config,
+        }));
+        Ok(Self {
+            listener,
+            state,
+            initial_admin_password,
+        })
+    }
+
+    /// The address actually bound.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .unwrap_or(self.state.config.listen)
+    }
+
+    /// The generated password of the `admin` account, if this start created
+    /// it. Returned once; show it to the operator and nowhere else.
+    pub fn take_initial_admin_password(&mut self) -> Option<String> {
+        self.initial_admin_password.take()
+    }
+
+    /// Serves until `stop` resolves, then drains and returns.
+    pub async fn run(self, stop: impl Future<Output = ()> + Send) {
+        let Self {
+            listener, state, ..
+        } = self;
+        let config = &state.config;
+        let app = routes(state.clone());
+        let mut http = hyper::server::conn::http1::Builder::new();
+        http.timer(TokioTimer::new())
+            .header_read_timeout(config.limits.header_timeout)
+            .max_buf_size(64 * 1024);
+        // Plain HTTP connections: told to finish when the server stops.
+        let http_stop = CancellationToken::new();
+        let http_tasks = TaskTracker::new();
+        let tcp_slots = Arc::new(Semaphore::new(
+            config.limits.max_connections as usize + EXTRA_TCP_CONNECTIONS,
+        ));
+        info!(addr = %listener.local_addr().map_or(config.listen, |a| a), "listening");
+
+        tokio::pin!(stop);
+        let mut phase = Phase::Running;
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => {
+                    let (stream, peer) = match accepted {
+                        Ok(ok) => ok,
+                        Err(e) => {
+                            // Usually out of file descriptors: back off briefly.
+                            warn!(error = %e, "accept failed");
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            continue;
+                        }
+                    };
+                    let Ok(slot) = tcp_slots.clone().try_acquire_owned() else {
+                        debug!("connection dropped: too many open connections");
+                        continue;
+                    };
+                    let _ = stream.set_nodelay(true);
+                    let service = app.clone().map_request(move |mut req: Request<hyper::body::Incoming>| {
+                        req.extensions_mut().insert(ConnectInfo(peer));
+                        req
+                    });
+                    let first_byte = config.limits.header_timeout;
+                    let http = http.clone();
+                    let stop = http_stop.clone();
+                    http_tasks.spawn(async move {
+                        let _slot = slot;
+                        if !first_byte_within(&stream, first_byte).await {
+                            return;
+                        }
+                        let conn = http
+                            .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service))
+                            .with_upgrades();
+                        tokio::pin!(conn);
+                        tokio::select! {
+                            _ = conn.as_mut() => {}
+                            () = stop.cancelled() => {
+                                conn.as_mut().graceful_shutdown();
+                                let _ = conn.await;
+                            }
+                        }
+                    });
+                }
+                () = &mut stop, if phase == Phase::Running => {
+                    info!(drain_delay = ?config.drain_delay, "shutting down: draining");
+                    state.draining.store(true, Ordering::Release);
+                    phase = Phase::Draining(tokio::time::Instant::now() + config.drain_delay);
+                }
+                () = sleep_until_phase(phase), if matches!(phase, Phase::Draining(_)) => {
+                    info!(sockets = state.cap.open(), "closing sockets");
+                    state.shutdown.cancel();
+                    state.sockets.close();
+                    phase = Phase::Closing(tokio::time::Instant::now() + config.shutdown_timeout);
+                }
+                () = state.sockets.wait(), if matches!(phase, Phase::Closing(_)) => break,
+                () = sleep_until_phase(phase), if matches!(phase, Phase::Closing(_)) => {
+                    warn!(remaining = state.sockets.len(), "shutdown timeout: abandoning socket tasks");
+                    break;
+                }
+            }
+        }
+        drop(listener);
+        http_stop.cancel();
+        http_tasks.close();
+        if tokio::time::timeout(Duration::from_secs(1), http_tasks.wait())
+            .await
+            .is_err()
+        {
+            debug!("some HTTP connections did not finish in time");
+        }
+        info!("stopped");
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    Running,
+    /// `/readyz` is 503; sockets close at the instant.
+    Draining(tokio::time::Instant),
+    /// Sockets are closing; give up waiting at the instant.
+    Closing(tokio::time::Instant),
+}
+
+async fn sleep_until_phase(phase: Phase) {
+    match phase {
+        Phase::Draining(at) | Phase::Closing(at) => tokio::time::sleep_until(at).await,
+        Phase::Running => std::future::pending().await,
+    }
+}
+
+/// Waits for a new connection's first byte, so idle connections that never
+/// send anything do not hold a slot forever.
+async fn first_byte_within(stream: &TcpStream, limit: Duration) -> bool {
+    let mut byte = [0u8; 1];
+    matches!(tokio::time::timeout(limit, stream.peek(&mut byte)).await, Ok(Ok(n)) if n > 0)
+}
+
+fn broker_settings(config: &Config) -> BrokerSettings {
+    BrokerSettings {
+        router: RouterConfig {
+            seeker_grace: config.session.seeker_grace,
+            counsellor_grace: config.session.counsellor_grace,
+        },
+        replay: ReplayLimits {
+            max_entries: config.session.replay_max_messages as usize,
+            max_bytes: config.session.replay_max_bytes as usize,
+            ..ReplayLimits::default()
+        },
+        limits: Limits {
+            max_chars: config.session.max_chars,
+            max_frame_bytes: config.limits.max_frame_bytes,
+        },
+    }
+}
+
+/// Headers every response carries.
+async fn security_headers(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    headers
+        .entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
+    response
+}
+
+fn routes(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(api::healthz))
+        .route("/readyz", get(api::readyz))
+        .route("/ws/seeker", get(ws::seeker_handler))
+        .route("/ws/counsellor", get(ws::counsellor_handler))
+        .route("/api/v1/login", post(api::login))
+        .route("/api/v1/logout", post(api::logout))
+        .route("/api/v1/me", get(api::me))
+        .fallback(api::not_found)
+        .layer(DefaultBodyLimit::max(8 * 1024))
+        .layer(middleware::from_fn(security_headers))
+        .with_state(state)
+}

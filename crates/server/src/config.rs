@@ -1,0 +1,553 @@
+//! Configuration: built-in defaults, then `config/haven.toml` (or the file
+//! given with `--config` / `HAVEN_CONFIG`), then `HAVEN_*` environment
+//! variables.
+//!
+//! The common knobs are flat top-level keys with flat variables (`listen` /
+//! `HAVEN_LISTEN`, `data_dir` / `HAVEN_DATA_DIR`, `redis_url` /
+//! `HAVEN_REDIS_URL`). Keys inside a section take a double underscore:
+//! `HAVEN_SESSION__SEEKER_GRACE=90s`. Unknown keys are errors, so a typo
+//! never silently falls back to a default. Every error names the key and
+//! where its value came from (the file or the variable).
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+/// Where the config file is looked for when none is named.
+pub const DEFAULT_CONFIG_PATH: &str = "config/haven.toml";
+
+/// The whole configuration.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address and port to listen on.
+    pub listen: SocketAddr,
+    /// Where Haven keeps its small state (accounts).
+    pub data_dir: PathBuf,
+    /// Redis for events between nodes; unset keeps events in-process.
+    pub redis_url: Option<String>,
+    /// Origins (`scheme://host[:port]`) whose pages may open WebSockets.
+    pub allowed_origins: Vec<String>,
+    /// Whether a WebSocket upgrade without an `Origin` header is accepted.
+    pub allow_missing_origin: bool,
+    /// Reverse proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<IpAddr>,
+    /// On shutdown, how long `/readyz` reports 503 (so a load balancer
+    /// stops sending new help-seekers) before sockets are closed.
+    #[serde(with = "humantime_serde")]
+    pub drain_delay: Duration,
+    /// How long shutdown then waits for connections to finish.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_timeout: Duration,
+    /// Logging.
+    pub log: LogConfig,
+    /// Session behaviour.
+    pub session: SessionConfig,
+    /// Resource and abuse limits.
+    pub limits: LimitsConfig,
+    /// Counsellor login.
+    pub auth: AuthConfig,
+}
+
+/// How logs are written.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `pretty` for people, `json` for journald and log shippers.
+    pub format: LogFormat,
+    /// A tracing filter such as `info` or `haven_server=debug,info`.
+    /// `RUST_LOG` overrides it when set.
+    pub level: String,
+}
+
+/// Log line format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// Human-readable, coloured on a terminal.
+    Pretty,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Session behaviour.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionConfig {
+    /// How long a dropped help-seeker may take to resume.
+    #[serde(with = "humantime_serde")]
+    pub seeker_grace: Duration,
+    /// How long a dropped counsellor may take to resume.
+    #[serde(with = "humantime_serde")]
+    pub counsellor_grace: Duration,
+    /// How long a new socket may take to send `hello` or `resume`.
+    #[serde(with = "humantime_serde")]
+    pub hello_timeout: Duration,
+    /// How often the server pings an idle socket.
+    #[serde(with = "humantime_serde")]
+    pub ping_interval: Duration,
+    /// A socket that sends nothing (not even a pong) for this long is closed.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// Longest chat message, in characters.
+    pub max_chars: u32,
+    /// Most unconfirmed messages kept per session and direction for resume.
+    pub replay_max_messages: u32,
+    /// Most unconfirmed bytes kept per session and direction for resume.
+    pub replay_max_bytes: u32,
+    /// Sessions a counsellor takes at once unless their account says
+    /// otherwise.
+    pub default_capacity: u32,
+    /// The topic of a help-seeker who names none.
+    pub default_topic: String,
+}
+
+/// Resource and abuse limits.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Most WebSockets at once; above it upgrades get 503.
+    pub max_connections: u32,
+    /// Largest WebSocket frame and message read, in bytes.
+    pub max_frame_bytes: u32,
+    /// Per-socket read buffer, in bytes.
+    pub read_buffer_bytes: u32,
+    /// Per-socket write buffer before a write goes out, in bytes.
+    pub write_buffer_bytes: u32,
+    /// Frames queued for one socket before it counts as a slow consumer.
+    pub outbound_queue: u32,
+    /// Sustained frames per minute a help-seeker may send.
+    pub seeker_frames_per_minute: u32,
+    /// Burst a help-seeker may send above the sustained rate.
+    pub seeker_burst: u32,
+    /// Sustained frames per minute a counsellor may send.
+    pub counsellor_frames_per_minute: u32,
+    /// Burst a counsellor may send above the sustained rate.
+    pub counsellor_burst: u32,
+    /// Seconds of continued flooding, after the first warning, before the
+    /// socket is closed.
+    pub flood_strikes: u32,
+    /// WebSocket upgrades per minute from one source address.
+    pub source_upgrades_per_minute: u32,
+    /// Burst of upgrades from one source address.
+    pub source_upgrade_burst: u32,
+    /// WebSockets open at once from one source address.
+    pub source_max_connections: u32,
+    /// How often the key that hashes source addresses is replaced.
+    #[serde(with = "humantime_serde")]
+    pub source_key_rotation: Duration,
+    /// How long a client may take to send its HTTP request headers.
+    #[serde(with = "humantime_serde")]
+    pub header_timeout: Duration,
+}
+
+/// Counsellor login.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// How long a login lasts at most.
+    #[serde(with = "humantime_serde")]
+    pub token_ttl: Duration,
+    /// Whether the login cookie is marked `Secure` (HTTPS only). Turn off
+    /// only for plain-HTTP testing on a non-loopback address.
+    pub secure_cookie: bool,
+    /// Password checks running at once (each uses about 19 MiB).
+    pub max_concurrent_hashes: u32,
+    /// Failed logins per account within `lockout_window` before further
+    /// attempts are refused until the window passes.
+    pub max_failures: u32,
+    /// The window for `max_failures`.
+    #[serde(with = "humantime_serde")]
+    pub lockout_window: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("./data"),
+            redis_url: None,
+            allowed_origins: vec![
+                "http://127.0.0.1:8080".to_owned(),
+                "http://localhost:8080".to_owned(),
+            ],
+            allow_missing_origin: true,
+            trusted_proxies: Vec::new(),
+            drain_delay: Duration::ZERO,
+            shutdown_timeout: Duration::from_secs(10),
+            log: LogConfig::default(),
+            session: SessionConfig::default(),
+            limits: LimitsConfig::default(),
+            auth: AuthConfig::default(),
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Pretty,
+            level: "info".to_owned(),
+        }
+    }
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        Self {
+            seeker_grace: Duration::from_secs(120),
+            counsellor_grace: Duration::from_secs(60),
+            hello_timeout: Duration::from_secs(10),
+            ping_interval: Duration::from_secs(25),
+            idle_timeout: Duration::from_secs(60),
+            max_chars: 4000,
+            replay_max_messages: 256,
+            replay_max_bytes: 256 * 1024,
+            default_capacity: 3,
+            default_topic: "algemeen".to_owned(),
+        }
+    }
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            max_connections: 5000,
+            max_frame_bytes: 16 * 1024,
+            read_buffer_bytes: 4096,
+            write_buffer_bytes: 4096,
+            outbound_queue: 512,
+            seeker_frames_per_minute: 120,
+            seeker_burst: 20,
+            counsellor_frames_per_minute: 600,
+            counsellor_burst: 60,
+            flood_strikes: 3,
+            source_upgrades_per_minute: 30,
+            source_upgrade_burst: 10,
+            source_max_connections: 50,
+            source_key_rotation: Duration::from_secs(24 * 3600),
+            header_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            token_ttl: Duration::from_secs(12 * 3600),
+            secure_cookie: true,
+            max_concurrent_hashes: 4,
+            max_failures: 10,
+            lockout_window: Duration::from_secs(15 * 60),
+        }
+    }
+}
+
+/// A configuration that could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file named with `--config` or `HAVEN_CONFIG` does not exist.
+    #[error("config file {0} does not exist")]
+    Missing(PathBuf),
+    /// A value could not be read (wrong type, unknown key, bad syntax).
+    #[error("{0}")]
+    Parse(Box<figment::Error>),
+    /// A value was read but is not acceptable.
+    #[error("invalid value for `{key}` (from {origin}): {problem}")]
+    Invalid {
+        /// The key, dotted (`limits.max_frame_bytes`).
+        key: &'static str,
+        /// Where the value came from.
+        origin: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+}
+
+/// Where the configuration was read from.
+#[derive(Clone, Debug)]
+pub struct Loaded {
+    /// The configuration.
+    pub config: Config,
+    /// The file that was read, if any.
+    pub file: Option<PathBuf>,
+}
+
+impl Config {
+    /// Loads the configuration. `explicit` is a path from the command line
+    /// or `HAVEN_CONFIG`; it must exist. Without one, `config/haven.toml`
+    /// is read when present and built-in defaults are used otherwise.
+    pub fn load(explicit: Option<&Path>) -> Result<Loaded, ConfigError> {
+        let file = match explicit {
+            Some(path) if !path.exists() => return Err(ConfigError::Missing(path.to_owned())),
+            Some(path) => Some(path.to_owned()),
+            None => Some(PathBuf::from(DEFAULT_CONFIG_PATH)).filter(|p| p.exists()),
+        };
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = &file {
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        figment = figment.merge(Env::prefixed("HAVEN_").ignore(&["config"]).split("__"));
+        let config: Config = figment
+            .extract()
+            .map_err(|e| ConfigError::Parse(Box::new(e)))?;
+        config.validate(&figment)?;
+        Ok(Loaded { config, file })
+    }
+
+    fn validate(&self, figment: &Figment) -> Result<(), ConfigError> {
+        let invalid = |key: &'static str, problem: String| ConfigError::Invalid {
+            key,
+            origin: figment
+                .find_metadata(key)
+                .map(|m| match &m.source {
+                    Some(source) => source.to_string(),
+                    None => m.name.to_string(),
+                })
+                .unwrap_or_else(|| "defaults".to_owned()),
+            problem,
+        };
+        for origin in &self.allowed_origins {
+            if let Err(problem) = check_origin(origin) {
+                return Err(invalid("allowed_origins", format!("{origin:?}: {problem}")));
+            }
+        }
+        if let Some(url) = &self.redis_url
+            && !["redis://", "rediss://", "unix://", "redis+unix://"]
+                .iter()
+                .any(|p| url.starts_with(p))
+        {
+            return Err(invalid(
+                "redis_url",
+                "must start with redis://, rediss:// or unix://".into(),
+            ));
+        }
+        let s = &self.session;
+        let l = &self.limits;
+        let checks: [(&'static str, bool, &str); 16] = [
+            ("session.max_chars", s.max_chars >= 1, "must be at least 1"),
+            (
+                "session.max_chars",
+                u64::from(s.max_chars) * 4 + 512 <= u64::from(l.max_frame_bytes),
+                "must fit in limits.max_frame_bytes (4 bytes per character plus 512)",
+            ),
+            (
+                "session.replay_max_messages",
+                s.replay_max_messages >= 1,
+                "must be at least 1",
+            ),
+            (
+                "session.replay_max_messages",
+                s.replay_max_messages < l.outbound_queue,
+                "must be below limits.outbound_queue so a full replay fits",
+            ),
+            (
+                "session.replay_max_bytes",
+                s.replay_max_bytes >= 1024,
+                "must be at least 1024",
+            ),
+            (
+                "session.default_capacity",
+                s.default_capacity >= 1,
+                "must be at least 1",
+            ),
+            (
+                "session.hello_timeout",
+                !s.hello_timeout.is_zero(),
+                "must not be zero",
+            ),
+            (
+                "session.ping_interval",
+                !s.ping_interval.is_zero(),
+                "must not be zero",
+            ),
+            (
+                "session.idle_timeout",
+                s.idle_timeout > s.ping_interval,
+                "must be longer than session.ping_interval",
+            ),
+            (
+                "limits.max_connections",
+                l.max_connections >= 1,
+                "must be at least 1",
+            ),
+            (
+                "limits.max_frame_bytes",
+                l.max_frame_bytes >= 1024,
+                "must be at least 1024",
+            ),
+            (
+                "limits.read_buffer_bytes",
+                l.read_buffer_bytes >= 512,
+                "must be at least 512",
+            ),
+            (
+                "limits.outbound_queue",
+                l.outbound_queue >= 16,
+                "must be at least 16",
+            ),
+            (
+                "limits.seeker_frames_per_minute",
+                l.seeker_frames_per_minute >= 1 && l.seeker_burst >= 1,
+                "rates and bursts must be at least 1",
+            ),
+            (
+                "limits.counsellor_frames_per_minute",
+                l.counsellor_frames_per_minute >= 1 && l.counsellor_burst >= 1,
+                "rates and bursts must be at least 1",
+            ),
+            (
+                "limits.source_upgrades_per_minute",
+                l.source_upgrades_per_minute >= 1
+                    && l.source_upgrade_burst >= 1
+                    && l.source_max_connections >= 1,
+                "rates, bursts and maxima must be at least 1",
+            ),
+        ];
+        for (key, ok, problem) in checks {
+            if !ok {
+                return Err(invalid(key, problem.to_owned()));
+            }
+        }
+        if self.auth.max_concurrent_hashes == 0 {
+            return Err(invalid(
+                "auth.max_concurrent_hashes",
+                "must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The configuration as TOML with secrets (the Redis password) hidden.
+    pub fn to_redacted_toml(&self) -> String {
+        let mut shown = self.clone();
+        shown.redis_url = shown.redis_url.as_deref().map(redact_url);
+        let value = Serialized::defaults(&shown);
+        match Figment::from(value).extract::<toml_value::Root>() {
+            Ok(root) => root.render(),
+            Err(e) => format!("# could not render: {e}\n"),
+        }
+    }
+}
+
+/// Checks an allowed origin: `scheme://host[:port]` and nothing else.
+fn check_origin(origin: &str) -> Result<(), &'static str> {
+    let rest = origin
+        .strip_prefix("https://")
+        .or_else(|| origin.strip_prefix("http://"))
+        .ok_or("must start with http:// or https://")?;
+    if rest.is_empty() || rest.contains(['/', '?', '#', '@', ' ']) {
+        return Err("must be scheme://host[:port] with no path");
+    }
+    if rest.bytes().any(|b| b.is_ascii_uppercase()) {
+        return Err("must be lowercase, as browsers send it");
+    }
+    Ok(())
+}
+
+/// Hides the password in `redis://user:password@host`.
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}://<redacted>@{}", &url[..scheme], &url[at + 1..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Renders the effective configuration as TOML without a TOML serializer:
+/// figment's value tree is walked and written in TOML syntax.
+mod toml_value {
+    use std::fmt::Write as _;
+
+    use figment::value::{Dict, Value};
+    use serde::Deserialize;
+
+    #[derive(Deserialize)]
+    pub(super) struct Root(Dict);
+
+    impl Root {
+        pub(super) fn render(&self) -> String {
+            let mut out = String::new();
+            write_table(&mut out, "", &self.0);
+            out
+        }
+    }
+
+    fn write_table(out: &mut String, prefix: &str, dict: &Dict) {
+        let (tables, values): (Vec<_>, Vec<_>) =
+            dict.iter().partition(|(_, v)| matches!(v, Value::Dict(..)));
+        for (key, value) in values {
+            let _ = writeln!(out, "{key} = {}", scalar(value));
+        }
+        for (key, value) in tables {
+            if let Value::Dict(_, inner) = value {
+                let name = if prefix.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{prefix}.{key}")
+                };
+                let _ = writeln!(out, "\n[{name}]");
+                write_table(out, &name, inner);
+            }
+        }
+    }
+
+    fn scalar(value: &Value) -> String {
+        match value {
+            Value::String(_, s) => format!("{s:?}"),
+            Value::Char(_, c) => format!("\"{c}\""),
+            Value::Bool(_, b) => b.to_string(),
+            Value::Num(_, n) => n
+                .to_u128()
+                .map(|v| v.to_string())
+                .or_else(|| n.to_i128().map(|v| v.to_string()))
+                .or_else(|| n.to_f64().map(|v| v.to_string()))
+                .unwrap_or_default(),
+            Value::Empty(..) => "\"\"".to_owned(),
+            Value::Array(_, items) => {
+                let inner: Vec<String> = items.iter().map(scalar).collect();
+                format!("[{}]", inner.join(", "))
+            }
+            Value::Dict(..) => "{}".to_owned(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origins_must_be_exact() {
+        assert!(check_origin("https://hulp.example.org").is_ok());
+        assert!(check_origin("http://127.0.0.1:8080").is_ok());
+        assert!(check_origin("hulp.example.org").is_err());
+        assert!(check_origin("https://hulp.example.org/").is_err());
+        assert!(check_origin("https://HULP.example.org").is_err());
+        assert!(check_origin("https://").is_err());
+    }
+
+    #[test]
+    fn redis_passwords_are_hidden() {
+        assert_eq!(
+            redact_url("redis://:s3cret@10.0.0.1:6379/0"),
+            "redis://<redacted>@10.0.0.1:6379/0"
+        );
+        assert_eq!(redact_url("redis://127.0.0.1/"), "redis://127.0.0.1/");
+    }
+
+    #[test]
+    fn defaults_are_valid_and_render() {
+        let figment = Figment::from(Serialized::defaults(Config::default()));
+        Config::default().validate(&figment).unwrap();
+        let text = Config::default().to_redacted_toml();
+        assert!(text.contains("listen = \"127.0.0.1:8080\""), "{text}");
+        assert!(text.contains("[session]"), "{text}");
+        assert!(text.contains("seeker_grace = \"2m\""), "{text}");
+    }
+}

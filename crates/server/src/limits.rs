@@ -1,0 +1,280 @@
+//! Admission limits for WebSocket upgrades: a global cap on open sockets
+//! and per-source limits (upgrade rate and open sockets).
+//!
+//! Source addresses are never stored. Each is reduced to its network (an
+//! IPv4 address, or the /64 of an IPv6 one) and hashed with SipHash under a
+//! random key that lives only in memory and is replaced every
+//! `source_key_rotation`; the limiters only ever see that hash. When the key
+//! rotates, the old limiter state is dropped with it, so yesterday's hash of
+//! an address cannot be linked to today's.
+
+use std::hash::BuildHasher;
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use dashmap::DashMap;
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+
+use crate::config::LimitsConfig;
+
+/// How often idle entries are purged from the keyed limiter.
+const RETAIN_EVERY: Duration = Duration::from_secs(60);
+
+/// Caps the number of open WebSockets.
+#[derive(Debug)]
+pub(crate) struct ConnectionCap {
+    open: AtomicUsize,
+    max: usize,
+}
+
+/// Holds one slot of the cap until dropped.
+#[derive(Debug)]
+pub(crate) struct CapGuard(Arc<ConnectionCap>);
+
+impl Drop for CapGuard {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl ConnectionCap {
+    pub(crate) fn new(max: u32) -> Arc<Self> {
+        Arc::new(Self {
+            open: AtomicUsize::new(0),
+            max: max as usize,
+        })
+    }
+
+    /// Takes a slot, or `None` when all are taken.
+    pub(crate) fn try_acquire(self: &Arc<Self>) -> Option<CapGuard> {
+        self.open
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.max).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| CapGuard(self.clone()))
+    }
+
+    /// How many sockets are open.
+    pub(crate) fn open(&self) -> usize {
+        self.open.load(Ordering::Acquire)
+    }
+}
+
+/// Why a source was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SourceRefusal {
+    /// Too many upgrades per minute.
+    TooFast,
+    /// Too many sockets open at once.
+    TooMany,
+}
+
+/// Limiter state under one hashing key.
+struct Generation {
+    hasher: std::hash::RandomState,
+    started: Instant,
+    upgrades: DefaultKeyedRateLimiter<u64>,
+    open: DashMap<u64, u32>,
+}
+
+impl std::fmt::Debug for Generation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Generation")
+            .field("keys", &self.upgrades.len())
+            .field("open", &self.open.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Counts one open socket for its source until dropped.
+#[derive(Debug)]
+pub(crate) struct SourceGuard {
+    generation: Arc<Generation>,
+    key: u64,
+}
+
+impl Drop for SourceGuard {
+    fn drop(&mut self) {
+        // Decrement, and drop the entry at zero so the map only holds
+        // sources with open sockets.
+        self.generation.open.remove_if_mut(&self.key, |_, n| {
+            *n = n.saturating_sub(1);
+            *n == 0
+        });
+    }
+}
+
+/// Per-source limits with a rotating hashing key.
+#[derive(Debug)]
+pub(crate) struct SourceLimiter {
+    current: Mutex<Arc<Generation>>,
+    last_retain: Mutex<Instant>,
+    quota: Quota,
+    max_open: u32,
+    rotation: Duration,
+}
+
+fn nonzero(n: u32) -> NonZeroU32 {
+    NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN)
+}
+
+/// The part of an address that identifies a source: the IPv4 address, or
+/// the /64 network of an IPv6 address (one household or device usually).
+fn network(ip: IpAddr) -> u128 {
+    match ip {
+        IpAddr::V4(v4) => u128::from(u32::from(v4)),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => u128::from(u32::from(v4)),
+            None => (u128::from(v6) >> 64) | (1 << 127),
+        },
+    }
+}
+
+impl SourceLimiter {
+    pub(crate) fn new(cfg: &LimitsConfig) -> Self {
+        let quota = Quota::per_minute(nonzero(cfg.source_upgrades_per_minute))
+            .allow_burst(nonzero(cfg.source_upgrade_burst));
+        Self {
+            current: Mutex::new(Arc::new(Self::generation(quota))),
+            last_retain: Mutex::new(Instant::now()),
+            quota,
+            max_open: cfg.source_max_connections,
+            rotation: cfg.source_key_rotation,
+        }
+    }
+
+    fn generation(quota: Quota) -> Generation {
+        Generation {
+            hasher: std::hash::RandomState::new(),
+            started: Instant::now(),
+            upgrades: RateLimiter::keyed(quota),
+            open: DashMap::new(),
+        }
+    }
+
+    /// The generation in use, rotating the key when it is due.
+    fn current(&self) -> Arc<Generation> {
+        let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
+        if current.started.elapsed() >= self.rotation {
+            *current = Arc::new(Self::generation(self.quota));
+        }
+        current.clone()
+    }
+
+    /// Admits one upgrade from `ip`, or says why not.
+    pub(crate) fn admit(&self, ip: IpAddr) -> Result<SourceGuard, SourceRefusal> {
+        let generation = self.current();
+        self.maybe_retain(&generation);
+        let key = generation.hasher.hash_one(network(ip));
+        if generation.upgrades.check_key(&key).is_err() {
+            return Err(SourceRefusal::TooFast);
+        }
+        let mut open = generation.open.entry(key).or_insert(0);
+        if *open >= self.max_open {
+            return Err(SourceRefusal::TooMany);
+        }
+        *open += 1;
+        drop(open);
+        Ok(SourceGuard { generation, key })
+    }
+
+    fn maybe_retain(&self, generation: &Generation) {
+        let mut last = self.last_retain.lock().unwrap_or_else(|p| p.into_inner());
+        if last.elapsed() >= RETAIN_EVERY {
+            *last = Instant::now();
+            generation.upgrades.retain_recent();
+            generation.upgrades.shrink_to_fit();
+        }
+    }
+
+    /// How many sources the limiter holds state for (for tests).
+    #[cfg(test)]
+    fn tracked(&self) -> (usize, usize) {
+        let g = self.current();
+        (g.upgrades.len(), g.open.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(per_minute: u32, burst: u32, max_open: u32) -> LimitsConfig {
+        LimitsConfig {
+            source_upgrades_per_minute: per_minute,
+            source_upgrade_burst: burst,
+            source_max_connections: max_open,
+            ..LimitsConfig::default()
+        }
+    }
+
+    #[test]
+    fn cap_counts_and_releases() {
+        let cap = ConnectionCap::new(2);
+        let a = cap.try_acquire().unwrap();
+        let _b = cap.try_acquire().unwrap();
+        assert!(cap.try_acquire().is_none());
+        drop(a);
+        assert!(cap.try_acquire().is_some());
+    }
+
+    #[test]
+    fn burst_then_refuse() {
+        let limiter = SourceLimiter::new(&cfg(1, 3, 100));
+        let ip: IpAddr = "192.0.2.7".parse().unwrap();
+        let guards: Vec<_> = (0..3).map(|_| limiter.admit(ip).unwrap()).collect();
+        assert_eq!(limiter.admit(ip).unwrap_err(), SourceRefusal::TooFast);
+        // Another source is unaffected.
+        assert!(limiter.admit("192.0.2.8".parse().unwrap()).is_ok());
+        drop(guards);
+    }
+
+    #[test]
+    fn open_sockets_per_source_are_capped_and_released() {
+        let limiter = SourceLimiter::new(&cfg(1000, 1000, 2));
+        let ip: IpAddr = "2001:db8::1".parse().unwrap();
+        let a = limiter.admit(ip).unwrap();
+        let _b = limiter.admit("2001:db8::2".parse().unwrap()).unwrap();
+        // Same /64: the same source.
+        assert_eq!(limiter.admit(ip).unwrap_err(), SourceRefusal::TooMany);
+        drop(a);
+        assert!(limiter.admit(ip).is_ok());
+    }
+
+    #[test]
+    fn entries_disappear_when_sockets_close() {
+        let limiter = SourceLimiter::new(&cfg(1000, 1000, 5));
+        let guards: Vec<_> = (1..=50u8)
+            .map(|i| limiter.admit(IpAddr::from([10, 0, 0, i])).unwrap())
+            .collect();
+        assert_eq!(limiter.tracked().1, 50);
+        drop(guards);
+        assert_eq!(limiter.tracked().1, 0);
+    }
+
+    #[test]
+    fn rotation_changes_the_hash_of_the_same_address() {
+        let mut c = cfg(1000, 1000, 5);
+        c.source_key_rotation = Duration::ZERO;
+        let limiter = SourceLimiter::new(&c);
+        let ip: IpAddr = "198.51.100.1".parse().unwrap();
+        let a = limiter.admit(ip).unwrap();
+        let b = limiter.admit(ip).unwrap();
+        assert_ne!(
+            a.key, b.key,
+            "a rotated key must hash the same address differently"
+        );
+    }
+
+    #[test]
+    fn mapped_ipv4_is_the_same_source_as_ipv4() {
+        let v4: IpAddr = "192.0.2.1".parse().unwrap();
+        let mapped: IpAddr = "::ffff:192.0.2.1".parse().unwrap();
+        assert_eq!(network(v4), network(mapped));
+        assert_ne!(network(v4), network("2001:db8::".parse().unwrap()));
+    }
+}

@@ -1,0 +1,258 @@
+//! The `haven` command: serve, check the configuration, manage accounts.
+
+use std::io::{BufRead as _, IsTerminal as _, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context as _, bail};
+use clap::{Parser, Subcommand};
+use haven_server::accounts::{AccountStore, Role};
+use haven_server::config::{Config, Loaded};
+use haven_server::{Server, telemetry};
+use tracing::{info, warn};
+
+/// Haven: anonymous chat counselling.
+#[derive(Debug, Parser)]
+#[command(name = "haven", version, about)]
+struct Cli {
+    /// Configuration file (default: config/haven.toml when it exists).
+    #[arg(long, global = true, env = "HAVEN_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve,
+    /// Check the configuration and print it as it takes effect.
+    CheckConfig,
+    /// Manage counsellor, supervisor and admin accounts.
+    #[command(subcommand)]
+    Account(AccountCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum AccountCommand {
+    /// Add an account. Prints a generated password unless --password-stdin.
+    Add {
+        /// Login name: lowercase letters, digits, '.', '_' or '-'.
+        name: String,
+        /// counsellor, supervisor or admin.
+        #[arg(long)]
+        role: Role,
+        /// The name help-seekers see (default: the login name, capitalised).
+        #[arg(long)]
+        display_name: Option<String>,
+        /// Sessions taken at once (default: session.default_capacity).
+        #[arg(long)]
+        capacity: Option<u32>,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List accounts.
+    List,
+    /// Remove an account.
+    Remove {
+        /// Login name.
+        name: String,
+    },
+    /// Set a new password. Prints a generated one unless --password-stdin.
+    Passwd {
+        /// Login name.
+        name: String,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("haven: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load(path: Option<&Path>) -> anyhow::Result<Loaded> {
+    Config::load(path).context("configuration")
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let loaded = load(cli.config.as_deref())?;
+    match cli.command {
+        Command::Serve => serve(loaded),
+        Command::CheckConfig => check_config(&loaded),
+        Command::Account(cmd) => account(&loaded.config, cmd),
+    }
+}
+
+#[allow(clippy::print_stdout)] // The effective configuration is the output.
+fn check_config(loaded: &Loaded) -> anyhow::Result<()> {
+    let source = loaded.file.as_ref().map_or_else(
+        || "built-in defaults".to_owned(),
+        |p| p.display().to_string(),
+    );
+    println!("# configuration OK (file: {source}; HAVEN_* variables applied)");
+    print!("{}", loaded.config.to_redacted_toml());
+    Ok(())
+}
+
+fn serve(loaded: Loaded) -> anyhow::Result<()> {
+    let config = loaded.config;
+    telemetry::init(&config.log);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    runtime.block_on(async move {
+        match &loaded.file {
+            Some(file) => info!(file = %file.display(), "configuration loaded"),
+            None => info!("no config file; using built-in defaults"),
+        }
+        if config.redis_url.is_some() {
+            warn!(
+                "redis_url is set, but this version keeps events in-process; Redis is not used yet"
+            );
+        }
+        let data_dir = config.data_dir.clone();
+        let mut server = Server::bind(config).await?;
+        if let Some(password) = server.take_initial_admin_password() {
+            show_initial_password(&data_dir, &password)?;
+        }
+        server.run(shutdown_signal()).await;
+        anyhow::Ok(())
+    })
+}
+
+/// Shows the generated admin password once: on the terminal when there is
+/// one, otherwise in a file only the server's user can read (never in a
+/// log).
+fn show_initial_password(data_dir: &Path, password: &str) -> anyhow::Result<()> {
+    let text = format!(
+        "\n  First start: created account `admin` with password\n\n      {password}\n\n  \
+         It is shown only this once. Log in and add counsellors with\n  \
+         `haven account add NAME --role counsellor`.\n\n"
+    );
+    if std::io::stderr().is_terminal() {
+        eprint!("{text}");
+        return Ok(());
+    }
+    let path = data_dir.join("initial-admin-password");
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(&path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    file.write_all(format!("{password}\n").as_bytes())?;
+    warn!(file = %path.display(), "created account `admin`; its password is in this file (read it, then delete it)");
+    Ok(())
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM (systemd, container stop).
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => info!("SIGINT received"),
+        () = term => info!("SIGTERM received"),
+    }
+}
+
+fn read_password_line() -> anyhow::Result<String> {
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("reading the password from stdin")?;
+    let password = line.trim_end_matches(['\r', '\n']).to_owned();
+    if password.is_empty() {
+        bail!("no password on stdin");
+    }
+    Ok(password)
+}
+
+#[allow(clippy::print_stdout)] // Command output.
+fn account(config: &Config, cmd: AccountCommand) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating {}", config.data_dir.display()))?;
+    let store = AccountStore::new(&config.data_dir);
+    match cmd {
+        AccountCommand::Add {
+            name,
+            role,
+            display_name,
+            capacity,
+            password_stdin,
+        } => {
+            let generated = !password_stdin;
+            let password = if password_stdin {
+                read_password_line()?
+            } else {
+                haven_server_password()
+            };
+            let account = store.add(&name, role, &password, display_name.as_deref(), capacity)?;
+            println!(
+                "added {} ({}, shown as {:?})",
+                account.name, account.role, account.display_name
+            );
+            if generated {
+                println!("password (shown only now): {password}");
+            }
+        }
+        AccountCommand::List => {
+            for a in store.list()? {
+                let capacity = a.capacity.unwrap_or(config.session.default_capacity);
+                println!(
+                    "{}\t{}\t{}\tcapacity {}",
+                    a.name, a.role, a.display_name, capacity
+                );
+            }
+        }
+        AccountCommand::Remove { name } => {
+            store.remove(&name)?;
+            println!("removed {name}");
+        }
+        AccountCommand::Passwd {
+            name,
+            password_stdin,
+        } => {
+            let password = if password_stdin {
+                read_password_line()?
+            } else {
+                haven_server_password()
+            };
+            store.set_password(&name, &password)?;
+            println!("password changed for {name}");
+            if !password_stdin {
+                println!("password (shown only now): {password}");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A generated password, from the server's token source.
+fn haven_server_password() -> String {
+    haven_server::accounts::generate_password()
+}

@@ -1,0 +1,310 @@
+//! The counsellor's socket: authenticated `hello` or `resume` first, then
+//! any number of sessions, each message naming its session.
+//!
+//! Every message is authorised against the session's current counsellor
+//! (in the cell), not just the socket, and the login itself is re-checked
+//! once a minute so an expired or logged-out login closes the socket.
+
+use std::time::Duration;
+
+use axum::extract::ws::{Utf8Bytes, WebSocket};
+use futures_util::StreamExt as _;
+use haven_core::{SessionId, Side, Status};
+use haven_protocol::common::{AuthToken, SessionRef};
+use haven_protocol::counsellor::{ClientMessage, CounsellorStatus};
+use haven_protocol::{CloseCode, ErrorCode, PROTOCOL_VERSION, decode_counsellor};
+use tokio::time::Instant;
+
+use super::Admission;
+use super::conn::{ConnHandle, run_writer};
+use super::frames::counsellor_error;
+use super::reader::{Reader, ReaderLimits, Role};
+use super::validate;
+use crate::app::AppState;
+use crate::broker::{CounsellorLogin, ResumeTarget, SessionCell};
+
+const PONG: &str = r#"{"type":"pong"}"#;
+
+/// How often the login behind a socket is checked again.
+const RECHECK_LOGIN: Duration = Duration::from_secs(60);
+
+/// Runs one counsellor socket to its end.
+pub(super) async fn run(
+    state: AppState,
+    socket: WebSocket,
+    admission: Admission,
+    cookie_token: Option<String>,
+) {
+    let _admission = admission;
+    let (sink, stream) = socket.split();
+    let (conn, rx) = ConnHandle::new(state.config.limits.outbound_queue as usize);
+    let writer = state.sockets.spawn(run_writer(
+        sink,
+        rx,
+        conn.clone(),
+        state.config.session.ping_interval,
+    ));
+    let limits = ReaderLimits {
+        hello_timeout: state.config.session.hello_timeout,
+        idle_timeout: state.config.session.idle_timeout,
+        per_minute: state.config.limits.counsellor_frames_per_minute,
+        burst: state.config.limits.counsellor_burst,
+        flood_strikes: state.config.limits.flood_strikes,
+    };
+    let mut reader = Reader::new(
+        stream,
+        conn.clone(),
+        Role::Counsellor,
+        limits,
+        state.shutdown.clone(),
+    );
+
+    let mut login: Option<CounsellorLogin> = None;
+    let mut checked = Instant::now();
+    while let Some(text) = reader.next(login.is_some()).await {
+        match &login {
+            None => {
+                login = greet(&state, &conn, &text, cookie_token.as_deref()).await;
+                if login.is_none() {
+                    break;
+                }
+            }
+            Some(me) => {
+                if checked.elapsed() >= RECHECK_LOGIN {
+                    checked = Instant::now();
+                    if state.logins.validate_hash(me.auth).is_none() {
+                        refuse(
+                            &conn,
+                            ErrorCode::Unauthorized,
+                            "login expired",
+                            CloseCode::Unauthorized,
+                        );
+                        break;
+                    }
+                }
+                handle(&state, &conn, me, &text).await;
+            }
+        }
+    }
+    conn.finish();
+    if let Some(me) = login {
+        state.broker.counsellor_gone(me.id, conn.id()).await;
+    }
+    let _ = writer.await;
+}
+
+fn refuse(conn: &ConnHandle, code: ErrorCode, detail: &str, close: CloseCode) {
+    conn.send(counsellor_error(code, None, None, Some(detail.to_owned())));
+    conn.close_after_queued(close);
+}
+
+/// Resolves a login token (from the message or the cookie) to an account.
+fn authenticate(
+    state: &AppState,
+    token: Option<&AuthToken>,
+    cookie: Option<&str>,
+) -> Option<CounsellorLogin> {
+    let token = token.map(|t| t.0.as_str()).or(cookie)?;
+    let (auth, login) = state.logins.validate(token)?;
+    let account = state.accounts.get_by_id(login.account).ok()??;
+    Some(CounsellorLogin {
+        id: account.counsellor_id(),
+        capacity: account
+            .capacity
+            .unwrap_or(state.config.session.default_capacity),
+        name: account.name,
+        display_name: account.display_name,
+        auth,
+    })
+}
+
+async fn greet(
+    state: &AppState,
+    conn: &ConnHandle,
+    text: &Utf8Bytes,
+    cookie: Option<&str>,
+) -> Option<CounsellorLogin> {
+    let msg = match decode_counsellor(text.as_str()) {
+        Ok(msg) => msg,
+        Err(e) => {
+            refuse(conn, e.code, &e.detail, CloseCode::ProtocolViolation);
+            return None;
+        }
+    };
+    match msg {
+        ClientMessage::Hello { protocol, token } => {
+            if protocol != PROTOCOL_VERSION {
+                refuse(
+                    conn,
+                    ErrorCode::UnsupportedProtocol,
+                    "this server speaks protocol 1",
+                    CloseCode::ProtocolViolation,
+                );
+                return None;
+            }
+            let Some(login) = authenticate(state, token.as_ref(), cookie) else {
+                refuse(
+                    conn,
+                    ErrorCode::Unauthorized,
+                    "log in first",
+                    CloseCode::Unauthorized,
+                );
+                return None;
+            };
+            // Attaching without a resume token cannot fail.
+            state
+                .broker
+                .counsellor_attach(login.clone(), conn, None)
+                .await
+                .ok()?;
+            Some(login)
+        }
+        ClientMessage::Resume {
+            token,
+            auth,
+            sessions,
+        } => {
+            let Some(login) = authenticate(state, auth.as_ref(), cookie) else {
+                refuse(
+                    conn,
+                    ErrorCode::Unauthorized,
+                    "log in first",
+                    CloseCode::Unauthorized,
+                );
+                return None;
+            };
+            let ok = match state.broker.take_resume(&token.0) {
+                Some(ResumeTarget::Counsellor(id)) if id == login.id => state
+                    .broker
+                    .counsellor_attach(login.clone(), conn, Some(sessions))
+                    .await
+                    .is_ok(),
+                _ => false,
+            };
+            if !ok {
+                refuse(
+                    conn,
+                    ErrorCode::ResumeFailed,
+                    "unknown, used or expired token; send hello instead",
+                    CloseCode::ResumeFailed,
+                );
+                return None;
+            }
+            Some(login)
+        }
+        _ => {
+            refuse(
+                conn,
+                ErrorCode::WrongState,
+                "send hello or resume first",
+                CloseCode::ProtocolViolation,
+            );
+            None
+        }
+    }
+}
+
+/// Finds one of this counsellor's sessions, or answers with an error.
+fn session_of(
+    state: &AppState,
+    conn: &ConnHandle,
+    session: &SessionRef,
+) -> Option<std::sync::Arc<SessionCell>> {
+    let cell = SessionId::parse(&session.0).and_then(|id| state.broker.session(id));
+    if cell.is_none() {
+        conn.send(counsellor_error(
+            ErrorCode::UnknownSession,
+            Some(session.clone()),
+            None,
+            Some("not one of your sessions".to_owned()),
+        ));
+    }
+    cell
+}
+
+fn not_yours(conn: &ConnHandle, session: SessionRef) {
+    conn.send(counsellor_error(
+        ErrorCode::UnknownSession,
+        Some(session),
+        None,
+        Some("not one of your sessions".to_owned()),
+    ));
+}
+
+async fn handle(state: &AppState, conn: &ConnHandle, me: &CounsellorLogin, text: &Utf8Bytes) {
+    let msg = match decode_counsellor(text.as_str()) {
+        Ok(msg) => msg,
+        Err(e) => {
+            conn.send(counsellor_error(e.code, None, None, Some(e.detail)));
+            return;
+        }
+    };
+    match msg {
+        ClientMessage::Send { session, id, text } => {
+            let checked = validate::id(&id)
+                .and_then(|()| validate::text(&text, state.config.session.max_chars));
+            if let Err(code) = checked {
+                conn.send(counsellor_error(code, Some(session), Some(id), None));
+                return;
+            }
+            let Some(cell) = session_of(state, conn, &session) else {
+                return;
+            };
+            match cell.counsellor_send(me.id, id.clone(), text) {
+                Ok(ack) => {
+                    conn.send(ack);
+                }
+                Err(refused) => {
+                    conn.send(counsellor_error(
+                        refused.code(),
+                        Some(session),
+                        Some(id),
+                        None,
+                    ));
+                }
+            }
+        }
+        ClientMessage::Typing { session, active } => {
+            let Some(cell) = session_of(state, conn, &session) else {
+                return;
+            };
+            if !cell.typing(Side::Counsellor, Some(me.id), active) {
+                not_yours(conn, session);
+            }
+        }
+        ClientMessage::Received { session, up_to } => {
+            let Some(cell) = session_of(state, conn, &session) else {
+                return;
+            };
+            if !cell.confirm(Side::Counsellor, Some(me.id), up_to) {
+                not_yours(conn, session);
+            }
+        }
+        ClientMessage::End { session } => {
+            let Some(cell) = session_of(state, conn, &session) else {
+                return;
+            };
+            if !state.broker.counsellor_end(me.id, cell.id).await {
+                not_yours(conn, session);
+            }
+        }
+        ClientMessage::SetStatus { status } => {
+            let status = match status {
+                CounsellorStatus::Available => Status::Available,
+                CounsellorStatus::Away => Status::Away,
+            };
+            state.broker.set_status(me.id, status).await;
+        }
+        ClientMessage::Ping => {
+            conn.send(Utf8Bytes::from_static(PONG));
+        }
+        ClientMessage::Hello { .. } | ClientMessage::Resume { .. } => {
+            conn.send(counsellor_error(
+                ErrorCode::WrongState,
+                None,
+                None,
+                Some("this socket is already greeted".to_owned()),
+            ));
+        }
+    }
+}

@@ -1,0 +1,182 @@
+//! The WebSocket endpoints `/ws/seeker` and `/ws/counsellor`.
+//!
+//! Before upgrading, [`admit`] refuses what must never become a socket:
+//! anything while draining (503), a disallowed `Origin` (403, the defence
+//! against cross-site WebSocket hijacking), a full server (503), and a
+//! source over its limits (429). The socket is then configured with small,
+//! explicit buffers and size limits, and handed to the role's loop in
+//! [`seeker`] or [`counsellor`].
+
+pub(crate) mod conn;
+mod counsellor;
+pub(crate) mod frames;
+mod reader;
+mod seeker;
+mod validate;
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use tokio_util::task::task_tracker::TaskTrackerToken;
+use tracing::debug;
+
+use crate::api::{AUTH_COOKIE, ApiError, cookie};
+use crate::app::AppState;
+use crate::limits::{CapGuard, SourceGuard, SourceRefusal};
+
+/// What a socket holds for its whole life: its slot in the global cap, its
+/// count for its source, and its place in the shutdown tracker.
+#[derive(Debug)]
+pub(crate) struct Admission {
+    _cap: CapGuard,
+    _source: SourceGuard,
+    _task: TaskTrackerToken,
+}
+
+/// The address a connection comes from: the peer, or, when the peer is a
+/// trusted proxy, the last address in `X-Forwarded-For` that is not one.
+fn client_ip(peer: SocketAddr, headers: &HeaderMap, trusted: &[IpAddr]) -> IpAddr {
+    let mut ip = peer.ip();
+    if !trusted.contains(&ip) {
+        return ip;
+    }
+    let forwarded = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|s| s.trim().parse::<IpAddr>().ok())
+        .collect::<Vec<_>>();
+    for hop in forwarded.into_iter().rev() {
+        ip = hop;
+        if !trusted.contains(&hop) {
+            break;
+        }
+    }
+    ip
+}
+
+/// Checks `Origin` against the allow-list: exact match only, `null` never.
+fn origin_allowed(state: &AppState, headers: &HeaderMap) -> bool {
+    match headers.get(header::ORIGIN) {
+        None => state.config.allow_missing_origin,
+        Some(origin) => state
+            .config
+            .allowed_origins
+            .iter()
+            .any(|allowed| allowed.as_bytes() == origin.as_bytes()),
+    }
+}
+
+fn admit(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> Result<Admission, ApiError> {
+    if state.draining.load(std::sync::atomic::Ordering::Acquire) {
+        return Err(ApiError::Unavailable("shutting down; reconnect shortly"));
+    }
+    if !origin_allowed(state, headers) {
+        debug!("upgrade refused: origin not allowed");
+        return Err(ApiError::Forbidden("origin not allowed"));
+    }
+    let Some(cap) = state.cap.try_acquire() else {
+        debug!("upgrade refused: connection cap reached");
+        return Err(ApiError::Unavailable("server full; try again later"));
+    };
+    let ip = client_ip(peer, headers, &state.config.trusted_proxies);
+    let source = state.sources.admit(ip).map_err(|why| {
+        debug!(reason = ?why, "upgrade refused: source limit");
+        match why {
+            SourceRefusal::TooFast => ApiError::TooManyRequests(60),
+            SourceRefusal::TooMany => ApiError::TooManyRequests(30),
+        }
+    })?;
+    Ok(Admission {
+        _cap: cap,
+        _source: source,
+        _task: state.sockets.token(),
+    })
+}
+
+fn configure(ws: WebSocketUpgrade, state: &AppState) -> WebSocketUpgrade {
+    let limits = &state.config.limits;
+    let frame = limits.max_frame_bytes as usize;
+    ws.read_buffer_size(limits.read_buffer_bytes as usize)
+        .write_buffer_size(limits.write_buffer_bytes as usize)
+        .max_write_buffer_size(limits.write_buffer_bytes as usize + 4 * frame + 64 * 1024)
+        .max_frame_size(frame)
+        .max_message_size(frame)
+        .protocols([haven_protocol::SUBPROTOCOL])
+}
+
+fn refuse_upgrade(rejection: axum::extract::ws::rejection::WebSocketUpgradeRejection) -> Response {
+    let mut response = rejection.into_response();
+    if response.status() == StatusCode::OK {
+        *response.status_mut() = StatusCode::BAD_REQUEST;
+    }
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// `GET /ws/seeker`.
+pub(crate) async fn seeker_handler(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+) -> Response {
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(rejection) => return refuse_upgrade(rejection),
+    };
+    let admission = match admit(&state, peer, &headers) {
+        Ok(a) => a,
+        Err(refusal) => return refusal.into_response(),
+    };
+    configure(ws, &state).on_upgrade(move |socket| seeker::run(state, socket, admission))
+}
+
+/// `GET /ws/counsellor`. The login may come as the `haven_auth` cookie.
+pub(crate) async fn counsellor_handler(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+) -> Response {
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(rejection) => return refuse_upgrade(rejection),
+    };
+    let admission = match admit(&state, peer, &headers) {
+        Ok(a) => a,
+        Err(refusal) => return refusal.into_response(),
+    };
+    let cookie_token = cookie(&headers, AUTH_COOKIE);
+    configure(ws, &state)
+        .on_upgrade(move |socket| counsellor::run(state, socket, admission, cookie_token))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_trusted_proxies() {
+        let proxy: IpAddr = "10.0.0.1".parse().unwrap();
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "x-forwarded-for",
+            HeaderValue::from_static("203.0.113.9, 198.51.100.2, 10.0.0.1"),
+        );
+        let peer = SocketAddr::new(proxy, 1234);
+        assert_eq!(
+            client_ip(peer, &headers, &[proxy]),
+            "198.51.100.2".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(client_ip(peer, &headers, &[]), proxy);
+        let direct = SocketAddr::new("192.0.2.5".parse().unwrap(), 1);
+        assert_eq!(client_ip(direct, &headers, &[proxy]), direct.ip());
+    }
+}

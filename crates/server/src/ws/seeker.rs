@@ -1,0 +1,208 @@
+//! The help-seeker's socket: `hello` or `resume` first, then one session.
+
+use std::sync::Arc;
+
+use axum::extract::ws::{Utf8Bytes, WebSocket};
+use futures_util::StreamExt as _;
+use haven_core::Side;
+use haven_protocol::seeker::ClientMessage;
+use haven_protocol::{CloseCode, ErrorCode, PROTOCOL_VERSION, decode_seeker};
+
+use super::Admission;
+use super::conn::{ConnHandle, run_writer};
+use super::frames::seeker_error;
+use super::reader::{Reader, ReaderLimits, Role};
+use super::validate;
+use crate::app::AppState;
+use crate::broker::{ResumeTarget, SeekerInfo, SessionCell};
+
+const PONG: &str = r#"{"type":"pong"}"#;
+
+/// Runs one help-seeker socket to its end.
+pub(super) async fn run(state: AppState, socket: WebSocket, admission: Admission) {
+    let _admission = admission;
+    let (sink, stream) = socket.split();
+    let (conn, rx) = ConnHandle::new(state.config.limits.outbound_queue as usize);
+    let writer = state.sockets.spawn(run_writer(
+        sink,
+        rx,
+        conn.clone(),
+        state.config.session.ping_interval,
+    ));
+    let limits = ReaderLimits {
+        hello_timeout: state.config.session.hello_timeout,
+        idle_timeout: state.config.session.idle_timeout,
+        per_minute: state.config.limits.seeker_frames_per_minute,
+        burst: state.config.limits.seeker_burst,
+        flood_strikes: state.config.limits.flood_strikes,
+    };
+    let mut reader = Reader::new(
+        stream,
+        conn.clone(),
+        Role::Seeker,
+        limits,
+        state.shutdown.clone(),
+    );
+
+    let mut cell: Option<Arc<SessionCell>> = None;
+    while let Some(text) = reader.next(cell.is_some()).await {
+        match &cell {
+            None => {
+                cell = greet(&state, &conn, &text).await;
+                if cell.is_none() {
+                    break;
+                }
+            }
+            Some(c) => handle(&state, &conn, c, &text).await,
+        }
+    }
+    conn.finish();
+    if let Some(cell) = cell {
+        state.broker.seeker_gone(cell.id, conn.id()).await;
+    }
+    let _ = writer.await;
+}
+
+/// Refuses the socket with an error frame and a close code.
+fn refuse(conn: &ConnHandle, code: ErrorCode, detail: &str, close: CloseCode) {
+    conn.send(seeker_error(code, None, Some(detail.to_owned())));
+    conn.close_after_queued(close);
+}
+
+/// The first frame must be `hello` or `resume`.
+async fn greet(state: &AppState, conn: &ConnHandle, text: &Utf8Bytes) -> Option<Arc<SessionCell>> {
+    let msg = match decode_seeker(text.as_str()) {
+        Ok(msg) => msg,
+        Err(e) => {
+            refuse(conn, e.code, &e.detail, CloseCode::ProtocolViolation);
+            return None;
+        }
+    };
+    match msg {
+        ClientMessage::Hello {
+            protocol,
+            nickname,
+            topic,
+            language,
+        } => {
+            if protocol != PROTOCOL_VERSION {
+                refuse(
+                    conn,
+                    ErrorCode::UnsupportedProtocol,
+                    "this server speaks protocol 1",
+                    CloseCode::ProtocolViolation,
+                );
+                return None;
+            }
+            let info = match hello_info(state, nickname, topic, language) {
+                Ok(info) => info,
+                Err(why) => {
+                    refuse(
+                        conn,
+                        ErrorCode::InvalidMessage,
+                        why,
+                        CloseCode::ProtocolViolation,
+                    );
+                    return None;
+                }
+            };
+            if state.draining.load(std::sync::atomic::Ordering::Acquire) {
+                refuse(
+                    conn,
+                    ErrorCode::Unavailable,
+                    "shutting down",
+                    CloseCode::TryAgainLater,
+                );
+                return None;
+            }
+            Some(state.broker.seeker_hello(info, conn).await)
+        }
+        ClientMessage::Resume { token, last_seq } => {
+            let resumed = match state.broker.take_resume(&token.0) {
+                Some(ResumeTarget::Seeker(session)) => state
+                    .broker
+                    .seeker_resume(session, last_seq, conn)
+                    .await
+                    .ok(),
+                _ => None,
+            };
+            if resumed.is_none() {
+                refuse(
+                    conn,
+                    ErrorCode::ResumeFailed,
+                    "unknown, used or expired token; start a new session",
+                    CloseCode::ResumeFailed,
+                );
+            }
+            resumed
+        }
+        _ => {
+            refuse(
+                conn,
+                ErrorCode::WrongState,
+                "send hello or resume first",
+                CloseCode::ProtocolViolation,
+            );
+            None
+        }
+    }
+}
+
+fn hello_info(
+    state: &AppState,
+    nickname: Option<String>,
+    topic: Option<String>,
+    language: Option<String>,
+) -> Result<SeekerInfo, &'static str> {
+    Ok(SeekerInfo {
+        nickname: validate::nickname(nickname)?,
+        topic: validate::tag(topic, "topic: letters, digits, '-' or '_', at most 32")?
+            .unwrap_or_else(|| state.config.session.default_topic.clone()),
+        language: validate::tag(language, "language: a tag such as nl-BE")?,
+    })
+}
+
+async fn handle(state: &AppState, conn: &ConnHandle, cell: &SessionCell, text: &Utf8Bytes) {
+    let msg = match decode_seeker(text.as_str()) {
+        Ok(msg) => msg,
+        Err(e) => {
+            conn.send(seeker_error(e.code, None, Some(e.detail)));
+            return;
+        }
+    };
+    match msg {
+        ClientMessage::Send { id, text } => {
+            let checked = validate::id(&id)
+                .and_then(|()| validate::text(&text, state.config.session.max_chars));
+            if let Err(code) = checked {
+                conn.send(seeker_error(code, Some(id), None));
+                return;
+            }
+            match cell.seeker_send(id.clone(), text) {
+                Ok(ack) => {
+                    conn.send(ack);
+                }
+                Err(refused) => {
+                    conn.send(seeker_error(refused.code(), Some(id), None));
+                }
+            }
+        }
+        ClientMessage::Typing { active } => {
+            cell.typing(Side::Seeker, None, active);
+        }
+        ClientMessage::Received { up_to } => {
+            cell.confirm(Side::Seeker, None, up_to);
+        }
+        ClientMessage::End => state.broker.seeker_end(cell.id).await,
+        ClientMessage::Ping => {
+            conn.send(Utf8Bytes::from_static(PONG));
+        }
+        ClientMessage::Hello { .. } | ClientMessage::Resume { .. } => {
+            conn.send(seeker_error(
+                ErrorCode::WrongState,
+                None,
+                Some("this socket already has a session".to_owned()),
+            ));
+        }
+    }
+}
