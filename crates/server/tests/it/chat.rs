@@ -1,0 +1,316 @@
+//! The core flow: a help-seeker and a counsellor chat through the broker.
+
+use haven_protocol::common::EndReason;
+use haven_protocol::{counsellor as c, seeker as s};
+use haven_testkit::TestServer;
+
+#[tokio::test]
+async fn a_seeker_and_a_counsellor_chat_both_ways() {
+    let server = TestServer::start().await;
+    let mut seeker = server.seeker().await;
+    let welcome = seeker.hello(Some("Sam")).await;
+    let s::ServerMessage::Welcome {
+        grace_secs, limits, ..
+    } = welcome
+    else {
+        unreachable!()
+    };
+    assert_eq!(grace_secs, 120);
+    assert_eq!(limits.max_chars, 4000);
+    let queued = seeker
+        .expect("queued", |m| matches!(m, s::ServerMessage::Queued { .. }))
+        .await;
+    assert_eq!(
+        queued,
+        s::ServerMessage::Queued {
+            position: 1,
+            requeued: false
+        }
+    );
+
+    let (mut anna, _) = server.counsellor("anna", 3).await;
+    anna.available().await;
+    let assigned = anna
+        .expect("assignment", |m| {
+            matches!(m, c::ServerMessage::SessionAssigned(_))
+        })
+        .await;
+    let c::ServerMessage::SessionAssigned(info) = assigned else {
+        unreachable!()
+    };
+    assert_eq!(info.nickname.as_deref(), Some("Sam"));
+    assert_eq!(info.topic, "algemeen");
+    assert_eq!(info.language.as_deref(), Some("nl-BE"));
+    assert!(info.seeker_connected);
+    let session = info.session;
+    assert_eq!(
+        seeker
+            .expect("assigned", |m| matches!(
+                m,
+                s::ServerMessage::Assigned { .. }
+            ))
+            .await,
+        s::ServerMessage::Assigned {
+            counsellor: "Anna".into()
+        }
+    );
+
+    // Seeker to counsellor.
+    assert_eq!(seeker.say("m1", "Hoi, ik wil iets vertellen.").await, 1);
+    assert_eq!(
+        anna.heard(&session).await,
+        (1, "Hoi, ik wil iets vertellen.".into())
+    );
+    anna.send(&c::ClientMessage::Received {
+        session: session.clone(),
+        up_to: 1,
+    })
+    .await;
+    assert_eq!(
+        seeker
+            .expect("delivered", |m| matches!(
+                m,
+                s::ServerMessage::Delivered { .. }
+            ))
+            .await,
+        s::ServerMessage::Delivered { up_to: 1 }
+    );
+
+    // Counsellor to seeker, with typing indicators.
+    anna.send(&c::ClientMessage::Typing {
+        session: session.clone(),
+        active: true,
+    })
+    .await;
+    assert_eq!(
+        seeker
+            .expect("typing", |m| matches!(m, s::ServerMessage::Typing { .. }))
+            .await,
+        s::ServerMessage::Typing { active: true }
+    );
+    assert_eq!(anna.say(&session, "c1", "Ik luister.").await, 1);
+    assert_eq!(anna.say(&session, "c2", "Neem je tijd.").await, 2);
+    assert_eq!(seeker.heard().await, (1, "Ik luister.".into()));
+    assert_eq!(seeker.heard().await, (2, "Neem je tijd.".into()));
+    seeker.send(&s::ClientMessage::Received { up_to: 2 }).await;
+    let delivered = anna
+        .expect("delivered", |m| {
+            matches!(m, c::ServerMessage::Delivered { .. })
+        })
+        .await;
+    assert_eq!(
+        delivered,
+        c::ServerMessage::Delivered {
+            session: session.clone(),
+            up_to: 2
+        }
+    );
+    seeker
+        .send(&s::ClientMessage::Typing { active: true })
+        .await;
+    anna.expect("typing", |m| {
+        matches!(m, c::ServerMessage::Typing { active: true, .. })
+    })
+    .await;
+
+    // The seeker ends: both sides are told, the seeker's socket closes.
+    seeker.send(&s::ClientMessage::End).await;
+    assert_eq!(
+        seeker
+            .expect("ended", |m| matches!(m, s::ServerMessage::Ended { .. }))
+            .await,
+        s::ServerMessage::Ended {
+            reason: EndReason::SeekerEnded
+        }
+    );
+    assert_eq!(seeker.closed().await, Some(1000));
+    let ended = anna
+        .expect("ended", |m| {
+            matches!(m, c::ServerMessage::SessionEnded { .. })
+        })
+        .await;
+    assert_eq!(
+        ended,
+        c::ServerMessage::SessionEnded {
+            session,
+            reason: EndReason::SeekerEnded
+        }
+    );
+}
+
+#[tokio::test]
+async fn a_counsellor_takes_several_up_to_capacity_and_ends_sessions() {
+    let server = TestServer::start().await;
+    let (mut anna, _) = server.counsellor("anna", 2).await;
+    anna.available().await;
+
+    let mut seekers = Vec::new();
+    for name in ["A", "B", "C"] {
+        let mut seeker = server.seeker().await;
+        seeker.hello(Some(name)).await;
+        seekers.push(seeker);
+    }
+    let first = anna.assigned().await;
+    let second = anna.assigned().await;
+    assert_ne!(first, second);
+    // The third waits, first in line.
+    let mut third = seekers.pop().unwrap();
+    third
+        .expect("queued at 1", |m| {
+            matches!(m, s::ServerMessage::Queued { position: 1, .. })
+        })
+        .await;
+    assert!(
+        anna.try_recv(std::time::Duration::from_millis(300))
+            .await
+            .is_none_or(|m| !matches!(m, c::ServerMessage::SessionAssigned(_)))
+    );
+
+    // Both chats are independent.
+    anna.say(&first, "x1", "voor A").await;
+    anna.say(&second, "y1", "voor B").await;
+    assert_eq!(seekers[0].heard().await, (1, "voor A".into()));
+    assert_eq!(seekers[1].heard().await, (1, "voor B".into()));
+
+    // Ending one frees the capacity for the third.
+    anna.send(&c::ClientMessage::End {
+        session: first.clone(),
+    })
+    .await;
+    let ended = anna
+        .expect("ended", |m| {
+            matches!(m, c::ServerMessage::SessionEnded { .. })
+        })
+        .await;
+    assert_eq!(
+        ended,
+        c::ServerMessage::SessionEnded {
+            session: first.clone(),
+            reason: EndReason::CounsellorEnded
+        }
+    );
+    assert_eq!(
+        seekers[0]
+            .expect("ended", |m| matches!(m, s::ServerMessage::Ended { .. }))
+            .await,
+        s::ServerMessage::Ended {
+            reason: EndReason::CounsellorEnded
+        }
+    );
+    let third_session = anna.assigned().await;
+    third
+        .expect("assigned", |m| {
+            matches!(m, s::ServerMessage::Assigned { .. })
+        })
+        .await;
+    third.say("z1", "eindelijk").await;
+    assert_eq!(anna.heard(&third_session).await, (1, "eindelijk".into()));
+
+    // The ended session is gone for good.
+    anna.send(&c::ClientMessage::Send {
+        session: first.clone(),
+        id: haven_protocol::ClientMsgId("late".into()),
+        text: haven_protocol::ChatText("te laat".into()),
+    })
+    .await;
+    let err = anna
+        .expect("error", |m| matches!(m, c::ServerMessage::Error { .. }))
+        .await;
+    assert!(
+        matches!(
+            err,
+            c::ServerMessage::Error {
+                code: haven_protocol::ErrorCode::UnknownSession,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn queue_positions_are_pushed_while_waiting() {
+    let server = TestServer::start().await;
+    let mut waiting = Vec::new();
+    for i in 0..4 {
+        let mut seeker = server.seeker().await;
+        seeker.hello(None).await;
+        let pos = seeker
+            .expect("queued", |m| matches!(m, s::ServerMessage::Queued { .. }))
+            .await;
+        assert_eq!(
+            pos,
+            s::ServerMessage::Queued {
+                position: i + 1,
+                requeued: false
+            }
+        );
+        waiting.push(seeker);
+    }
+    // The first leaves; everyone behind moves up one.
+    waiting[0].send(&s::ClientMessage::End).await;
+    for (i, seeker) in waiting.iter_mut().enumerate().skip(1) {
+        let want = u32::try_from(i).unwrap();
+        let pos = seeker
+            .expect("new position", |m| {
+                matches!(m, s::ServerMessage::Queued { .. })
+            })
+            .await;
+        assert_eq!(
+            pos,
+            s::ServerMessage::Queued {
+                position: want,
+                requeued: false
+            }
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_seeker_may_write_while_waiting_and_the_counsellor_reads_it_on_pickup() {
+    let server = TestServer::start().await;
+    let mut seeker = server.seeker().await;
+    seeker.hello(None).await;
+    assert_eq!(
+        seeker
+            .say("w1", "Ik wacht, maar dit wil ik al kwijt.")
+            .await,
+        1
+    );
+    let (mut anna, _) = server.counsellor("anna", 1).await;
+    anna.available().await;
+    let session = anna.assigned().await;
+    assert_eq!(
+        anna.heard(&session).await,
+        (1, "Ik wacht, maar dit wil ik al kwijt.".into())
+    );
+}
+
+#[tokio::test]
+async fn retries_with_the_same_id_are_delivered_once() {
+    let server = TestServer::start().await;
+    let mut seeker = server.seeker().await;
+    seeker.hello(None).await;
+    let (mut anna, _) = server.counsellor("anna", 1).await;
+    anna.available().await;
+    let session = anna.assigned().await;
+    for _ in 0..5 {
+        assert_eq!(seeker.say("same", "één keer").await, 1);
+    }
+    assert_eq!(seeker.say("next", "twee").await, 2);
+    assert_eq!(anna.heard(&session).await, (1, "één keer".into()));
+    assert_eq!(anna.heard(&session).await, (2, "twee".into()));
+}
+
+#[tokio::test]
+async fn health_and_readiness() {
+    let server = TestServer::start().await;
+    let health = server.get("/healthz").await;
+    assert_eq!(health.status, 200);
+    assert_eq!(health.json()["status"], "ok");
+    let ready = server.get("/readyz").await;
+    assert_eq!(ready.status, 200);
+    assert_eq!(ready.json()["status"], "ready");
+    assert_eq!(ready.headers["x-content-type-options"], "nosniff");
+    assert_eq!(server.get("/nope").await.status, 404);
+}

@@ -1,0 +1,8 @@
+//! Integration tests of the Haven server over real sockets, in one binary.
+//!
+//! Each test starts its own server on port 0 (see `haven-testkit`) and
+//! drives it with real WebSocket and HTTP clients.
+
+#![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
+
+mod chat;

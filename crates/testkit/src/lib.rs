@@ -1,0 +1,25 @@
+//! Test support for Haven: start the real server on port 0 and talk to it
+//! over real sockets with typed clients.
+//!
+//! ```no_run
+//! # async fn demo() {
+//! use haven_testkit::TestServer;
+//! let server = TestServer::start().await;
+//! let mut seeker = server.seeker().await;
+//! let welcome = seeker.hello(Some("Sam")).await;
+//! # }
+//! ```
+//!
+//! Nothing is mocked: [`TestServer`] runs `haven_server::Server` in the
+//! test's runtime with a temporary data directory, and the clients are
+//! tokio-tungstenite WebSockets over loopback TCP.
+
+#![allow(clippy::unwrap_used, clippy::missing_panics_doc)] // Test support panics on purpose.
+
+mod client;
+mod http;
+mod server;
+
+pub use client::{Client, CounsellorClient, Event, SeekerClient, WAIT, Ws, WsError};
+pub use http::HttpResponse;
+pub use server::{TestServer, test_config};

@@ -1,0 +1,177 @@
+//! [`TestServer`]: the real Haven server on `127.0.0.1:0` with a temporary
+//! data directory.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use haven_server::Server;
+use haven_server::accounts::{AccountStore, Role};
+use haven_server::config::Config;
+use hyper::Method;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::client::{CounsellorClient, SeekerClient, Ws, WsError};
+use crate::http::{HttpResponse, request};
+
+/// The configuration tests start from: port 0, the given data dir, and
+/// per-source limits high enough for many clients from 127.0.0.1.
+pub fn test_config(data_dir: &Path) -> Config {
+    let mut config = Config::default();
+    config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+    config.data_dir = data_dir.to_owned();
+    config.limits.source_upgrades_per_minute = 100_000;
+    config.limits.source_upgrade_burst = 100_000;
+    config.limits.source_max_connections = 100_000;
+    config.auth.secure_cookie = false;
+    config
+}
+
+/// A running server.
+#[derive(Debug)]
+pub struct TestServer {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// The configuration it runs with.
+    pub config: Config,
+    /// The generated password of `admin`.
+    pub admin_password: String,
+    data_dir: tempfile::TempDir,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl TestServer {
+    /// Starts a server with [`test_config`].
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Starts a server with [`test_config`] changed by `tweak`. Set
+    /// `TEST_LOG=1` to see its logs.
+    pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> Self {
+        let data_dir = tempfile::tempdir().unwrap();
+        let mut config = test_config(data_dir.path());
+        tweak(&mut config);
+        if std::env::var_os("TEST_LOG").is_some() {
+            haven_server::telemetry::init(&config.log);
+        }
+        let mut server = Server::bind(config.clone()).await.unwrap();
+        let addr = server.local_addr();
+        let admin_password = server.take_initial_admin_password().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(server.run(async move {
+            let _ = stopped.await;
+        }));
+        Self {
+            addr,
+            config,
+            admin_password,
+            data_dir,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &Path {
+        self.data_dir.path()
+    }
+
+    /// `ws://addr/path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("ws://{}{path}", self.addr)
+    }
+
+    /// A help-seeker socket, connected but not greeted.
+    pub async fn seeker(&self) -> SeekerClient {
+        SeekerClient::new(Ws::connect(&self.url("/ws/seeker"), &[]).await.unwrap())
+    }
+
+    /// A counsellor socket, connected but not greeted.
+    pub async fn counsellor_socket(
+        &self,
+        headers: &[(&str, &str)],
+    ) -> Result<CounsellorClient, WsError> {
+        Ws::connect(&self.url("/ws/counsellor"), headers)
+            .await
+            .map(CounsellorClient::new)
+    }
+
+    /// Adds an account and returns its password.
+    pub fn add_account(&self, name: &str, role: Role, capacity: Option<u32>) -> String {
+        let password = format!("pw-{name}-0123456789");
+        AccountStore::new(self.data_dir())
+            .add(name, role, &password, None, capacity)
+            .unwrap();
+        password
+    }
+
+    /// `POST /api/v1/login`.
+    pub async fn login(&self, name: &str, password: &str) -> HttpResponse {
+        let body = serde_json::json!({ "name": name, "password": password }).to_string();
+        self.http(Method::POST, "/api/v1/login", &[], Some(body))
+            .await
+    }
+
+    /// Logs in and returns the token.
+    pub async fn token(&self, name: &str, password: &str) -> String {
+        let response = self.login(name, password).await;
+        assert_eq!(response.status, 200, "login failed: {}", response.body);
+        response.json()["token"].as_str().unwrap().to_owned()
+    }
+
+    /// Adds a counsellor account, logs in, connects and says hello.
+    /// Returns the client (still away) and its login token.
+    pub async fn counsellor(&self, name: &str, capacity: u32) -> (CounsellorClient, String) {
+        let password = self.add_account(name, Role::Counsellor, Some(capacity));
+        let token = self.token(name, &password).await;
+        let mut client = self.counsellor_socket(&[]).await.unwrap();
+        client.hello(Some(&token)).await;
+        (client, token)
+    }
+
+    /// Any HTTP request.
+    pub async fn http(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<String>,
+    ) -> HttpResponse {
+        request(self.addr, method, path, headers, body).await
+    }
+
+    /// `GET path`.
+    pub async fn get(&self, path: &str) -> HttpResponse {
+        self.http(Method::GET, path, &[], None).await
+    }
+
+    /// Starts the shutdown without waiting for it.
+    pub fn begin_shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+
+    /// Shuts down and waits until the server has stopped; returns how long
+    /// that took.
+    pub async fn stop(mut self) -> Duration {
+        let started = tokio::time::Instant::now();
+        self.begin_shutdown();
+        if let Some(task) = self.task.take() {
+            task.await.unwrap();
+        }
+        started.elapsed()
+    }
+
+    /// Waits for a shutdown begun earlier to finish.
+    pub async fn stopped(&mut self) -> Duration {
+        let started = tokio::time::Instant::now();
+        if let Some(task) = self.task.take() {
+            task.await.unwrap();
+        }
+        started.elapsed()
+    }
+}
