@@ -6,3 +6,4 @@
 #![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
 
 mod chat;
+mod resume;
