@@ -5,5 +5,7 @@
 
 #![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
 
+mod bad_input;
 mod chat;
 mod resume;
+mod security;

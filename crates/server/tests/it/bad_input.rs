@@ -1,0 +1,371 @@
+//! Bad input never panics the server, never harms other sessions, and gets
+//! a clear error code or close code.
+//!
+//! Every test runs a control conversation beside the misbehaving client and
+//! checks at the end that it still works.
+
+use std::time::Duration;
+
+use haven_protocol::{ErrorCode, SessionRef, counsellor as c, seeker as s};
+use haven_testkit::{CounsellorClient, SeekerClient, TestServer, Ws};
+use tokio_tungstenite::tungstenite::Message;
+
+/// A healthy pair chatting, to prove bad clients do not affect others.
+struct Control {
+    seeker: SeekerClient,
+    counsellor: CounsellorClient,
+    session: SessionRef,
+    n: u64,
+}
+
+impl Control {
+    async fn start(server: &TestServer) -> Self {
+        let mut seeker = server.seeker().await;
+        seeker.hello(Some("control")).await;
+        let (mut counsellor, _) = server.counsellor("control", 1).await;
+        counsellor.available().await;
+        let session = counsellor.assigned().await;
+        Self {
+            seeker,
+            counsellor,
+            session,
+            n: 0,
+        }
+    }
+
+    async fn still_works(&mut self) {
+        self.n += 1;
+        let id = format!("ctl{}", self.n);
+        let seq = self.seeker.say(&id, "nog steeds hier").await;
+        assert_eq!(
+            self.counsellor.heard(&self.session).await,
+            (seq, "nog steeds hier".into())
+        );
+        let seq = self.counsellor.say(&self.session, &id, "ik ook").await;
+        assert_eq!(self.seeker.heard().await, (seq, "ik ook".into()));
+    }
+}
+
+async fn greeted_seeker(server: &TestServer) -> SeekerClient {
+    let mut seeker = server.seeker().await;
+    seeker.hello(None).await;
+    seeker
+        .expect("queued", |m| matches!(m, s::ServerMessage::Queued { .. }))
+        .await;
+    seeker
+}
+
+async fn error_code(seeker: &mut SeekerClient) -> ErrorCode {
+    match seeker
+        .expect("error", |m| matches!(m, s::ServerMessage::Error { .. }))
+        .await
+    {
+        s::ServerMessage::Error { code, .. } => code,
+        _ => unreachable!(),
+    }
+}
+
+#[tokio::test]
+async fn malformed_unknown_and_wrong_role_frames_get_error_codes() {
+    let server = TestServer::start().await;
+    let mut control = Control::start(&server).await;
+    let mut seeker = greeted_seeker(&server).await;
+    let cases = [
+        ("not json at all", ErrorCode::Malformed),
+        ("{\"type\": ", ErrorCode::Malformed),
+        ("[1, 2, 3]", ErrorCode::Malformed),
+        ("{\"no_type\": true}", ErrorCode::Malformed),
+        ("{\"type\": \"launch_rockets\"}", ErrorCode::UnknownType),
+        (
+            "{\"type\": \"set_status\", \"status\": \"available\"}",
+            ErrorCode::WrongRole,
+        ),
+        (
+            "{\"type\": \"send\", \"id\": \"x\"}",
+            ErrorCode::InvalidMessage,
+        ),
+        (
+            "{\"type\": \"typing\", \"active\": \"yes\"}",
+            ErrorCode::InvalidMessage,
+        ),
+        (
+            "{\"type\": \"received\", \"up_to\": -1}",
+            ErrorCode::InvalidMessage,
+        ),
+        (
+            "{\"type\": \"hello\", \"protocol\": 1}",
+            ErrorCode::WrongState,
+        ),
+        (
+            "{\"type\": \"send\", \"id\": \"\", \"text\": \"x\"}",
+            ErrorCode::InvalidId,
+        ),
+        (
+            "{\"type\": \"send\", \"id\": \"e\", \"text\": \"   \"}",
+            ErrorCode::EmptyText,
+        ),
+    ];
+    for (frame, want) in cases {
+        seeker.ws.send_text(frame).await;
+        assert_eq!(error_code(&mut seeker).await, want, "frame {frame:?}");
+    }
+    let too_long = format!(
+        "{{\"type\":\"send\",\"id\":\"long\",\"text\":\"{}\"}}",
+        "a".repeat(4001)
+    );
+    seeker.ws.send_text(&too_long).await;
+    assert_eq!(error_code(&mut seeker).await, ErrorCode::TextTooLong);
+    seeker.ws.send_binary(vec![0, 159, 146, 150]).await;
+    assert_eq!(error_code(&mut seeker).await, ErrorCode::BinaryNotSupported);
+    // The socket is still usable after all that.
+    seeker.send(&s::ClientMessage::Ping).await;
+    seeker
+        .expect("pong", |m| matches!(m, s::ServerMessage::Pong))
+        .await;
+    control.still_works().await;
+}
+
+#[tokio::test]
+async fn counsellors_get_the_same_treatment_and_cannot_touch_others_sessions() {
+    let server = TestServer::start().await;
+    let mut control = Control::start(&server).await;
+    let (mut mallory, _) = server.counsellor("mallory", 2).await;
+    mallory.ws.send_text("{\"type\": \"end\"}").await;
+    let err = mallory
+        .expect("error", |m| matches!(m, c::ServerMessage::Error { .. }))
+        .await;
+    assert!(
+        matches!(
+            err,
+            c::ServerMessage::Error {
+                code: ErrorCode::InvalidMessage,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    mallory
+        .ws
+        .send_text("{\"type\": \"resume\", \"token\": \"x\", \"last_seq\": 0}")
+        .await;
+    let err = mallory
+        .expect("error", |m| matches!(m, c::ServerMessage::Error { .. }))
+        .await;
+    assert!(
+        matches!(
+            err,
+            c::ServerMessage::Error {
+                code: ErrorCode::WrongState,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+
+    // Another counsellor's session: every action is refused, nothing leaks.
+    let theirs = control.session.clone();
+    for msg in [
+        c::ClientMessage::Send {
+            session: theirs.clone(),
+            id: haven_protocol::ClientMsgId("m".into()),
+            text: haven_protocol::ChatText("inbraak".into()),
+        },
+        c::ClientMessage::Typing {
+            session: theirs.clone(),
+            active: true,
+        },
+        c::ClientMessage::Received {
+            session: theirs.clone(),
+            up_to: 99,
+        },
+        c::ClientMessage::End {
+            session: theirs.clone(),
+        },
+        c::ClientMessage::End {
+            session: SessionRef("0".repeat(32)),
+        },
+        c::ClientMessage::End {
+            session: SessionRef("not-hex".into()),
+        },
+    ] {
+        mallory.send(&msg).await;
+        let err = mallory
+            .expect("error", |m| matches!(m, c::ServerMessage::Error { .. }))
+            .await;
+        assert!(
+            matches!(
+                err,
+                c::ServerMessage::Error {
+                    code: ErrorCode::UnknownSession,
+                    ..
+                }
+            ),
+            "{msg:?}: {err:?}"
+        );
+    }
+    while let Some(msg) = control.seeker.try_recv(Duration::from_millis(200)).await {
+        assert!(
+            !matches!(
+                msg,
+                s::ServerMessage::Message { .. }
+                    | s::ServerMessage::Typing { .. }
+                    | s::ServerMessage::Delivered { .. }
+                    | s::ServerMessage::Ended { .. }
+            ),
+            "the victim saw {msg:?}"
+        );
+    }
+    control.still_works().await;
+}
+
+#[tokio::test]
+async fn the_first_frame_must_be_a_valid_hello_or_resume() {
+    let server = TestServer::start().await;
+    let mut control = Control::start(&server).await;
+    let cases: [(&str, u16); 5] = [
+        (
+            "{\"type\": \"send\", \"id\": \"a\", \"text\": \"hi\"}",
+            4500,
+        ),
+        ("garbage", 4500),
+        ("{\"type\": \"hello\", \"protocol\": 99}", 4500),
+        (
+            "{\"type\": \"hello\", \"protocol\": 1, \"nickname\": \"\\u0007bell\"}",
+            4500,
+        ),
+        (
+            "{\"type\": \"hello\", \"protocol\": 1, \"topic\": \"../etc\"}",
+            4500,
+        ),
+    ];
+    for (frame, code) in cases {
+        let mut ws = Ws::connect(&server.url("/ws/seeker"), &[]).await.unwrap();
+        ws.send_text(frame).await;
+        let reply = ws.recv_text().await;
+        assert!(reply.contains("\"type\":\"error\""), "{frame}: {reply}");
+        assert_eq!(ws.closed().await, Some(code), "{frame}");
+    }
+    // A counsellor without a login is refused.
+    let mut anon = server.counsellor_socket(&[]).await.unwrap();
+    anon.ws
+        .send_text("{\"type\": \"hello\", \"protocol\": 1}")
+        .await;
+    let err = anon.recv().await;
+    assert!(
+        matches!(
+            err,
+            c::ServerMessage::Error {
+                code: ErrorCode::Unauthorized,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(anon.closed().await, Some(4501));
+    let mut forged = server.counsellor_socket(&[]).await.unwrap();
+    forged
+        .ws
+        .send_text("{\"type\": \"hello\", \"protocol\": 1, \"token\": \"forged\"}")
+        .await;
+    assert_eq!(forged.closed().await, Some(4501));
+    control.still_works().await;
+}
+
+#[tokio::test]
+async fn oversized_frames_close_with_1009() {
+    let server = TestServer::start().await;
+    let mut control = Control::start(&server).await;
+    let mut seeker = greeted_seeker(&server).await;
+    let big = format!(
+        "{{\"type\":\"send\",\"id\":\"x\",\"text\":\"{}\"}}",
+        "a".repeat(16 * 1024)
+    );
+    let _ = seeker.ws.try_send(Message::text(big)).await;
+    assert_eq!(seeker.closed().await, Some(1009));
+    control.still_works().await;
+}
+
+#[tokio::test]
+async fn silent_sockets_are_closed() {
+    let server = TestServer::start_with(|c| {
+        c.session.hello_timeout = Duration::from_millis(300);
+        c.session.ping_interval = Duration::from_millis(200);
+        c.session.idle_timeout = Duration::from_millis(600);
+    })
+    .await;
+    let mut control = Control::start(&server).await;
+    // Never says hello.
+    let mut mute = Ws::connect(&server.url("/ws/seeker"), &[]).await.unwrap();
+    assert_eq!(mute.closed().await, Some(4003));
+    control.still_works().await;
+}
+
+#[tokio::test]
+async fn a_flood_is_cut_to_the_burst_warned_then_closed() {
+    let server = TestServer::start_with(|c| {
+        c.limits.seeker_frames_per_minute = 60;
+        c.limits.seeker_burst = 5;
+        c.limits.flood_strikes = 2;
+    })
+    .await;
+    let mut control = Control::start(&server).await;
+    let mut flooder = greeted_seeker(&server).await;
+    // A sustained flood: a batch of sends every 50 ms until the server
+    // closes the socket (or 15 s pass).
+    let mut acks = 0;
+    let mut warned = false;
+    let mut sent = 0;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let code = loop {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the flood was never stopped"
+        );
+        for _ in 0..20 {
+            let frame = format!("{{\"type\":\"send\",\"id\":\"f{sent}\",\"text\":\"flood\"}}");
+            sent += 1;
+            let _ = flooder.ws.try_send(Message::text(frame)).await;
+        }
+        match flooder.ws.next_event(Duration::from_millis(50)).await {
+            Some(haven_testkit::Event::Text(t)) => {
+                acks += usize::from(t.contains("\"type\":\"ack\""));
+                warned |= t.contains("rate_limited");
+            }
+            Some(haven_testkit::Event::Closed(code)) => break code,
+            None => {}
+        }
+    };
+    assert!(warned, "no rate-limit warning");
+    // The burst, plus one a second at the sustained rate while it lasted.
+    assert!(
+        acks <= 10,
+        "{acks} of {sent} messages got through a burst of 5"
+    );
+    assert_eq!(code, Some(4002));
+    control.still_works().await;
+}
+
+#[tokio::test]
+async fn abrupt_disconnects_at_every_stage_leave_the_server_healthy() {
+    let server = TestServer::start().await;
+    let mut control = Control::start(&server).await;
+    // Before hello, after hello, mid-chat, and during a handshake.
+    Ws::connect(&server.url("/ws/seeker"), &[])
+        .await
+        .unwrap()
+        .drop_abruptly();
+    greeted_seeker(&server).await.ws.drop_abruptly();
+    let mut s = greeted_seeker(&server).await;
+    s.ws.send_text("{\"type\":\"send\",\"id\":\"a\",\"text\":\"hallo\"}")
+        .await;
+    s.ws.drop_abruptly();
+    let raw = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    drop(raw);
+    let mut half = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut half, b"GET /ws/seeker HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    drop(half);
+    control.still_works().await;
+    assert_eq!(server.get("/healthz").await.status, 200);
+}

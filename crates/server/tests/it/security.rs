@@ -1,0 +1,274 @@
+//! Admission and authentication: origins, logins, caps, per-source limits,
+//! slow consumers.
+
+use std::time::Duration;
+
+use haven_protocol::{ErrorCode, counsellor as c, seeker as s};
+use haven_server::accounts::Role;
+use haven_testkit::{TestServer, Ws, WsError};
+use hyper::Method;
+
+fn status(result: Result<Ws, WsError>) -> u16 {
+    match result {
+        Ok(_) => 101,
+        Err(WsError::Http(status)) => status.as_u16(),
+        Err(WsError::Other(e)) => panic!("{e}"),
+    }
+}
+
+#[tokio::test]
+async fn only_allowed_origins_may_open_sockets() {
+    let server = TestServer::start_with(|c| {
+        c.allowed_origins = vec!["https://hulp.example.org".into()];
+    })
+    .await;
+    let refused = [
+        "null",
+        "https://evil.example",
+        "https://hulp.example.org.evil.example",
+        "https://evilhulp.example.org",
+        "http://hulp.example.org",
+        "https://hulp.example.org:8443",
+        "https://HULP.example.org",
+        "https://hulp.example.org.",
+        "https://hulp.example.org/",
+        "https://xn--hlp-xla.example.org",
+    ];
+    for path in ["/ws/seeker", "/ws/counsellor"] {
+        for origin in refused {
+            let got = status(Ws::connect(&server.url(path), &[("origin", origin)]).await);
+            assert_eq!(got, 403, "{path} accepted origin {origin:?}");
+        }
+        let got =
+            status(Ws::connect(&server.url(path), &[("origin", "https://hulp.example.org")]).await);
+        assert_eq!(got, 101, "{path} refused the allowed origin");
+        // Non-browser clients send no Origin; allowed by default.
+        assert_eq!(status(Ws::connect(&server.url(path), &[]).await), 101);
+    }
+
+    let strict = TestServer::start_with(|c| c.allow_missing_origin = false).await;
+    assert_eq!(
+        status(Ws::connect(&strict.url("/ws/seeker"), &[]).await),
+        403
+    );
+}
+
+#[tokio::test]
+async fn login_cookie_and_token_open_the_counsellor_socket_and_logout_closes_it() {
+    let server = TestServer::start().await;
+    let password = server.add_account("anna", Role::Counsellor, Some(2));
+
+    let wrong = server.login("anna", "wrong password").await;
+    assert_eq!(wrong.status, 401);
+    assert_eq!(wrong.headers["content-type"], "application/problem+json");
+    assert_eq!(wrong.json()["code"], "unauthorized");
+    assert_eq!(server.login("nobody", "whatever-long").await.status, 401);
+    let garbage = server
+        .http(Method::POST, "/api/v1/login", &[], Some("{".into()))
+        .await;
+    assert_eq!(garbage.status, 400);
+    let cross_site = server
+        .http(
+            Method::POST,
+            "/api/v1/login",
+            &[("origin", "https://evil.example")],
+            Some(serde_json::json!({"name": "anna", "password": password}).to_string()),
+        )
+        .await;
+    assert_eq!(cross_site.status, 403);
+
+    let ok = server.login("anna", &password).await;
+    assert_eq!(ok.status, 200);
+    let token = ok.json()["token"].as_str().unwrap().to_owned();
+    let cookie = ok.headers["set-cookie"].to_str().unwrap().to_owned();
+    assert!(cookie.starts_with("haven_auth="), "{cookie}");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    let me = server
+        .http(
+            Method::GET,
+            "/api/v1/me",
+            &[("authorization", &format!("Bearer {token}"))],
+            None,
+        )
+        .await;
+    assert_eq!(me.json()["name"], "anna");
+    assert_eq!(me.json()["capacity"], 2);
+
+    // The cookie alone authenticates the socket.
+    let cookie_pair = cookie.split(';').next().unwrap().to_owned();
+    let mut by_cookie = server
+        .counsellor_socket(&[("cookie", &cookie_pair)])
+        .await
+        .unwrap();
+    let welcome = by_cookie.hello(None).await;
+    assert!(
+        matches!(welcome, c::ServerMessage::Welcome { ref name, capacity: 2, .. } if name == "anna"),
+        "{welcome:?}"
+    );
+
+    // Logging out closes it with 4501 and the token stops working.
+    let out = server
+        .http(
+            Method::POST,
+            "/api/v1/logout",
+            &[("authorization", &format!("Bearer {token}"))],
+            None,
+        )
+        .await;
+    assert_eq!(out.status, 204);
+    assert_eq!(by_cookie.closed().await, Some(4501));
+    let mut again = server.counsellor_socket(&[]).await.unwrap();
+    again
+        .send(&c::ClientMessage::Hello {
+            protocol: 1,
+            token: Some(haven_protocol::common::AuthToken(token)),
+        })
+        .await;
+    assert!(matches!(
+        again.recv().await,
+        c::ServerMessage::Error {
+            code: ErrorCode::Unauthorized,
+            ..
+        }
+    ));
+}
+
+#[tokio::test]
+async fn repeated_wrong_passwords_lock_the_account_for_a_while() {
+    let server = TestServer::start_with(|c| c.auth.max_failures = 3).await;
+    let password = server.add_account("anna", Role::Counsellor, None);
+    for _ in 0..3 {
+        assert_eq!(server.login("anna", "not it at all").await.status, 401);
+    }
+    let locked = server.login("anna", &password).await;
+    assert_eq!(locked.status, 429);
+    assert_eq!(locked.json()["code"], "locked_out");
+    assert!(locked.headers.contains_key("retry-after"));
+}
+
+#[tokio::test]
+async fn the_global_cap_answers_503() {
+    let server = TestServer::start_with(|c| c.limits.max_connections = 3).await;
+    let mut open = Vec::new();
+    for _ in 0..3 {
+        open.push(Ws::connect(&server.url("/ws/seeker"), &[]).await.unwrap());
+    }
+    assert_eq!(
+        status(Ws::connect(&server.url("/ws/seeker"), &[]).await),
+        503
+    );
+    // A slot frees when a socket closes.
+    open.pop().unwrap().close().await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        status(Ws::connect(&server.url("/ws/seeker"), &[]).await),
+        101
+    );
+}
+
+#[tokio::test]
+async fn per_source_limits_answer_429() {
+    let server = TestServer::start_with(|c| {
+        c.limits.source_upgrades_per_minute = 1;
+        c.limits.source_upgrade_burst = 4;
+        c.limits.source_max_connections = 2;
+    })
+    .await;
+    let a = Ws::connect(&server.url("/ws/seeker"), &[]).await.unwrap();
+    let _b = Ws::connect(&server.url("/ws/seeker"), &[]).await.unwrap();
+    // Two open from this address: the third is refused while they are.
+    assert_eq!(
+        status(Ws::connect(&server.url("/ws/seeker"), &[]).await),
+        429
+    );
+    a.close().await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        status(Ws::connect(&server.url("/ws/seeker"), &[]).await),
+        101
+    );
+    // The burst of four upgrades is spent now.
+    assert_eq!(
+        status(Ws::connect(&server.url("/ws/seeker"), &[]).await),
+        429
+    );
+}
+
+#[tokio::test]
+async fn a_slow_reader_is_cut_off_and_resumes_without_loss() {
+    let server = TestServer::start_with(|c| {
+        c.limits.outbound_queue = 16;
+        c.session.replay_max_messages = 15;
+        c.limits.counsellor_burst = 100_000;
+        c.limits.counsellor_frames_per_minute = 1_000_000;
+    })
+    .await;
+    // The seeker connects with a tiny TCP buffer and then stops reading.
+    let ws = Ws::connect_small_buffer(&server.url("/ws/seeker"), server.addr).await;
+    let mut seeker = haven_testkit::SeekerClient::new(ws);
+    let s::ServerMessage::Welcome { token, .. } = seeker.hello(None).await else {
+        unreachable!()
+    };
+    let (mut anna, _) = server.counsellor("anna", 1).await;
+    anna.available().await;
+    let session = anna.assigned().await;
+
+    // Chat up to the backlog bound: acked and kept for the seeker.
+    let mut acked = 0;
+    for i in 0..10 {
+        acked = anna
+            .say(&session, &format!("c{i}"), &"x".repeat(3900))
+            .await;
+    }
+    // Then a stream of typing indicators (never stored) until the seeker's
+    // outbound queue overflows and the broker cuts it off.
+    let mut cut = false;
+    for round in 0..2000 {
+        for _ in 0..50 {
+            anna.send(&c::ClientMessage::Typing {
+                session: session.clone(),
+                active: round % 2 == 0,
+            })
+            .await;
+        }
+        if let Some(msg) = anna.try_recv(Duration::from_millis(5)).await
+            && matches!(
+                msg,
+                c::ServerMessage::Peer {
+                    connected: false,
+                    ..
+                }
+            )
+        {
+            cut = true;
+            break;
+        }
+    }
+    assert!(cut, "the slow reader was never cut off");
+    // It gets 4000 if the close frame can still reach it, or just loses the
+    // connection; either way a client reconnects and resumes.
+    let code = seeker.closed().await;
+    assert!(matches!(code, Some(4000) | None), "{code:?}");
+
+    let mut back = server.seeker().await;
+    back.send(&s::ClientMessage::Resume { token, last_seq: 0 })
+        .await;
+    back.expect("resumed", |m| {
+        matches!(
+            m,
+            s::ServerMessage::Resumed {
+                recovered: true,
+                ..
+            }
+        )
+    })
+    .await;
+    for want in 1..=acked {
+        let (seq, text) = back.heard().await;
+        assert_eq!(seq, want);
+        assert_eq!(text.len(), 3900);
+    }
+}
