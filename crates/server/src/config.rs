@@ -254,7 +254,7 @@ pub enum ConfigError {
     #[error("config file {0} does not exist")]
     Missing(PathBuf),
     /// A value could not be read (wrong type, unknown key, bad syntax).
-    #[error("{0}")]
+    #[error("{}", describe(.0))]
     Parse(Box<figment::Error>),
     /// A value was read but is not acceptable.
     #[error("invalid value for `{key}` (from {origin}): {problem}")]
@@ -266,6 +266,50 @@ pub enum ConfigError {
         /// What is wrong with it.
         problem: String,
     },
+}
+
+/// Says which key failed and where its value came from, naming the exact
+/// environment variable or file, for each error figment collected.
+fn describe(error: &figment::Error) -> String {
+    let lines: Vec<String> = error
+        .clone()
+        .into_iter()
+        .map(|e| {
+            let unknown = matches!(e.kind, figment::error::Kind::UnknownField(..));
+            let problem = if unknown {
+                "unknown key".to_owned()
+            } else {
+                e.kind.to_string()
+            };
+            let origin = origin(e.metadata.as_ref(), &e.path.join("."), unknown);
+            format!(
+                "invalid value for `{}` (from {origin}): {problem}",
+                e.path.join(".")
+            )
+        })
+        .collect();
+    lines.join("\n")
+}
+
+/// Where the value of `key` came from: the environment variable that set
+/// it, the file, or the defaults. For an unknown key from the environment
+/// only the start of the variable's name is known.
+fn origin(metadata: Option<&figment::Metadata>, key: &str, unknown: bool) -> String {
+    let Some(metadata) = metadata else {
+        return "defaults".to_owned();
+    };
+    if metadata.name.contains("environment") {
+        let var = format!("HAVEN_{}", key.replace('.', "__").to_uppercase());
+        return if unknown {
+            format!("an environment variable starting with {var}")
+        } else {
+            format!("environment variable {var}")
+        };
+    }
+    match &metadata.source {
+        Some(source) => source.to_string(),
+        None => metadata.name.to_string(),
+    }
 }
 
 /// Where the configuration was read from.
@@ -302,13 +346,7 @@ impl Config {
     fn validate(&self, figment: &Figment) -> Result<(), ConfigError> {
         let invalid = |key: &'static str, problem: String| ConfigError::Invalid {
             key,
-            origin: figment
-                .find_metadata(key)
-                .map(|m| match &m.source {
-                    Some(source) => source.to_string(),
-                    None => m.name.to_string(),
-                })
-                .unwrap_or_else(|| "defaults".to_owned()),
+            origin: origin(figment.find_metadata(key), key, false),
             problem,
         };
         for origin in &self.allowed_origins {
@@ -332,8 +370,8 @@ impl Config {
             ("session.max_chars", s.max_chars >= 1, "must be at least 1"),
             (
                 "session.max_chars",
-                u64::from(s.max_chars) * 4 + 512 <= u64::from(l.max_frame_bytes),
-                "must fit in limits.max_frame_bytes (4 bytes per character plus 512)",
+                u64::from(s.max_chars) * 4 + 256 <= u64::from(l.max_frame_bytes),
+                "must fit in limits.max_frame_bytes (up to 4 bytes per character plus 256)",
             ),
             (
                 "session.replay_max_messages",
@@ -482,7 +520,11 @@ mod toml_value {
         let (tables, values): (Vec<_>, Vec<_>) =
             dict.iter().partition(|(_, v)| matches!(v, Value::Dict(..)));
         for (key, value) in values {
-            let _ = writeln!(out, "{key} = {}", scalar(value));
+            if matches!(value, Value::Empty(..)) {
+                let _ = writeln!(out, "# {key} is unset");
+            } else {
+                let _ = writeln!(out, "{key} = {}", scalar(value));
+            }
         }
         for (key, value) in tables {
             if let Value::Dict(_, inner) = value {

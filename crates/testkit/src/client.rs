@@ -76,6 +76,23 @@ impl Ws {
         Ws { stream }
     }
 
+    /// Connects from a chosen local address (a loopback alias such as
+    /// 127.0.0.77), so tests can look for that address afterwards.
+    pub async fn connect_from(
+        url: &str,
+        server: std::net::SocketAddr,
+        local: std::net::IpAddr,
+    ) -> Ws {
+        let socket = TcpSocket::new_v4().unwrap();
+        socket.bind(std::net::SocketAddr::new(local, 0)).unwrap();
+        let tcp = socket.connect(server).await.unwrap();
+        let req = url.into_client_request().unwrap();
+        let (stream, _) = tokio_tungstenite::client_async(req, MaybeTlsStream::Plain(tcp))
+            .await
+            .unwrap();
+        Ws { stream }
+    }
+
     /// Sends a text frame.
     pub async fn send_text(&mut self, text: &str) {
         self.stream.send(Message::text(text)).await.unwrap();

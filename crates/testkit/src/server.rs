@@ -18,9 +18,11 @@ use crate::http::{HttpResponse, request};
 /// The configuration tests start from: port 0, the given data dir, and
 /// per-source limits high enough for many clients from 127.0.0.1.
 pub fn test_config(data_dir: &Path) -> Config {
-    let mut config = Config::default();
-    config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
-    config.data_dir = data_dir.to_owned();
+    let mut config = Config {
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        data_dir: data_dir.to_owned(),
+        ..Config::default()
+    };
     config.limits.source_upgrades_per_minute = 100_000;
     config.limits.source_upgrade_burst = 100_000;
     config.limits.source_max_connections = 100_000;

@@ -7,5 +7,7 @@
 
 mod bad_input;
 mod chat;
+mod process;
 mod resume;
 mod security;
+mod shutdown;

@@ -1,0 +1,397 @@
+//! The `haven` binary itself: configuration errors, `check-config`,
+//! accounts, the first-start admin password, SIGTERM, and what ends up in
+//! its logs.
+
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use haven_protocol::{counsellor as c, seeker as s};
+use haven_testkit::{CounsellorClient, SeekerClient, Ws};
+
+const HAVEN: &str = env!("CARGO_BIN_EXE_haven");
+
+fn haven(dir: &Path) -> Command {
+    let mut cmd = Command::new(HAVEN);
+    cmd.current_dir(dir)
+        .env_remove("RUST_LOG")
+        .env("HAVEN_DATA_DIR", dir.join("data"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("HAVEN_") && key != "HAVEN_DATA_DIR" {
+            cmd.env_remove(key);
+        }
+    }
+    cmd
+}
+
+fn output(cmd: &mut Command) -> (bool, String, String) {
+    let out = cmd.output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn invalid_configuration_names_the_key_and_the_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, _, err) = output(
+        haven(dir.path())
+            .arg("check-config")
+            .env("HAVEN_LISTEN", "not-an-address"),
+    );
+    assert!(!ok);
+    assert!(
+        err.contains("listen") && err.contains("HAVEN_LISTEN"),
+        "{err}"
+    );
+
+    let (ok, _, err) = output(
+        haven(dir.path())
+            .arg("check-config")
+            .env("HAVEN_SESSION__MAX_CHARS", "0"),
+    );
+    assert!(!ok);
+    assert!(
+        err.contains("session.max_chars") && err.contains("HAVEN_SESSION__MAX_CHARS"),
+        "{err}"
+    );
+
+    let (ok, _, err) = output(
+        haven(dir.path())
+            .arg("check-config")
+            .env("HAVEN_SESION__MAX_CHARS", "5"),
+    );
+    assert!(!ok);
+    assert!(
+        err.contains("sesion"),
+        "a misspelt variable must fail: {err}"
+    );
+
+    let file = dir.path().join("bad.toml");
+    std::fs::write(&file, "[limits]\nmax_frame_bytes = \"big\"\n").unwrap();
+    let (ok, _, err) = output(
+        haven(dir.path())
+            .args(["check-config", "--config"])
+            .arg(&file),
+    );
+    assert!(!ok);
+    assert!(
+        err.contains("max_frame_bytes") && err.contains("bad.toml"),
+        "{err}"
+    );
+
+    let (ok, _, err) = output(haven(dir.path()).args(["check-config", "--config", "missing.toml"]));
+    assert!(!ok);
+    assert!(err.contains("missing.toml"), "{err}");
+}
+
+#[test]
+fn check_config_prints_the_effective_configuration_without_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, out, err) = output(
+        haven(dir.path())
+            .arg("check-config")
+            .env("HAVEN_LISTEN", "127.0.0.1:9999")
+            .env("HAVEN_REDIS_URL", "redis://:hunter2@10.0.0.5:6379/")
+            .env("HAVEN_SESSION__SEEKER_GRACE", "90s"),
+    );
+    assert!(ok, "{err}");
+    assert!(out.contains("listen = \"127.0.0.1:9999\""), "{out}");
+    assert!(out.contains("seeker_grace = \"1m 30s\""), "{out}");
+    assert!(
+        out.contains("<redacted>") && !out.contains("hunter2"),
+        "{out}"
+    );
+}
+
+#[test]
+fn the_shipped_configuration_file_is_valid_and_complete() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, out, err) = output(
+        haven(dir.path())
+            .arg("check-config")
+            .arg("--config")
+            .arg(root.join("config/haven.toml")),
+    );
+    assert!(ok, "{err}");
+    // Every key the server knows is written (and so documented) in the file.
+    let shipped = std::fs::read_to_string(root.join("config/haven.toml")).unwrap();
+    for line in out.lines().filter(|l| l.contains(" = ")) {
+        let key = line.split(" = ").next().unwrap().trim();
+        assert!(
+            shipped.lines().any(|l| l
+                .trim_start_matches('#')
+                .trim_start()
+                .starts_with(&format!("{key} ="))),
+            "config/haven.toml does not document `{key}`"
+        );
+    }
+}
+
+#[test]
+fn accounts_are_managed_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, out, err) = output(haven(dir.path()).args([
+        "account",
+        "add",
+        "anna",
+        "--role",
+        "counsellor",
+        "--capacity",
+        "4",
+    ]));
+    assert!(ok, "{err}");
+    let generated = out
+        .lines()
+        .find_map(|l| l.strip_prefix("password (shown only now): "))
+        .unwrap();
+    assert_eq!(generated.len(), 20);
+
+    let mut child = haven(dir.path())
+        .args([
+            "account",
+            "add",
+            "bob",
+            "--role",
+            "supervisor",
+            "--password-stdin",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"a long enough password\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("a long enough password"));
+
+    let (ok, out, _) = output(haven(dir.path()).args(["account", "list"]));
+    assert!(ok);
+    assert!(out.contains("anna\tcounsellor\tAnna\tcapacity 4"), "{out}");
+    assert!(out.contains("bob\tsupervisor"), "{out}");
+    let (ok, _, err) =
+        output(haven(dir.path()).args(["account", "add", "anna", "--role", "admin"]));
+    assert!(!ok && err.contains("already exists"), "{err}");
+    let (ok, _, err) = output(haven(dir.path()).args(["account", "add", "x", "--role", "king"]));
+    assert!(!ok && err.contains("king"), "{err}");
+    let (ok, _, _) = output(haven(dir.path()).args(["account", "remove", "bob"]));
+    assert!(ok);
+    let hashes = std::fs::read_to_string(dir.path().join("data/accounts.json")).unwrap();
+    assert!(hashes.contains("$argon2id$") && !hashes.contains(generated));
+}
+
+/// A `haven serve` process with its stderr (the log) captured.
+struct Served {
+    child: Child,
+    addr: std::net::SocketAddr,
+    log: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+fn serve(dir: &Path, envs: &[(&str, &str)]) -> Served {
+    let mut cmd = haven(dir);
+    cmd.arg("serve")
+        .env("HAVEN_LISTEN", "127.0.0.1:0")
+        .env("HAVEN_LOG__FORMAT", "json")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null());
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let sink = log.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains("\"listening\"")
+                && let Some(addr) = line
+                    .split("\"addr\":\"")
+                    .nth(1)
+                    .and_then(|r| r.split('"').next())
+            {
+                let _ = tx.send(addr.parse().unwrap());
+            }
+            sink.lock().unwrap().push_str(&line);
+            sink.lock().unwrap().push('\n');
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("haven serve did not start");
+    Served { child, addr, log }
+}
+
+fn sigterm(child: &Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(
+            started.elapsed() < limit,
+            "haven did not exit within {limit:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_closes_sockets_with_1001_and_exits_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut served = serve(dir.path(), &[("HAVEN_SHUTDOWN_TIMEOUT", "5s")]);
+    // Not a terminal: the first admin password went to a private file.
+    let password_file = dir.path().join("data/initial-admin-password");
+    let password = std::fs::read_to_string(&password_file).unwrap();
+    assert_eq!(password.trim().len(), 20);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        assert_eq!(
+            std::fs::metadata(&password_file)
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777,
+            0o600
+        );
+    }
+    assert!(
+        !served.log.lock().unwrap().contains(password.trim()),
+        "the password reached the log"
+    );
+
+    let mut ws = Ws::connect(&format!("ws://{}/ws/seeker", served.addr), &[])
+        .await
+        .unwrap();
+    ws.send_json(&s::ClientMessage::Hello {
+        protocol: 1,
+        nickname: None,
+        topic: None,
+        language: None,
+    })
+    .await;
+    ws.recv_text().await;
+    sigterm(&served.child);
+    assert_eq!(ws.closed().await, Some(1001));
+    let status = wait_exit(&mut served.child, Duration::from_secs(8));
+    assert!(status.success(), "{status:?}");
+    assert!(served.log.lock().unwrap().contains("SIGTERM received"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_carry_no_text_token_nickname_or_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut served = serve(dir.path(), &[("HAVEN_LOG__LEVEL", "trace")]);
+    let base = format!("ws://{}", served.addr);
+    let data = dir.path().join("data");
+    let account = haven_server::accounts::AccountStore::new(&data);
+    account
+        .add(
+            "anna",
+            haven_server::accounts::Role::Counsellor,
+            "canary-password-77",
+            None,
+            None,
+        )
+        .unwrap();
+
+    // A full conversation with canaries everywhere a secret could leak.
+    let from: std::net::IpAddr = "127.0.0.77".parse().unwrap();
+    let server_addr = served.addr;
+    let connect = |path: &str| {
+        let url = format!("{base}{path}");
+        async move { Ws::connect_from(&url, server_addr, from).await }
+    };
+    let login = {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(std::net::SocketAddr::new(from, 0)).unwrap();
+        let stream = socket.connect(served.addr).await.unwrap();
+        let (mut tx, conn) = hyper::client::conn::http1::handshake::<
+            _,
+            http_body_util::Full<hyper::body::Bytes>,
+        >(hyper_util::rt::TokioIo::new(stream))
+        .await
+        .unwrap();
+        tokio::spawn(conn);
+        let body = r#"{"name":"anna","password":"canary-password-77"}"#;
+        let req = hyper::Request::post("/api/v1/login")
+            .header("host", "x")
+            .header("content-type", "application/json")
+            .body(http_body_util::Full::new(hyper::body::Bytes::from(body)))
+            .unwrap();
+        let resp = tx.send_request(req).await.unwrap();
+        let bytes = http_body_util::BodyExt::collect(resp.into_body())
+            .await
+            .unwrap()
+            .to_bytes();
+        serde_json::from_slice::<serde_json::Value>(&bytes).unwrap()["token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let mut seeker = SeekerClient::new(connect("/ws/seeker").await);
+    let s::ServerMessage::Welcome { token, .. } = seeker.hello(Some("CanaryNick")).await else {
+        unreachable!()
+    };
+    let mut anna = CounsellorClient::new(connect("/ws/counsellor").await);
+    let c::ServerMessage::Welcome {
+        token: counsellor_token,
+        ..
+    } = anna.hello(Some(&login)).await
+    else {
+        unreachable!()
+    };
+    anna.available().await;
+    let session = anna.assigned().await;
+    seeker.say("m1", "canary-text-seeker").await;
+    anna.say(&session, "c1", "canary-text-counsellor").await;
+    seeker.ws.drop_abruptly();
+    let mut back = SeekerClient::new(connect("/ws/seeker").await);
+    back.send(&s::ClientMessage::Resume {
+        token: token.clone(),
+        last_seq: 0,
+    })
+    .await;
+    back.expect("resumed", |m| matches!(m, s::ServerMessage::Resumed { .. }))
+        .await;
+    back.send(&s::ClientMessage::End).await;
+    back.closed().await;
+    sigterm(&served.child);
+    wait_exit(&mut served.child, Duration::from_secs(10));
+
+    let log = served.log.lock().unwrap().clone();
+    assert!(
+        log.contains("session assigned"),
+        "the log is too quiet to prove anything:\n{log}"
+    );
+    for secret in [
+        "canary-text-seeker",
+        "canary-text-counsellor",
+        "CanaryNick",
+        "canary-password-77",
+        token.0.as_str(),
+        counsellor_token.0.as_str(),
+        login.as_str(),
+        "127.0.0.77",
+    ] {
+        assert!(!log.contains(secret), "the log contains {secret:?}");
+    }
+}
