@@ -8,6 +8,9 @@
 //! | 1000 | done; do not reconnect |
 //! | 1001, 1011–1013 | reconnect with backoff and resume |
 //! | 1008, 1009 | the client broke a rule; do not reconnect automatically |
+//!
+//! (1008 is never sent today: a disallowed `Origin` is refused with HTTP 403
+//! before any socket exists.)
 //! | 4000–4499 | Haven: reconnect with backoff and resume |
 //! | 4500–4999 | Haven: terminal; do not resume (start anew or log in) |
 
@@ -68,8 +71,6 @@ close_codes! {
     Normal = 1000, "ended";
     /// The server is shutting down or restarting. Reconnect and resume.
     GoingAway = 1001, "going away, reconnect";
-    /// The client broke a policy (for example a disallowed `Origin`).
-    PolicyViolation = 1008, "policy violation";
     /// A frame or message was larger than the server's limit.
     MessageTooBig = 1009, "message too big";
     /// The server hit an internal error. Reconnect and resume.
@@ -91,8 +92,6 @@ close_codes! {
     ProtocolViolation = 4500, "protocol violation";
     /// Authentication failed or expired. Log in again.
     Unauthorized = 4501, "unauthorized";
-    /// The session has ended. Start a new one if needed.
-    SessionEnded = 4502, "session ended";
     /// The resume token is unknown, used or expired. Start anew.
     ResumeFailed = 4503, "resume failed";
     /// A newer connection took this one's place (a resume elsewhere, or the

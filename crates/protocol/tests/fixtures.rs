@@ -132,6 +132,34 @@ fn protocol_document_quotes_every_fixture() {
 }
 
 #[test]
+fn protocol_document_lists_every_close_and_error_code() {
+    let doc_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/protocol.md");
+    let doc = std::fs::read_to_string(&doc_path).unwrap();
+    for code in haven_protocol::CloseCode::ALL {
+        assert!(
+            doc.contains(&format!("| {} | `{}` |", code.code(), code.reason())),
+            "{code:?} missing"
+        );
+    }
+    let err = serde_json::from_str::<haven_protocol::ErrorCode>("\"\\u0000\"")
+        .unwrap_err()
+        .to_string();
+    let list = err.split("expected one of ").nth(1).unwrap();
+    for name in list.split(", ") {
+        let name = name
+            .trim()
+            .trim_start_matches('`')
+            .split('`')
+            .next()
+            .unwrap();
+        assert!(
+            doc.contains(&format!("| `{name}` |")),
+            "error code {name} missing"
+        );
+    }
+}
+
+#[test]
 fn redacting_debug_never_prints_secrets() {
     let msg: seeker::ClientMessage =
         serde_json::from_str(r#"{"type":"send","id":"x","text":"canary-7731"}"#).unwrap();

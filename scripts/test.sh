@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Haven's whole test suite: formatting, lints and every test.
+#
+# This is the command the README names and .ci/run calls. It installs what
+# the suite needs when it is missing; today that is only the Rust toolchain's
+# own components (rustfmt, clippy), which the machine image provides.
+#
+# Usage: scripts/test.sh            # everything
+#        HAVEN_TEST_QUICK=1 scripts/test.sh   # skip fmt and clippy
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+need() {
+    # need COMMAND DEBIAN-PACKAGE: installs the package when the command is missing.
+    if ! command -v "$1" >/dev/null 2>&1; then
+        step "installing $2"
+        if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
+        $SUDO apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "$2"
+    fi
+}
+
+need cargo cargo
+if ! cargo fmt --version >/dev/null 2>&1; then rustup component add rustfmt; fi
+if ! cargo clippy --version >/dev/null 2>&1; then rustup component add clippy; fi
+
+started=$(date +%s)
+if [ -z "${HAVEN_TEST_QUICK:-}" ]; then
+    step "cargo fmt --check"
+    cargo fmt --all --check
+
+    step "cargo clippy -D warnings"
+    cargo clippy --workspace --all-targets --locked -- -D warnings
+fi
+
+step "cargo test"
+cargo test --workspace --locked
+
+step "all passed in $(( $(date +%s) - started ))s"
