@@ -120,14 +120,22 @@ pub struct LimitsConfig {
     pub write_buffer_bytes: u32,
     /// Frames queued for one socket before it counts as a slow consumer.
     pub outbound_queue: u32,
-    /// Sustained frames per minute a help-seeker may send.
+    /// Chat messages (`send`) per minute a help-seeker may send, sustained.
+    pub seeker_messages_per_minute: u32,
+    /// Burst of chat messages a help-seeker may send above that.
+    pub seeker_message_burst: u32,
+    /// Frames of any kind per minute a help-seeker may send, sustained.
     pub seeker_frames_per_minute: u32,
-    /// Burst a help-seeker may send above the sustained rate.
-    pub seeker_burst: u32,
-    /// Sustained frames per minute a counsellor may send.
+    /// Burst of frames a help-seeker may send above that.
+    pub seeker_frame_burst: u32,
+    /// Chat messages per minute a counsellor may send (all sessions).
+    pub counsellor_messages_per_minute: u32,
+    /// Burst of chat messages a counsellor may send above that.
+    pub counsellor_message_burst: u32,
+    /// Frames of any kind per minute a counsellor may send.
     pub counsellor_frames_per_minute: u32,
-    /// Burst a counsellor may send above the sustained rate.
-    pub counsellor_burst: u32,
+    /// Burst of frames a counsellor may send above that.
+    pub counsellor_frame_burst: u32,
     /// Seconds of continued flooding, after the first warning, before the
     /// socket is closed.
     pub flood_strikes: u32,
@@ -221,10 +229,14 @@ impl Default for LimitsConfig {
             read_buffer_bytes: 4096,
             write_buffer_bytes: 4096,
             outbound_queue: 512,
-            seeker_frames_per_minute: 120,
-            seeker_burst: 20,
-            counsellor_frames_per_minute: 600,
-            counsellor_burst: 60,
+            seeker_messages_per_minute: 120,
+            seeker_message_burst: 20,
+            seeker_frames_per_minute: 600,
+            seeker_frame_burst: 60,
+            counsellor_messages_per_minute: 600,
+            counsellor_message_burst: 60,
+            counsellor_frames_per_minute: 1800,
+            counsellor_frame_burst: 120,
             flood_strikes: 3,
             source_upgrades_per_minute: 30,
             source_upgrade_burst: 10,
@@ -430,13 +442,27 @@ impl Config {
             ),
             (
                 "limits.seeker_frames_per_minute",
-                l.seeker_frames_per_minute >= 1 && l.seeker_burst >= 1,
-                "rates and bursts must be at least 1",
+                [
+                    l.seeker_messages_per_minute,
+                    l.seeker_message_burst,
+                    l.seeker_frames_per_minute,
+                    l.seeker_frame_burst,
+                ]
+                .iter()
+                .all(|n| *n >= 1),
+                "help-seeker rates and bursts must be at least 1",
             ),
             (
                 "limits.counsellor_frames_per_minute",
-                l.counsellor_frames_per_minute >= 1 && l.counsellor_burst >= 1,
-                "rates and bursts must be at least 1",
+                [
+                    l.counsellor_messages_per_minute,
+                    l.counsellor_message_burst,
+                    l.counsellor_frames_per_minute,
+                    l.counsellor_frame_burst,
+                ]
+                .iter()
+                .all(|n| *n >= 1),
+                "counsellor rates and bursts must be at least 1",
             ),
             (
                 "limits.source_upgrades_per_minute",

@@ -18,7 +18,7 @@ use tokio::time::Instant;
 use super::Admission;
 use super::conn::{ConnHandle, run_writer};
 use super::frames::counsellor_error;
-use super::reader::{Reader, ReaderLimits, Role};
+use super::reader::{Rate, Reader, ReaderLimits, Role};
 use super::validate;
 use crate::app::AppState;
 use crate::broker::{CounsellorLogin, ResumeTarget, SessionCell};
@@ -47,8 +47,14 @@ pub(super) async fn run(
     let limits = ReaderLimits {
         hello_timeout: state.config.session.hello_timeout,
         idle_timeout: state.config.session.idle_timeout,
-        per_minute: state.config.limits.counsellor_frames_per_minute,
-        burst: state.config.limits.counsellor_burst,
+        frames: Rate {
+            per_minute: state.config.limits.counsellor_frames_per_minute,
+            burst: state.config.limits.counsellor_frame_burst,
+        },
+        messages: Rate {
+            per_minute: state.config.limits.counsellor_messages_per_minute,
+            burst: state.config.limits.counsellor_message_burst,
+        },
         flood_strikes: state.config.limits.flood_strikes,
     };
     let mut reader = Reader::new(
@@ -82,7 +88,7 @@ pub(super) async fn run(
                         break;
                     }
                 }
-                handle(&state, &conn, me, &text).await;
+                handle(&state, &conn, &mut reader, me, &text).await;
             }
         }
     }
@@ -90,6 +96,7 @@ pub(super) async fn run(
     if let Some(me) = login {
         state.broker.counsellor_gone(me.id, conn.id()).await;
     }
+    reader.drain().await;
     let _ = writer.await;
 }
 
@@ -231,7 +238,13 @@ fn not_yours(conn: &ConnHandle, session: SessionRef) {
     ));
 }
 
-async fn handle(state: &AppState, conn: &ConnHandle, me: &CounsellorLogin, text: &Utf8Bytes) {
+async fn handle(
+    state: &AppState,
+    conn: &ConnHandle,
+    reader: &mut Reader,
+    me: &CounsellorLogin,
+    text: &Utf8Bytes,
+) {
     let msg = match decode_counsellor(text.as_str()) {
         Ok(msg) => msg,
         Err(e) => {
@@ -245,6 +258,15 @@ async fn handle(state: &AppState, conn: &ConnHandle, me: &CounsellorLogin, text:
                 .and_then(|()| validate::text(&text, state.config.session.max_chars));
             if let Err(code) = checked {
                 conn.send(counsellor_error(code, Some(session), Some(id), None));
+                return;
+            }
+            if !reader.admit_message() {
+                conn.send(counsellor_error(
+                    ErrorCode::RateLimited,
+                    Some(session),
+                    Some(id),
+                    Some("slow down: message not accepted, retry later".to_owned()),
+                ));
                 return;
             }
             let Some(cell) = session_of(state, conn, &session) else {

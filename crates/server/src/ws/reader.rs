@@ -1,8 +1,16 @@
 //! The inbound side shared by both roles: reads frames, enforces the hello
-//! deadline, the idle timeout and the per-socket rate limit, and turns
+//! deadline, the idle timeout and the per-socket rate limits, and turns
 //! transport problems into close codes.
 //!
-//! [`Reader::next`] yields only text frames that passed the rate limit.
+//! Two limits apply. Every frame counts against a generous frame limit that
+//! protects the server's CPU; frames over it are dropped with a warning.
+//! Chat messages also count against a tighter message limit (what a
+//! spammer would abuse); the role loop asks [`Reader::admit_message`] and
+//! refuses the message, unacked, when it says no. Either kind of excess is
+//! a strike; a socket still flooding after `flood_strikes` warned seconds is
+//! closed with 4002.
+//!
+//! [`Reader::next`] yields only text frames that passed the frame limit.
 //! Everything else (pings, pongs, binary frames, floods, oversized frames,
 //! broken streams, shutdown) is handled here, so the role loops only ever
 //! see messages to decode.
@@ -24,6 +32,8 @@ use super::frames::{counsellor_error, seeker_error};
 
 /// A flood warning is sent at most this often.
 const WARN_EVERY: Duration = Duration::from_secs(1);
+/// How long a closing socket waits for the client's close frame.
+const CLOSE_WAIT: Duration = Duration::from_secs(1);
 /// After this long without a dropped frame, earlier warnings are forgiven.
 const FORGIVE_AFTER: Duration = Duration::from_secs(60);
 
@@ -43,13 +53,28 @@ impl Role {
     }
 }
 
+/// A rate: so many per minute, sustained, with a burst above that.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Rate {
+    pub(crate) per_minute: u32,
+    pub(crate) burst: u32,
+}
+
+impl Rate {
+    fn limiter(self) -> DefaultDirectRateLimiter {
+        RateLimiter::direct(
+            Quota::per_minute(nonzero(self.per_minute)).allow_burst(nonzero(self.burst)),
+        )
+    }
+}
+
 /// Settings for one reader.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct ReaderLimits {
     pub(crate) hello_timeout: Duration,
     pub(crate) idle_timeout: Duration,
-    pub(crate) per_minute: u32,
-    pub(crate) burst: u32,
+    pub(crate) frames: Rate,
+    pub(crate) messages: Rate,
     pub(crate) flood_strikes: u32,
 }
 
@@ -65,7 +90,8 @@ pub(crate) struct Reader {
     conn: ConnHandle,
     role: Role,
     limits: ReaderLimits,
-    limiter: DefaultDirectRateLimiter,
+    frames: DefaultDirectRateLimiter,
+    messages: DefaultDirectRateLimiter,
     flood: Flood,
     shutdown: CancellationToken,
     opened: Instant,
@@ -92,15 +118,14 @@ impl Reader {
         limits: ReaderLimits,
         shutdown: CancellationToken,
     ) -> Self {
-        let quota =
-            Quota::per_minute(nonzero(limits.per_minute)).allow_burst(nonzero(limits.burst));
         let now = Instant::now();
         Self {
             stream,
             conn,
             role,
             limits,
-            limiter: RateLimiter::direct(quota),
+            frames: limits.frames.limiter(),
+            messages: limits.messages.limiter(),
             flood: Flood::default(),
             shutdown,
             opened: now,
@@ -170,12 +195,50 @@ impl Reader {
         }
     }
 
-    /// Applies the rate limit. A dropped frame earns a warning at most once
-    /// a second; after `flood_strikes` warnings the socket is closed.
+    /// Completes the closing handshake: reads (and discards) until the
+    /// client's close frame arrives or `CLOSE_WAIT` passes, so the client
+    /// gets to read our close frame before the TCP connection goes away.
+    pub(crate) async fn drain(mut self) {
+        let _ = tokio::time::timeout(CLOSE_WAIT, async {
+            while let Some(Ok(msg)) = self.stream.next().await {
+                if matches!(msg, Message::Close(_)) {
+                    break;
+                }
+            }
+        })
+        .await;
+    }
+
+    /// Applies the frame limit. A dropped frame is a strike, warned about
+    /// at most once a second.
     fn admit_frame(&mut self) -> bool {
-        if self.limiter.check().is_ok() {
+        if self.frames.check().is_ok() {
             return true;
         }
+        if self.strike() {
+            self.conn.send(
+                self.role
+                    .error(ErrorCode::RateLimited, "slow down: frame dropped"),
+            );
+        }
+        false
+    }
+
+    /// Applies the chat-message limit to a `send`. When it says no, the
+    /// caller refuses the message (unacked, so the client retries later);
+    /// that refusal is the warning.
+    pub(crate) fn admit_message(&mut self) -> bool {
+        if self.messages.check().is_ok() {
+            return true;
+        }
+        self.strike();
+        false
+    }
+
+    /// Counts one excess. Returns whether a warning is due (at most once a
+    /// second); closes the socket once more than `flood_strikes` seconds
+    /// in a row were warned about.
+    fn strike(&mut self) -> bool {
         let now = Instant::now();
         if self
             .flood
@@ -188,21 +251,18 @@ impl Reader {
         if self
             .flood
             .last_warning
-            .is_none_or(|t| now.duration_since(t) >= WARN_EVERY)
+            .is_some_and(|t| now.duration_since(t) < WARN_EVERY)
         {
-            self.flood.last_warning = Some(now);
-            self.flood.warnings += 1;
-            if self.flood.warnings > self.limits.flood_strikes {
-                debug!("closing a flooding socket");
-                self.conn.close_now(CloseCode::RateLimited);
-            } else {
-                self.conn.send(
-                    self.role
-                        .error(ErrorCode::RateLimited, "slow down: frame dropped"),
-                );
-            }
+            return false;
         }
-        false
+        self.flood.last_warning = Some(now);
+        self.flood.warnings += 1;
+        if self.flood.warnings > self.limits.flood_strikes {
+            debug!("closing a flooding socket");
+            self.conn.close_now(CloseCode::RateLimited);
+            return false;
+        }
+        true
     }
 
     fn transport_error(&self, error: axum::Error) {

@@ -11,7 +11,7 @@ use haven_protocol::{CloseCode, ErrorCode, PROTOCOL_VERSION, decode_seeker};
 use super::Admission;
 use super::conn::{ConnHandle, run_writer};
 use super::frames::seeker_error;
-use super::reader::{Reader, ReaderLimits, Role};
+use super::reader::{Rate, Reader, ReaderLimits, Role};
 use super::validate;
 use crate::app::AppState;
 use crate::broker::{ResumeTarget, SeekerInfo, SessionCell};
@@ -32,8 +32,14 @@ pub(super) async fn run(state: AppState, socket: WebSocket, admission: Admission
     let limits = ReaderLimits {
         hello_timeout: state.config.session.hello_timeout,
         idle_timeout: state.config.session.idle_timeout,
-        per_minute: state.config.limits.seeker_frames_per_minute,
-        burst: state.config.limits.seeker_burst,
+        frames: Rate {
+            per_minute: state.config.limits.seeker_frames_per_minute,
+            burst: state.config.limits.seeker_frame_burst,
+        },
+        messages: Rate {
+            per_minute: state.config.limits.seeker_messages_per_minute,
+            burst: state.config.limits.seeker_message_burst,
+        },
         flood_strikes: state.config.limits.flood_strikes,
     };
     let mut reader = Reader::new(
@@ -53,13 +59,14 @@ pub(super) async fn run(state: AppState, socket: WebSocket, admission: Admission
                     break;
                 }
             }
-            Some(c) => handle(&state, &conn, c, &text).await,
+            Some(c) => handle(&state, &conn, &mut reader, c, &text).await,
         }
     }
     conn.finish();
     if let Some(cell) = cell {
         state.broker.seeker_gone(cell.id, conn.id()).await;
     }
+    reader.drain().await;
     let _ = writer.await;
 }
 
@@ -162,7 +169,13 @@ fn hello_info(
     })
 }
 
-async fn handle(state: &AppState, conn: &ConnHandle, cell: &SessionCell, text: &Utf8Bytes) {
+async fn handle(
+    state: &AppState,
+    conn: &ConnHandle,
+    reader: &mut Reader,
+    cell: &SessionCell,
+    text: &Utf8Bytes,
+) {
     let msg = match decode_seeker(text.as_str()) {
         Ok(msg) => msg,
         Err(e) => {
@@ -176,6 +189,14 @@ async fn handle(state: &AppState, conn: &ConnHandle, cell: &SessionCell, text: &
                 .and_then(|()| validate::text(&text, state.config.session.max_chars));
             if let Err(code) = checked {
                 conn.send(seeker_error(code, Some(id), None));
+                return;
+            }
+            if !reader.admit_message() {
+                conn.send(seeker_error(
+                    ErrorCode::RateLimited,
+                    Some(id),
+                    Some("slow down: message not accepted, retry later".to_owned()),
+                ));
                 return;
             }
             match cell.seeker_send(id.clone(), text) {

@@ -304,7 +304,7 @@ async fn silent_sockets_are_closed() {
 async fn a_flood_is_cut_to_the_burst_warned_then_closed() {
     let server = TestServer::start_with(|c| {
         c.limits.seeker_frames_per_minute = 60;
-        c.limits.seeker_burst = 5;
+        c.limits.seeker_frame_burst = 5;
         c.limits.flood_strikes = 2;
     })
     .await;
@@ -343,6 +343,80 @@ async fn a_flood_is_cut_to_the_burst_warned_then_closed() {
     );
     assert_eq!(code, Some(4002));
     control.still_works().await;
+}
+
+#[tokio::test]
+async fn chat_messages_have_their_own_tighter_limit_and_refusals_name_the_message() {
+    let server = TestServer::start_with(|c| {
+        c.limits.seeker_messages_per_minute = 6;
+        c.limits.seeker_message_burst = 3;
+    })
+    .await;
+    let mut control = Control::start(&server).await;
+    let mut spammer = greeted_seeker(&server).await;
+    for i in 0..8 {
+        spammer
+            .send(&s::ClientMessage::Send {
+                id: haven_protocol::ClientMsgId(format!("s{i}")),
+                text: haven_protocol::ChatText("spam".into()),
+            })
+            .await;
+    }
+    let mut acked = Vec::new();
+    let mut refused = Vec::new();
+    while acked.len() + refused.len() < 8 {
+        match spammer
+            .expect("reply", |m| {
+                matches!(
+                    m,
+                    s::ServerMessage::Ack { .. } | s::ServerMessage::Error { .. }
+                )
+            })
+            .await
+        {
+            s::ServerMessage::Ack { id, .. } => acked.push(id.0),
+            s::ServerMessage::Error {
+                code: ErrorCode::RateLimited,
+                id: Some(id),
+                ..
+            } => refused.push(id.0),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(acked, ["s0", "s1", "s2"]);
+    assert_eq!(refused.len(), 5);
+    // Other frames are not held back by the message limit.
+    for _ in 0..20 {
+        spammer
+            .send(&s::ClientMessage::Typing { active: true })
+            .await;
+    }
+    spammer.send(&s::ClientMessage::Ping).await;
+    spammer
+        .expect("pong", |m| matches!(m, s::ServerMessage::Pong))
+        .await;
+    control.still_works().await;
+}
+
+#[tokio::test]
+async fn a_greeted_client_that_stops_answering_pings_is_closed_with_4001() {
+    let server = TestServer::start_with(|c| {
+        c.session.ping_interval = Duration::from_millis(200);
+        c.session.idle_timeout = Duration::from_millis(700);
+    })
+    .await;
+    // A client that keeps reading answers the server's pings by itself and
+    // stays connected well past the idle timeout.
+    let mut alive = greeted_seeker(&server).await;
+    assert!(alive.try_recv(Duration::from_millis(1500)).await.is_none());
+    alive.send(&s::ClientMessage::Ping).await;
+    alive
+        .expect("pong", |m| matches!(m, s::ServerMessage::Pong))
+        .await;
+    // A client that stops reading (so never pongs) is closed.
+    let mut frozen = greeted_seeker(&server).await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(frozen.closed().await, Some(4001));
 }
 
 #[tokio::test]

@@ -202,7 +202,7 @@ async fn a_slow_reader_is_cut_off_and_resumes_without_loss() {
     let server = TestServer::start_with(|c| {
         c.limits.outbound_queue = 16;
         c.session.replay_max_messages = 15;
-        c.limits.counsellor_burst = 100_000;
+        c.limits.counsellor_frame_burst = 100_000;
         c.limits.counsellor_frames_per_minute = 1_000_000;
     })
     .await;
