@@ -111,6 +111,21 @@ impl SendRefused {
     }
 }
 
+/// Queues a newly accepted message for the peer, if connected, and returns
+/// the sequence number to ack; a retry gets its original number.
+fn relay(accepted: &Accept<'_, Utf8Bytes>, peer: Option<&ConnHandle>) -> Result<u64, SendRefused> {
+    match *accepted {
+        Accept::New { seq, payload } => {
+            if let Some(conn) = peer {
+                conn.send(payload.clone());
+            }
+            Ok(seq)
+        }
+        Accept::Duplicate { seq } => Ok(seq),
+        Accept::BacklogFull => Err(SendRefused::BacklogFull),
+    }
+}
+
 fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -152,7 +167,8 @@ impl SessionCell {
         id: ClientMsgId,
         text: ChatText,
     ) -> Result<Utf8Bytes, SendRefused> {
-        let mut st = self.lock();
+        let mut guard = self.lock();
+        let st: &mut CellState = &mut guard;
         if st.phase == Phase::Ended {
             return Err(SendRefused::WrongState);
         }
@@ -166,17 +182,8 @@ impl SessionCell {
                 at: now_ms(),
             })
         });
-        let seq = match accepted {
-            Accept::New { seq, payload } => {
-                let payload = payload.clone();
-                if let Some(conn) = st.counsellor_conn() {
-                    conn.send(payload);
-                }
-                seq
-            }
-            Accept::Duplicate { seq } => seq,
-            Accept::BacklogFull => return Err(SendRefused::BacklogFull),
-        };
+        let peer = st.counsellor.as_ref().and_then(|(_, conn)| conn.as_ref());
+        let seq = relay(&accepted, peer)?;
         Ok(encode_seeker(&seeker::ServerMessage::Ack { id, seq }))
     }
 
@@ -187,7 +194,8 @@ impl SessionCell {
         id: ClientMsgId,
         text: ChatText,
     ) -> Result<Utf8Bytes, SendRefused> {
-        let mut st = self.lock();
+        let mut guard = self.lock();
+        let st: &mut CellState = &mut guard;
         match (st.phase, &st.counsellor) {
             (Phase::Assigned, Some((c, _))) if *c == from => {}
             (Phase::Ended, _) => return Err(SendRefused::WrongState),
@@ -201,17 +209,7 @@ impl SessionCell {
                 at: now_ms(),
             })
         });
-        let seq = match accepted {
-            Accept::New { seq, payload } => {
-                let payload = payload.clone();
-                if let Some(conn) = &st.seeker {
-                    conn.send(payload);
-                }
-                seq
-            }
-            Accept::Duplicate { seq } => seq,
-            Accept::BacklogFull => return Err(SendRefused::BacklogFull),
-        };
+        let seq = relay(&accepted, st.seeker.as_ref())?;
         Ok(encode_counsellor(&counsellor::ServerMessage::Ack {
             session: self.wire.clone(),
             id,

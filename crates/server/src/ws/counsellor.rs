@@ -8,18 +8,17 @@
 use std::time::Duration;
 
 use axum::extract::ws::{Utf8Bytes, WebSocket};
-use futures_util::StreamExt as _;
 use haven_core::{SessionId, Side, Status};
 use haven_protocol::common::{AuthToken, SessionRef};
 use haven_protocol::counsellor::{ClientMessage, CounsellorStatus};
 use haven_protocol::{CloseCode, ErrorCode, PROTOCOL_VERSION, decode_counsellor};
 use tokio::time::Instant;
 
-use super::Admission;
-use super::conn::{ConnHandle, run_writer};
+use super::conn::ConnHandle;
 use super::frames::counsellor_error;
-use super::reader::{Rate, Reader, ReaderLimits, Role};
+use super::reader::{Reader, Role};
 use super::validate;
+use super::{Admission, Socket};
 use crate::app::AppState;
 use crate::broker::{CounsellorLogin, ResumeTarget, SessionCell};
 
@@ -35,42 +34,13 @@ pub(super) async fn run(
     admission: Admission,
     cookie_token: Option<String>,
 ) {
-    let _admission = admission;
-    let (sink, stream) = socket.split();
-    let (conn, rx) = ConnHandle::new(state.config.limits.outbound_queue as usize);
-    let writer = state.sockets.spawn(run_writer(
-        sink,
-        rx,
-        conn.clone(),
-        state.config.session.ping_interval,
-    ));
-    let limits = ReaderLimits {
-        hello_timeout: state.config.session.hello_timeout,
-        idle_timeout: state.config.session.idle_timeout,
-        frames: Rate {
-            per_minute: state.config.limits.counsellor_frames_per_minute,
-            burst: state.config.limits.counsellor_frame_burst,
-        },
-        messages: Rate {
-            per_minute: state.config.limits.counsellor_messages_per_minute,
-            burst: state.config.limits.counsellor_message_burst,
-        },
-        flood_strikes: state.config.limits.flood_strikes,
-    };
-    let mut reader = Reader::new(
-        stream,
-        conn.clone(),
-        Role::Counsellor,
-        limits,
-        state.shutdown.clone(),
-    );
-
+    let mut socket = Socket::open(&state, socket, Role::Counsellor, admission);
     let mut login: Option<CounsellorLogin> = None;
     let mut checked = Instant::now();
-    while let Some(text) = reader.next(login.is_some()).await {
+    while let Some(text) = socket.reader.next(login.is_some()).await {
         match &login {
             None => {
-                login = greet(&state, &conn, &text, cookie_token.as_deref()).await;
+                login = greet(&state, &socket.conn, &text, cookie_token.as_deref()).await;
                 if login.is_none() {
                     break;
                 }
@@ -80,7 +50,7 @@ pub(super) async fn run(
                     checked = Instant::now();
                     if state.logins.validate_hash(me.auth).is_none() {
                         refuse(
-                            &conn,
+                            &socket.conn,
                             ErrorCode::Unauthorized,
                             "login expired",
                             CloseCode::Unauthorized,
@@ -88,16 +58,18 @@ pub(super) async fn run(
                         break;
                     }
                 }
-                handle(&state, &conn, &mut reader, me, &text).await;
+                handle(&state, &socket.conn, &mut socket.reader, me, &text).await;
             }
         }
     }
-    conn.finish();
-    if let Some(me) = login {
-        state.broker.counsellor_gone(me.id, conn.id()).await;
-    }
-    reader.drain().await;
-    let _ = writer.await;
+    let conn_id = socket.conn.id();
+    socket
+        .close(async {
+            if let Some(me) = login {
+                state.broker.counsellor_gone(me.id, conn_id).await;
+            }
+        })
+        .await;
 }
 
 fn refuse(conn: &ConnHandle, code: ErrorCode, detail: &str, close: CloseCode) {
@@ -219,12 +191,7 @@ fn session_of(
 ) -> Option<std::sync::Arc<SessionCell>> {
     let cell = SessionId::parse(&session.0).and_then(|id| state.broker.session(id));
     if cell.is_none() {
-        conn.send(counsellor_error(
-            ErrorCode::UnknownSession,
-            Some(session.clone()),
-            None,
-            Some("not one of your sessions".to_owned()),
-        ));
+        not_yours(conn, session.clone());
     }
     cell
 }

@@ -16,12 +16,17 @@ mod validate;
 
 use std::net::{IpAddr, SocketAddr};
 
-use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt as _;
 use tokio_util::task::task_tracker::TaskTrackerToken;
 use tracing::debug;
+
+use self::conn::{ConnHandle, run_writer};
+use self::reader::{Rate, Reader, ReaderLimits, Role};
 
 use crate::api::{AUTH_COOKIE, ApiError, cookie};
 use crate::app::AppState;
@@ -109,7 +114,7 @@ fn configure(ws: WebSocketUpgrade, state: &AppState) -> WebSocketUpgrade {
         .protocols([haven_protocol::SUBPROTOCOL])
 }
 
-fn refuse_upgrade(rejection: axum::extract::ws::rejection::WebSocketUpgradeRejection) -> Response {
+fn refuse_upgrade(rejection: WebSocketUpgradeRejection) -> Response {
     let mut response = rejection.into_response();
     if response.status() == StatusCode::OK {
         *response.status_mut() = StatusCode::BAD_REQUEST;
@@ -120,22 +125,50 @@ fn refuse_upgrade(rejection: axum::extract::ws::rejection::WebSocketUpgradeRejec
     response
 }
 
+type Upgrade = Result<WebSocketUpgrade, WebSocketUpgradeRejection>;
+
+/// Why an upgrade was refused before it happened.
+#[derive(Debug)]
+enum Refused {
+    /// Not a valid upgrade request.
+    Upgrade(WebSocketUpgradeRejection),
+    /// Valid, but not admitted.
+    Admission(ApiError),
+}
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        match self {
+            Refused::Upgrade(rejection) => refuse_upgrade(rejection),
+            Refused::Admission(error) => error.into_response(),
+        }
+    }
+}
+
+/// Everything both endpoints do before upgrading: a well-formed upgrade
+/// request, admission, and the socket's limits.
+fn prepare(
+    state: &AppState,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    ws: Upgrade,
+) -> Result<(WebSocketUpgrade, Admission), Refused> {
+    let ws = ws.map_err(Refused::Upgrade)?;
+    let admission = admit(state, peer, headers).map_err(Refused::Admission)?;
+    Ok((configure(ws, state), admission))
+}
+
 /// `GET /ws/seeker`.
 pub(crate) async fn seeker_handler(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+    ws: Upgrade,
 ) -> Response {
-    let ws = match ws {
-        Ok(ws) => ws,
-        Err(rejection) => return refuse_upgrade(rejection),
-    };
-    let admission = match admit(&state, peer, &headers) {
-        Ok(a) => a,
-        Err(refusal) => return refusal.into_response(),
-    };
-    configure(ws, &state).on_upgrade(move |socket| seeker::run(state, socket, admission))
+    match prepare(&state, peer, &headers, ws) {
+        Ok((ws, admission)) => ws.on_upgrade(move |socket| seeker::run(state, socket, admission)),
+        Err(refused) => refused.into_response(),
+    }
 }
 
 /// `GET /ws/counsellor`. The login may come as the `haven_auth` cookie.
@@ -143,19 +176,91 @@ pub(crate) async fn counsellor_handler(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+    ws: Upgrade,
 ) -> Response {
-    let ws = match ws {
-        Ok(ws) => ws,
-        Err(rejection) => return refuse_upgrade(rejection),
-    };
-    let admission = match admit(&state, peer, &headers) {
-        Ok(a) => a,
-        Err(refusal) => return refusal.into_response(),
-    };
-    let cookie_token = cookie(&headers, AUTH_COOKIE);
-    configure(ws, &state)
-        .on_upgrade(move |socket| counsellor::run(state, socket, admission, cookie_token))
+    match prepare(&state, peer, &headers, ws) {
+        Ok((ws, admission)) => {
+            let cookie_token = cookie(&headers, AUTH_COOKIE);
+            ws.on_upgrade(move |socket| counsellor::run(state, socket, admission, cookie_token))
+        }
+        Err(refused) => refused.into_response(),
+    }
+}
+
+/// An upgraded socket: its outbound queue and writer task, and its reader.
+#[derive(Debug)]
+pub(crate) struct Socket {
+    pub(crate) conn: ConnHandle,
+    pub(crate) reader: Reader,
+    writer: tokio::task::JoinHandle<()>,
+    _admission: Admission,
+}
+
+impl Socket {
+    /// Splits the socket, starts its writer and sets up its reader with the
+    /// role's limits.
+    pub(crate) fn open(
+        state: &AppState,
+        socket: WebSocket,
+        role: Role,
+        admission: Admission,
+    ) -> Self {
+        let (sink, stream) = socket.split();
+        let (conn, rx) = ConnHandle::new(state.config.limits.outbound_queue as usize);
+        let writer = state.sockets.spawn(run_writer(
+            sink,
+            rx,
+            conn.clone(),
+            state.config.session.ping_interval,
+        ));
+        let l = &state.config.limits;
+        let (frames, messages) = match role {
+            Role::Seeker => (
+                Rate {
+                    per_minute: l.seeker_frames_per_minute,
+                    burst: l.seeker_frame_burst,
+                },
+                Rate {
+                    per_minute: l.seeker_messages_per_minute,
+                    burst: l.seeker_message_burst,
+                },
+            ),
+            Role::Counsellor => (
+                Rate {
+                    per_minute: l.counsellor_frames_per_minute,
+                    burst: l.counsellor_frame_burst,
+                },
+                Rate {
+                    per_minute: l.counsellor_messages_per_minute,
+                    burst: l.counsellor_message_burst,
+                },
+            ),
+        };
+        let limits = ReaderLimits {
+            hello_timeout: state.config.session.hello_timeout,
+            idle_timeout: state.config.session.idle_timeout,
+            frames,
+            messages,
+            flood_strikes: l.flood_strikes,
+        };
+        let reader = Reader::new(stream, conn.clone(), role, limits, state.shutdown.clone());
+        Self {
+            conn,
+            reader,
+            writer,
+            _admission: admission,
+        }
+    }
+
+    /// Ends the socket: closes it unless a close is already on its way,
+    /// runs `farewell` (telling the broker the connection is gone), lets
+    /// the client answer the close, and waits for the writer.
+    pub(crate) async fn close(self, farewell: impl Future<Output = ()>) {
+        self.conn.finish();
+        farewell.await;
+        self.reader.drain().await;
+        let _ = self.writer.await;
+    }
 }
 
 #[cfg(test)]

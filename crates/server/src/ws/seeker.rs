@@ -3,16 +3,15 @@
 use std::sync::Arc;
 
 use axum::extract::ws::{Utf8Bytes, WebSocket};
-use futures_util::StreamExt as _;
 use haven_core::Side;
 use haven_protocol::seeker::ClientMessage;
 use haven_protocol::{CloseCode, ErrorCode, PROTOCOL_VERSION, decode_seeker};
 
-use super::Admission;
-use super::conn::{ConnHandle, run_writer};
+use super::conn::ConnHandle;
 use super::frames::seeker_error;
-use super::reader::{Rate, Reader, ReaderLimits, Role};
+use super::reader::{Reader, Role};
 use super::validate;
+use super::{Admission, Socket};
 use crate::app::AppState;
 use crate::broker::{ResumeTarget, SeekerInfo, SessionCell};
 
@@ -20,54 +19,27 @@ const PONG: &str = r#"{"type":"pong"}"#;
 
 /// Runs one help-seeker socket to its end.
 pub(super) async fn run(state: AppState, socket: WebSocket, admission: Admission) {
-    let _admission = admission;
-    let (sink, stream) = socket.split();
-    let (conn, rx) = ConnHandle::new(state.config.limits.outbound_queue as usize);
-    let writer = state.sockets.spawn(run_writer(
-        sink,
-        rx,
-        conn.clone(),
-        state.config.session.ping_interval,
-    ));
-    let limits = ReaderLimits {
-        hello_timeout: state.config.session.hello_timeout,
-        idle_timeout: state.config.session.idle_timeout,
-        frames: Rate {
-            per_minute: state.config.limits.seeker_frames_per_minute,
-            burst: state.config.limits.seeker_frame_burst,
-        },
-        messages: Rate {
-            per_minute: state.config.limits.seeker_messages_per_minute,
-            burst: state.config.limits.seeker_message_burst,
-        },
-        flood_strikes: state.config.limits.flood_strikes,
-    };
-    let mut reader = Reader::new(
-        stream,
-        conn.clone(),
-        Role::Seeker,
-        limits,
-        state.shutdown.clone(),
-    );
-
+    let mut socket = Socket::open(&state, socket, Role::Seeker, admission);
     let mut cell: Option<Arc<SessionCell>> = None;
-    while let Some(text) = reader.next(cell.is_some()).await {
+    while let Some(text) = socket.reader.next(cell.is_some()).await {
         match &cell {
             None => {
-                cell = greet(&state, &conn, &text).await;
+                cell = greet(&state, &socket.conn, &text).await;
                 if cell.is_none() {
                     break;
                 }
             }
-            Some(c) => handle(&state, &conn, &mut reader, c, &text).await,
+            Some(c) => handle(&state, &socket.conn, &mut socket.reader, c, &text).await,
         }
     }
-    conn.finish();
-    if let Some(cell) = cell {
-        state.broker.seeker_gone(cell.id, conn.id()).await;
-    }
-    reader.drain().await;
-    let _ = writer.await;
+    let conn_id = socket.conn.id();
+    socket
+        .close(async {
+            if let Some(cell) = cell {
+                state.broker.seeker_gone(cell.id, conn_id).await;
+            }
+        })
+        .await;
 }
 
 /// Refuses the socket with an error frame and a close code.
