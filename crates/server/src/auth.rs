@@ -126,13 +126,13 @@ impl Logins {
             .try_acquire_owned()
             .map_err(|_| LoginError::Busy)?;
         let account = store.get(name).map_err(|_| LoginError::Internal)?;
-        let hash = account
-            .as_ref()
-            .map_or_else(|| DUMMY_HASH.clone(), |a| a.password_hash.clone());
+        let hash = account.as_ref().map(|a| a.password_hash.clone());
         let password = password.to_owned();
         let ok = tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            accounts::verify_password(&password, &hash)
+            // Unknown names cost the same as known ones (the dummy hash is
+            // also computed here, off the async threads, on first use).
+            accounts::verify_password(&password, hash.as_deref().unwrap_or(&DUMMY_HASH))
         })
         .await
         .map_err(|_| LoginError::Internal)?;
