@@ -17,6 +17,9 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
+/// The longest duration any setting may have.
+const MAX_DURATION: Duration = Duration::from_secs(30 * 24 * 3600);
+
 /// Where the config file is looked for when none is named.
 pub const DEFAULT_CONFIG_PATH: &str = "config/haven.toml";
 
@@ -475,6 +478,25 @@ impl Config {
         for (key, ok, problem) in checks {
             if !ok {
                 return Err(invalid(key, problem.to_owned()));
+            }
+        }
+        // Deadlines are `Instant + Duration`, which must never overflow.
+        let durations: [(&'static str, Duration); 11] = [
+            ("drain_delay", self.drain_delay),
+            ("shutdown_timeout", self.shutdown_timeout),
+            ("session.seeker_grace", s.seeker_grace),
+            ("session.counsellor_grace", s.counsellor_grace),
+            ("session.hello_timeout", s.hello_timeout),
+            ("session.ping_interval", s.ping_interval),
+            ("session.idle_timeout", s.idle_timeout),
+            ("limits.source_key_rotation", l.source_key_rotation),
+            ("limits.header_timeout", l.header_timeout),
+            ("auth.token_ttl", self.auth.token_ttl),
+            ("auth.lockout_window", self.auth.lockout_window),
+        ];
+        for (key, value) in durations {
+            if value > MAX_DURATION {
+                return Err(invalid(key, "must be at most 30 days".into()));
             }
         }
         if self.auth.max_concurrent_hashes == 0 {

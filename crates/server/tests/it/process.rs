@@ -62,6 +62,17 @@ fn invalid_configuration_names_the_key_and_the_source() {
     let (ok, _, err) = output(
         haven(dir.path())
             .arg("check-config")
+            .env("HAVEN_SESSION__SEEKER_GRACE", "1000000y"),
+    );
+    assert!(!ok);
+    assert!(
+        err.contains("session.seeker_grace") && err.contains("30 days"),
+        "{err}"
+    );
+
+    let (ok, _, err) = output(
+        haven(dir.path())
+            .arg("check-config")
             .env("HAVEN_SESION__MAX_CHARS", "5"),
     );
     assert!(!ok);
