@@ -9,6 +9,9 @@
 //! never silently falls back to a default. Every error names the key and
 //! where its value came from (the file or the variable).
 
+mod check;
+mod render;
+
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -16,9 +19,6 @@ use std::time::Duration;
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
-
-/// The longest duration any setting may have.
-const MAX_DURATION: Duration = Duration::from_secs(30 * 24 * 3600);
 
 /// Where the config file is looked for when none is named.
 pub const DEFAULT_CONFIG_PATH: &str = "config/haven.toml";
@@ -269,7 +269,7 @@ pub enum ConfigError {
     #[error("config file {0} does not exist")]
     Missing(PathBuf),
     /// A value could not be read (wrong type, unknown key, bad syntax).
-    #[error("{}", describe(.0))]
+    #[error("{}", check::describe(.0))]
     Parse(Box<figment::Error>),
     /// A value was read but is not acceptable.
     #[error("invalid value for `{key}` (from {origin}): {problem}")]
@@ -281,50 +281,6 @@ pub enum ConfigError {
         /// What is wrong with it.
         problem: String,
     },
-}
-
-/// Says which key failed and where its value came from, naming the exact
-/// environment variable or file, for each error figment collected.
-fn describe(error: &figment::Error) -> String {
-    let lines: Vec<String> = error
-        .clone()
-        .into_iter()
-        .map(|e| {
-            let unknown = matches!(e.kind, figment::error::Kind::UnknownField(..));
-            let problem = if unknown {
-                "unknown key".to_owned()
-            } else {
-                e.kind.to_string()
-            };
-            let origin = origin(e.metadata.as_ref(), &e.path.join("."), unknown);
-            format!(
-                "invalid value for `{}` (from {origin}): {problem}",
-                e.path.join(".")
-            )
-        })
-        .collect();
-    lines.join("\n")
-}
-
-/// Where the value of `key` came from: the environment variable that set
-/// it, the file, or the defaults. For an unknown key from the environment
-/// only the start of the variable's name is known.
-fn origin(metadata: Option<&figment::Metadata>, key: &str, unknown: bool) -> String {
-    let Some(metadata) = metadata else {
-        return "defaults".to_owned();
-    };
-    if metadata.name.contains("environment") {
-        let var = format!("HAVEN_{}", key.replace('.', "__").to_uppercase());
-        return if unknown {
-            format!("an environment variable starting with {var}")
-        } else {
-            format!("environment variable {var}")
-        };
-    }
-    match &metadata.source {
-        Some(source) => source.to_string(),
-        None => metadata.name.to_string(),
-    }
 }
 
 /// Where the configuration was read from.
@@ -358,286 +314,10 @@ impl Config {
         Ok(Loaded { config, file })
     }
 
-    fn validate(&self, figment: &Figment) -> Result<(), ConfigError> {
-        let invalid = |key: &'static str, problem: String| ConfigError::Invalid {
-            key,
-            origin: origin(figment.find_metadata(key), key, false),
-            problem,
-        };
-        for origin in &self.allowed_origins {
-            if let Err(problem) = check_origin(origin) {
-                return Err(invalid("allowed_origins", format!("{origin:?}: {problem}")));
-            }
-        }
-        if let Some(url) = &self.redis_url
-            && !["redis://", "rediss://", "unix://", "redis+unix://"]
-                .iter()
-                .any(|p| url.starts_with(p))
-        {
-            return Err(invalid(
-                "redis_url",
-                "must start with redis://, rediss:// or unix://".into(),
-            ));
-        }
-        let s = &self.session;
-        let l = &self.limits;
-        let checks: [(&'static str, bool, &str); 16] = [
-            ("session.max_chars", s.max_chars >= 1, "must be at least 1"),
-            (
-                "session.max_chars",
-                u64::from(s.max_chars) * 4 + 256 <= u64::from(l.max_frame_bytes),
-                "must fit in limits.max_frame_bytes (up to 4 bytes per character plus 256)",
-            ),
-            (
-                "session.replay_max_messages",
-                s.replay_max_messages >= 1,
-                "must be at least 1",
-            ),
-            (
-                "session.replay_max_messages",
-                s.replay_max_messages < l.outbound_queue,
-                "must be below limits.outbound_queue so a full replay fits",
-            ),
-            (
-                "session.replay_max_bytes",
-                s.replay_max_bytes >= 1024,
-                "must be at least 1024",
-            ),
-            (
-                "session.default_capacity",
-                s.default_capacity >= 1,
-                "must be at least 1",
-            ),
-            (
-                "session.hello_timeout",
-                !s.hello_timeout.is_zero(),
-                "must not be zero",
-            ),
-            (
-                "session.ping_interval",
-                !s.ping_interval.is_zero(),
-                "must not be zero",
-            ),
-            (
-                "session.idle_timeout",
-                s.idle_timeout > s.ping_interval,
-                "must be longer than session.ping_interval",
-            ),
-            (
-                "limits.max_connections",
-                l.max_connections >= 1,
-                "must be at least 1",
-            ),
-            (
-                "limits.max_frame_bytes",
-                l.max_frame_bytes >= 1024,
-                "must be at least 1024",
-            ),
-            (
-                "limits.read_buffer_bytes",
-                l.read_buffer_bytes >= 512,
-                "must be at least 512",
-            ),
-            (
-                "limits.outbound_queue",
-                l.outbound_queue >= 16,
-                "must be at least 16",
-            ),
-            (
-                "limits.seeker_frames_per_minute",
-                [
-                    l.seeker_messages_per_minute,
-                    l.seeker_message_burst,
-                    l.seeker_frames_per_minute,
-                    l.seeker_frame_burst,
-                ]
-                .iter()
-                .all(|n| *n >= 1),
-                "help-seeker rates and bursts must be at least 1",
-            ),
-            (
-                "limits.counsellor_frames_per_minute",
-                [
-                    l.counsellor_messages_per_minute,
-                    l.counsellor_message_burst,
-                    l.counsellor_frames_per_minute,
-                    l.counsellor_frame_burst,
-                ]
-                .iter()
-                .all(|n| *n >= 1),
-                "counsellor rates and bursts must be at least 1",
-            ),
-            (
-                "limits.source_upgrades_per_minute",
-                l.source_upgrades_per_minute >= 1
-                    && l.source_upgrade_burst >= 1
-                    && l.source_max_connections >= 1,
-                "rates, bursts and maxima must be at least 1",
-            ),
-        ];
-        for (key, ok, problem) in checks {
-            if !ok {
-                return Err(invalid(key, problem.to_owned()));
-            }
-        }
-        // Deadlines are `Instant + Duration`, which must never overflow.
-        let durations: [(&'static str, Duration); 11] = [
-            ("drain_delay", self.drain_delay),
-            ("shutdown_timeout", self.shutdown_timeout),
-            ("session.seeker_grace", s.seeker_grace),
-            ("session.counsellor_grace", s.counsellor_grace),
-            ("session.hello_timeout", s.hello_timeout),
-            ("session.ping_interval", s.ping_interval),
-            ("session.idle_timeout", s.idle_timeout),
-            ("limits.source_key_rotation", l.source_key_rotation),
-            ("limits.header_timeout", l.header_timeout),
-            ("auth.token_ttl", self.auth.token_ttl),
-            ("auth.lockout_window", self.auth.lockout_window),
-        ];
-        for (key, value) in durations {
-            if value > MAX_DURATION {
-                return Err(invalid(key, "must be at most 30 days".into()));
-            }
-        }
-        if self.auth.max_concurrent_hashes == 0 {
-            return Err(invalid(
-                "auth.max_concurrent_hashes",
-                "must be at least 1".into(),
-            ));
-        }
-        Ok(())
-    }
-
     /// The configuration as TOML with secrets (the Redis password) hidden.
     pub fn to_redacted_toml(&self) -> String {
         let mut shown = self.clone();
-        shown.redis_url = shown.redis_url.as_deref().map(redact_url);
-        let value = Serialized::defaults(&shown);
-        match Figment::from(value).extract::<toml_value::Root>() {
-            Ok(root) => root.render(),
-            Err(e) => format!("# could not render: {e}\n"),
-        }
-    }
-}
-
-/// Checks an allowed origin: `scheme://host[:port]` and nothing else.
-fn check_origin(origin: &str) -> Result<(), &'static str> {
-    let rest = origin
-        .strip_prefix("https://")
-        .or_else(|| origin.strip_prefix("http://"))
-        .ok_or("must start with http:// or https://")?;
-    if rest.is_empty() || rest.contains(['/', '?', '#', '@', ' ']) {
-        return Err("must be scheme://host[:port] with no path");
-    }
-    if rest.bytes().any(|b| b.is_ascii_uppercase()) {
-        return Err("must be lowercase, as browsers send it");
-    }
-    Ok(())
-}
-
-/// Hides the password in `redis://user:password@host`.
-fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            format!("{}://<redacted>@{}", &url[..scheme], &url[at + 1..])
-        }
-        _ => url.to_owned(),
-    }
-}
-
-/// Renders the effective configuration as TOML without a TOML serializer:
-/// figment's value tree is walked and written in TOML syntax.
-mod toml_value {
-    use std::fmt::Write as _;
-
-    use figment::value::{Dict, Value};
-    use serde::Deserialize;
-
-    #[derive(Deserialize)]
-    pub(super) struct Root(Dict);
-
-    impl Root {
-        pub(super) fn render(&self) -> String {
-            let mut out = String::new();
-            write_table(&mut out, "", &self.0);
-            out
-        }
-    }
-
-    fn write_table(out: &mut String, prefix: &str, dict: &Dict) {
-        let (tables, values): (Vec<_>, Vec<_>) =
-            dict.iter().partition(|(_, v)| matches!(v, Value::Dict(..)));
-        for (key, value) in values {
-            if matches!(value, Value::Empty(..)) {
-                let _ = writeln!(out, "# {key} is unset");
-            } else {
-                let _ = writeln!(out, "{key} = {}", scalar(value));
-            }
-        }
-        for (key, value) in tables {
-            if let Value::Dict(_, inner) = value {
-                let name = if prefix.is_empty() {
-                    key.clone()
-                } else {
-                    format!("{prefix}.{key}")
-                };
-                let _ = writeln!(out, "\n[{name}]");
-                write_table(out, &name, inner);
-            }
-        }
-    }
-
-    fn scalar(value: &Value) -> String {
-        match value {
-            Value::String(_, s) => format!("{s:?}"),
-            Value::Char(_, c) => format!("\"{c}\""),
-            Value::Bool(_, b) => b.to_string(),
-            Value::Num(_, n) => n
-                .to_u128()
-                .map(|v| v.to_string())
-                .or_else(|| n.to_i128().map(|v| v.to_string()))
-                .or_else(|| n.to_f64().map(|v| v.to_string()))
-                .unwrap_or_default(),
-            Value::Empty(..) => "\"\"".to_owned(),
-            Value::Array(_, items) => {
-                let inner: Vec<String> = items.iter().map(scalar).collect();
-                format!("[{}]", inner.join(", "))
-            }
-            Value::Dict(..) => "{}".to_owned(),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn origins_must_be_exact() {
-        assert!(check_origin("https://hulp.example.org").is_ok());
-        assert!(check_origin("http://127.0.0.1:8080").is_ok());
-        assert!(check_origin("hulp.example.org").is_err());
-        assert!(check_origin("https://hulp.example.org/").is_err());
-        assert!(check_origin("https://HULP.example.org").is_err());
-        assert!(check_origin("https://").is_err());
-    }
-
-    #[test]
-    fn redis_passwords_are_hidden() {
-        assert_eq!(
-            redact_url("redis://:s3cret@10.0.0.1:6379/0"),
-            "redis://<redacted>@10.0.0.1:6379/0"
-        );
-        assert_eq!(redact_url("redis://127.0.0.1/"), "redis://127.0.0.1/");
-    }
-
-    #[test]
-    fn defaults_are_valid_and_render() {
-        let figment = Figment::from(Serialized::defaults(Config::default()));
-        Config::default().validate(&figment).unwrap();
-        let text = Config::default().to_redacted_toml();
-        assert!(text.contains("listen = \"127.0.0.1:8080\""), "{text}");
-        assert!(text.contains("[session]"), "{text}");
-        assert!(text.contains("seeker_grace = \"2m\""), "{text}");
+        shown.redis_url = shown.redis_url.as_deref().map(render::redact_url);
+        render::to_toml(&shown)
     }
 }

@@ -1,0 +1,245 @@
+//! Checking a loaded configuration, and saying precisely what is wrong:
+//! which key, and which file or environment variable its value came from.
+
+use std::time::Duration;
+
+use figment::Figment;
+
+use super::{Config, ConfigError};
+
+/// The longest duration any setting may have.
+const MAX_DURATION: Duration = Duration::from_secs(30 * 24 * 3600);
+
+impl Config {
+    pub(super) fn validate(&self, figment: &Figment) -> Result<(), ConfigError> {
+        let invalid = |key: &'static str, problem: String| ConfigError::Invalid {
+            key,
+            origin: origin(figment.find_metadata(key), key, false),
+            problem,
+        };
+        for origin in &self.allowed_origins {
+            if let Err(problem) = check_origin(origin) {
+                return Err(invalid("allowed_origins", format!("{origin:?}: {problem}")));
+            }
+        }
+        if let Some(url) = &self.redis_url
+            && !["redis://", "rediss://", "unix://", "redis+unix://"]
+                .iter()
+                .any(|p| url.starts_with(p))
+        {
+            return Err(invalid(
+                "redis_url",
+                "must start with redis://, rediss:// or unix://".into(),
+            ));
+        }
+        let s = &self.session;
+        let l = &self.limits;
+        let checks: [(&'static str, bool, &str); 16] = [
+            ("session.max_chars", s.max_chars >= 1, "must be at least 1"),
+            (
+                "session.max_chars",
+                u64::from(s.max_chars) * 4 + 256 <= u64::from(l.max_frame_bytes),
+                "must fit in limits.max_frame_bytes (up to 4 bytes per character plus 256)",
+            ),
+            (
+                "session.replay_max_messages",
+                s.replay_max_messages >= 1,
+                "must be at least 1",
+            ),
+            (
+                "session.replay_max_messages",
+                s.replay_max_messages < l.outbound_queue,
+                "must be below limits.outbound_queue so a full replay fits",
+            ),
+            (
+                "session.replay_max_bytes",
+                s.replay_max_bytes >= 1024,
+                "must be at least 1024",
+            ),
+            (
+                "session.default_capacity",
+                s.default_capacity >= 1,
+                "must be at least 1",
+            ),
+            (
+                "session.hello_timeout",
+                !s.hello_timeout.is_zero(),
+                "must not be zero",
+            ),
+            (
+                "session.ping_interval",
+                !s.ping_interval.is_zero(),
+                "must not be zero",
+            ),
+            (
+                "session.idle_timeout",
+                s.idle_timeout > s.ping_interval,
+                "must be longer than session.ping_interval",
+            ),
+            (
+                "limits.max_connections",
+                l.max_connections >= 1,
+                "must be at least 1",
+            ),
+            (
+                "limits.max_frame_bytes",
+                l.max_frame_bytes >= 1024,
+                "must be at least 1024",
+            ),
+            (
+                "limits.read_buffer_bytes",
+                l.read_buffer_bytes >= 512,
+                "must be at least 512",
+            ),
+            (
+                "limits.outbound_queue",
+                l.outbound_queue >= 16,
+                "must be at least 16",
+            ),
+            (
+                "limits.seeker_frames_per_minute",
+                [
+                    l.seeker_messages_per_minute,
+                    l.seeker_message_burst,
+                    l.seeker_frames_per_minute,
+                    l.seeker_frame_burst,
+                ]
+                .iter()
+                .all(|n| *n >= 1),
+                "help-seeker rates and bursts must be at least 1",
+            ),
+            (
+                "limits.counsellor_frames_per_minute",
+                [
+                    l.counsellor_messages_per_minute,
+                    l.counsellor_message_burst,
+                    l.counsellor_frames_per_minute,
+                    l.counsellor_frame_burst,
+                ]
+                .iter()
+                .all(|n| *n >= 1),
+                "counsellor rates and bursts must be at least 1",
+            ),
+            (
+                "limits.source_upgrades_per_minute",
+                l.source_upgrades_per_minute >= 1
+                    && l.source_upgrade_burst >= 1
+                    && l.source_max_connections >= 1,
+                "rates, bursts and maxima must be at least 1",
+            ),
+        ];
+        for (key, ok, problem) in checks {
+            if !ok {
+                return Err(invalid(key, problem.to_owned()));
+            }
+        }
+        // Deadlines are `Instant + Duration`, which must never overflow.
+        let durations: [(&'static str, Duration); 11] = [
+            ("drain_delay", self.drain_delay),
+            ("shutdown_timeout", self.shutdown_timeout),
+            ("session.seeker_grace", s.seeker_grace),
+            ("session.counsellor_grace", s.counsellor_grace),
+            ("session.hello_timeout", s.hello_timeout),
+            ("session.ping_interval", s.ping_interval),
+            ("session.idle_timeout", s.idle_timeout),
+            ("limits.source_key_rotation", l.source_key_rotation),
+            ("limits.header_timeout", l.header_timeout),
+            ("auth.token_ttl", self.auth.token_ttl),
+            ("auth.lockout_window", self.auth.lockout_window),
+        ];
+        for (key, value) in durations {
+            if value > MAX_DURATION {
+                return Err(invalid(key, "must be at most 30 days".into()));
+            }
+        }
+        if self.auth.max_concurrent_hashes == 0 {
+            return Err(invalid(
+                "auth.max_concurrent_hashes",
+                "must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Says which key failed and where its value came from, naming the exact
+/// environment variable or file, for each error figment collected.
+pub(super) fn describe(error: &figment::Error) -> String {
+    let lines: Vec<String> = error
+        .clone()
+        .into_iter()
+        .map(|e| {
+            let unknown = matches!(e.kind, figment::error::Kind::UnknownField(..));
+            let problem = if unknown {
+                "unknown key".to_owned()
+            } else {
+                e.kind.to_string()
+            };
+            let origin = origin(e.metadata.as_ref(), &e.path.join("."), unknown);
+            format!(
+                "invalid value for `{}` (from {origin}): {problem}",
+                e.path.join(".")
+            )
+        })
+        .collect();
+    lines.join("\n")
+}
+
+/// Where the value of `key` came from: the environment variable that set
+/// it, the file, or the defaults. For an unknown key from the environment
+/// only the start of the variable's name is known.
+fn origin(metadata: Option<&figment::Metadata>, key: &str, unknown: bool) -> String {
+    let Some(metadata) = metadata else {
+        return "defaults".to_owned();
+    };
+    if metadata.name.contains("environment") {
+        let var = format!("HAVEN_{}", key.replace('.', "__").to_uppercase());
+        return if unknown {
+            format!("an environment variable starting with {var}")
+        } else {
+            format!("environment variable {var}")
+        };
+    }
+    match &metadata.source {
+        Some(source) => source.to_string(),
+        None => metadata.name.to_string(),
+    }
+}
+
+/// Checks an allowed origin: `scheme://host[:port]` and nothing else.
+fn check_origin(origin: &str) -> Result<(), &'static str> {
+    let rest = origin
+        .strip_prefix("https://")
+        .or_else(|| origin.strip_prefix("http://"))
+        .ok_or("must start with http:// or https://")?;
+    if rest.is_empty() || rest.contains(['/', '?', '#', '@', ' ']) {
+        return Err("must be scheme://host[:port] with no path");
+    }
+    if rest.bytes().any(|b| b.is_ascii_uppercase()) {
+        return Err("must be lowercase, as browsers send it");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use figment::providers::Serialized;
+
+    use super::*;
+
+    #[test]
+    fn origins_must_be_exact() {
+        assert!(check_origin("https://hulp.example.org").is_ok());
+        assert!(check_origin("http://127.0.0.1:8080").is_ok());
+        assert!(check_origin("hulp.example.org").is_err());
+        assert!(check_origin("https://hulp.example.org/").is_err());
+        assert!(check_origin("https://HULP.example.org").is_err());
+        assert!(check_origin("https://").is_err());
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let figment = Figment::from(Serialized::defaults(Config::default()));
+        Config::default().validate(&figment).unwrap();
+    }
+}
