@@ -18,7 +18,7 @@ use super::conn::ConnHandle;
 use super::frames::counsellor_error;
 use super::reader::{Reader, Role};
 use super::validate;
-use super::{Admission, Socket};
+use super::{Admission, Socket, refuse};
 use crate::app::AppState;
 use crate::broker::{CounsellorLogin, ResumeTarget, SessionCell};
 
@@ -51,6 +51,7 @@ pub(super) async fn run(
                     if state.logins.validate_hash(me.auth).is_none() {
                         refuse(
                             &socket.conn,
+                            Role::Counsellor,
                             ErrorCode::Unauthorized,
                             "login expired",
                             CloseCode::Unauthorized,
@@ -70,11 +71,6 @@ pub(super) async fn run(
             }
         })
         .await;
-}
-
-fn refuse(conn: &ConnHandle, code: ErrorCode, detail: &str, close: CloseCode) {
-    conn.send(counsellor_error(code, None, None, Some(detail.to_owned())));
-    conn.close_after_queued(close);
 }
 
 /// Resolves a login token (from the message or the cookie) to an account.
@@ -106,7 +102,13 @@ async fn greet(
     let msg = match decode_counsellor(text.as_str()) {
         Ok(msg) => msg,
         Err(e) => {
-            refuse(conn, e.code, &e.detail, CloseCode::ProtocolViolation);
+            refuse(
+                conn,
+                Role::Counsellor,
+                e.code,
+                &e.detail,
+                CloseCode::ProtocolViolation,
+            );
             return None;
         }
     };
@@ -115,6 +117,7 @@ async fn greet(
             if protocol != PROTOCOL_VERSION {
                 refuse(
                     conn,
+                    Role::Counsellor,
                     ErrorCode::UnsupportedProtocol,
                     "this server speaks protocol 1",
                     CloseCode::ProtocolViolation,
@@ -124,6 +127,7 @@ async fn greet(
             let Some(login) = authenticate(state, token.as_ref(), cookie) else {
                 refuse(
                     conn,
+                    Role::Counsellor,
                     ErrorCode::Unauthorized,
                     "log in first",
                     CloseCode::Unauthorized,
@@ -146,6 +150,7 @@ async fn greet(
             let Some(login) = authenticate(state, auth.as_ref(), cookie) else {
                 refuse(
                     conn,
+                    Role::Counsellor,
                     ErrorCode::Unauthorized,
                     "log in first",
                     CloseCode::Unauthorized,
@@ -163,6 +168,7 @@ async fn greet(
             if !ok {
                 refuse(
                     conn,
+                    Role::Counsellor,
                     ErrorCode::ResumeFailed,
                     "unknown, used or expired token; send hello instead",
                     CloseCode::ResumeFailed,
@@ -174,6 +180,7 @@ async fn greet(
         _ => {
             refuse(
                 conn,
+                Role::Counsellor,
                 ErrorCode::WrongState,
                 "send hello or resume first",
                 CloseCode::ProtocolViolation,

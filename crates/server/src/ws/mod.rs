@@ -22,6 +22,7 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt as _;
+use haven_protocol::{CloseCode, ErrorCode};
 use tokio_util::task::task_tracker::TaskTrackerToken;
 use tracing::debug;
 
@@ -112,6 +113,13 @@ fn configure(ws: WebSocketUpgrade, state: &AppState) -> WebSocketUpgrade {
         .max_frame_size(frame)
         .max_message_size(frame)
         .protocols([haven_protocol::SUBPROTOCOL])
+}
+
+/// Refuses a socket's first frame: an error frame, then a close once it
+/// has gone out.
+fn refuse(conn: &ConnHandle, role: Role, code: ErrorCode, detail: &str, close: CloseCode) {
+    conn.send(role.error(code, detail));
+    conn.close_after_queued(close);
 }
 
 fn refuse_upgrade(rejection: WebSocketUpgradeRejection) -> Response {

@@ -11,7 +11,7 @@ use super::conn::ConnHandle;
 use super::frames::seeker_error;
 use super::reader::{Reader, Role};
 use super::validate;
-use super::{Admission, Socket};
+use super::{Admission, Socket, refuse};
 use crate::app::AppState;
 use crate::broker::{ResumeTarget, SeekerInfo, SessionCell};
 
@@ -42,18 +42,18 @@ pub(super) async fn run(state: AppState, socket: WebSocket, admission: Admission
         .await;
 }
 
-/// Refuses the socket with an error frame and a close code.
-fn refuse(conn: &ConnHandle, code: ErrorCode, detail: &str, close: CloseCode) {
-    conn.send(seeker_error(code, None, Some(detail.to_owned())));
-    conn.close_after_queued(close);
-}
-
 /// The first frame must be `hello` or `resume`.
 async fn greet(state: &AppState, conn: &ConnHandle, text: &Utf8Bytes) -> Option<Arc<SessionCell>> {
     let msg = match decode_seeker(text.as_str()) {
         Ok(msg) => msg,
         Err(e) => {
-            refuse(conn, e.code, &e.detail, CloseCode::ProtocolViolation);
+            refuse(
+                conn,
+                Role::Seeker,
+                e.code,
+                &e.detail,
+                CloseCode::ProtocolViolation,
+            );
             return None;
         }
     };
@@ -67,6 +67,7 @@ async fn greet(state: &AppState, conn: &ConnHandle, text: &Utf8Bytes) -> Option<
             if protocol != PROTOCOL_VERSION {
                 refuse(
                     conn,
+                    Role::Seeker,
                     ErrorCode::UnsupportedProtocol,
                     "this server speaks protocol 1",
                     CloseCode::ProtocolViolation,
@@ -78,6 +79,7 @@ async fn greet(state: &AppState, conn: &ConnHandle, text: &Utf8Bytes) -> Option<
                 Err(why) => {
                     refuse(
                         conn,
+                        Role::Seeker,
                         ErrorCode::InvalidMessage,
                         why,
                         CloseCode::ProtocolViolation,
@@ -88,6 +90,7 @@ async fn greet(state: &AppState, conn: &ConnHandle, text: &Utf8Bytes) -> Option<
             if state.draining.load(std::sync::atomic::Ordering::Acquire) {
                 refuse(
                     conn,
+                    Role::Seeker,
                     ErrorCode::Unavailable,
                     "shutting down",
                     CloseCode::TryAgainLater,
@@ -108,6 +111,7 @@ async fn greet(state: &AppState, conn: &ConnHandle, text: &Utf8Bytes) -> Option<
             if resumed.is_none() {
                 refuse(
                     conn,
+                    Role::Seeker,
                     ErrorCode::ResumeFailed,
                     "unknown, used or expired token; start a new session",
                     CloseCode::ResumeFailed,
@@ -118,6 +122,7 @@ async fn greet(state: &AppState, conn: &ConnHandle, text: &Utf8Bytes) -> Option<
         _ => {
             refuse(
                 conn,
+                Role::Seeker,
                 ErrorCode::WrongState,
                 "send hello or resume first",
                 CloseCode::ProtocolViolation,
