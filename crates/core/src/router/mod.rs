@@ -25,7 +25,7 @@ mod types;
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-pub use self::types::{Effect, EndReason, Refusal, RouterConfig, Status};
+pub use self::types::{CounsellorView, Effect, EndReason, Refusal, RouterConfig, Status};
 use crate::ids::{CounsellorId, Party, SessionId, Side};
 use crate::queue::{Priority, Queue};
 
@@ -366,10 +366,15 @@ impl Router {
             .is_some_and(|s| s.seeker == Link::Connected)
     }
 
-    /// A counsellor's status, capacity and sessions.
-    pub fn counsellor(&self, counsellor: CounsellorId) -> Option<(Status, u32, Vec<SessionId>)> {
+    /// A counsellor's status, capacity and sessions, while they are
+    /// connected or within their grace period.
+    pub fn counsellor(&self, counsellor: CounsellorId) -> Option<CounsellorView> {
         let c = self.counsellors.get(&counsellor)?;
-        Some((c.status, c.capacity, c.sessions.iter().copied().collect()))
+        Some(CounsellorView {
+            status: c.status,
+            capacity: c.capacity,
+            sessions: c.sessions.iter().copied().collect(),
+        })
     }
 
     /// How many help-seekers wait.

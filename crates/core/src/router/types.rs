@@ -34,6 +34,17 @@ pub enum Status {
     Away,
 }
 
+/// What the router knows of one counsellor.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CounsellorView {
+    /// Available or away.
+    pub status: Status,
+    /// Sessions they take at once.
+    pub capacity: u32,
+    /// The sessions they have, in id order.
+    pub sessions: Vec<SessionId>,
+}
+
 /// Why a session ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EndReason {

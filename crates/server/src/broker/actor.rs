@@ -182,12 +182,8 @@ impl Actor {
                     return;
                 }
                 link.conn = None;
-                for session in self
-                    .router
-                    .counsellor(counsellor)
-                    .map(|c| c.2)
-                    .unwrap_or_default()
-                {
+                let sessions = self.router.counsellor(counsellor).map(|c| c.sessions);
+                for session in sessions.unwrap_or_default() {
                     if let Some(cell) = self.cell(session) {
                         let mut st = cell.lock();
                         if let Some((_, conn)) = &mut st.counsellor {
@@ -313,10 +309,10 @@ impl Actor {
         );
         let at = now();
         let sessions = self.router.counsellor_connected(at, id, login.capacity);
-        let (status, capacity, _) =
-            self.router
-                .counsellor(id)
-                .unwrap_or((Status::Away, login.capacity, Vec::new()));
+        let (status, capacity) = self
+            .router
+            .counsellor(id)
+            .map_or((Status::Away, login.capacity), |c| (c.status, c.capacity));
 
         // Lock every cell involved, in id order, so the welcome, the states
         // and the replays reach the client before any live message.
