@@ -9,22 +9,26 @@
 //!
 //! # Layout
 //!
-//! - [`router`]: the control plane. Which help-seekers wait in which order,
-//!   which counsellor takes whom, who is connected, and what happens when a
-//!   grace period runs out. One owner drives it; it never sees chat text.
-//! - [`queue`]: the waiting line the router keeps (priority, then FIFO).
+//! - [`router`]: the control plane. Topics, skills, priorities, offers,
+//!   wrap-up, transfers, return codes, grace periods, positions and wait
+//!   estimates. One owner drives it; it never sees chat text.
+//! - [`queue`]: the ordered lines the router keeps.
+//! - [`hours`]: opening hours per topic, evaluated in a time zone.
 //! - [`conversation`]: the data plane of one session. Sequence numbers, acks,
 //!   idempotent retries and the bounded replay buffer that makes resume
 //!   lose nothing. Each session has its own, so chat never funnels through
 //!   one global owner.
-//! - [`ids`]: the newtype ids both use.
+//! - [`ids`]: the newtype ids they share.
 
 pub mod conversation;
+pub mod hours;
 pub mod ids;
 pub mod queue;
 pub mod router;
 
 pub use conversation::{Accept, Conversation, ReplayLimits, Resume};
-pub use ids::{CounsellorId, Party, SessionId, Side};
-pub use queue::{Priority, Queue};
-pub use router::{Effect, EndReason, Router, RouterConfig, Status};
+pub use ids::{CounsellorId, LangId, Party, SessionId, Side, TopicId};
+pub use router::{
+    Activity, Arrival, Assignment, CounsellorView, Effect, EndReason, Gate, Notice, Profile,
+    Refusal, Router, RouterConfig, Status, TopicRules, TopicStats, TopicSummary, Transfer,
+};

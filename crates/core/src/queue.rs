@@ -1,94 +1,63 @@
-//! The waiting line: highest priority first, first come first served within
-//! a priority.
+//! A waiting line, ordered by [`Key`].
 //!
-//! Order within a priority is by arrival number: the caller numbers
-//! help-seekers once, when they first arrive. A help-seeker who is put back
-//! (their counsellor's connection was lost) keeps that number and gets
-//! [`Priority::Requeued`], which puts them ahead of everyone who has not
-//! been served yet, in their original order.
+//! A key is a *virtual arrival time* and an arrival number. A help-seeker
+//! who arrives normally is keyed by the moment they arrived. Priority is a
+//! head start: an urgent help-seeker is keyed as if they had arrived
+//! `triage_boost` earlier, and one put back after losing their counsellor
+//! as if they had arrived long before anyone else (keeping their original
+//! order among themselves). The order is therefore fixed on entry, costs
+//! O(log n) to keep, is first come first served within a priority, and
+//! ages by itself: whoever has waited longer than an urgent head start is
+//! served before an urgent newcomer, so nobody starves.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use crate::ids::SessionId;
 
-/// How urgently a waiting help-seeker is served. Higher goes first.
+/// A place in line: smaller is served first.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
-pub enum Priority {
-    /// An ordinary arrival.
-    Normal,
-    /// Put back after their counsellor was lost: served before anyone new.
-    Requeued,
+pub struct Key {
+    /// Virtual arrival time, in milliseconds since the router started
+    /// (negative for large head starts).
+    pub virtual_ms: i64,
+    /// Arrival number, unique and increasing; breaks ties first come first
+    /// served.
+    pub arrival: u64,
 }
 
-/// Orders the line. Derived `Ord` compares fields top to bottom: priority
-/// (inverted, so higher sorts first), then arrival number.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
-struct Key {
-    rank: std::cmp::Reverse<Priority>,
-    arrival: u64,
-}
-
-/// The waiting line.
+/// An ordered line of sessions.
 #[derive(Debug, Default)]
-pub struct Queue {
+pub struct Line {
     order: BTreeMap<Key, SessionId>,
-    /// Invariant: exactly the sessions in `order`, each with its key.
-    keys: HashMap<SessionId, Key>,
 }
 
-impl Queue {
+impl Line {
     /// An empty line.
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// Adds a session with its arrival number (unique, increasing with
-    /// time). A session already in the line keeps its place and this
-    /// returns `false`.
-    pub fn push(&mut self, session: SessionId, priority: Priority, arrival: u64) -> bool {
-        if self.keys.contains_key(&session) {
-            return false;
-        }
-        let key = Key {
-            rank: std::cmp::Reverse(priority),
-            arrival,
-        };
+    /// Adds a session at `key` (keys are unique).
+    pub fn insert(&mut self, key: Key, session: SessionId) {
         self.order.insert(key, session);
-        self.keys.insert(session, key);
-        true
     }
 
-    /// Removes a session; returns whether it was waiting.
-    pub fn remove(&mut self, session: SessionId) -> bool {
-        match self.keys.remove(&session) {
-            Some(key) => self.order.remove(&key).is_some(),
-            None => false,
-        }
+    /// Removes the session at `key`; returns whether it was there.
+    pub fn remove(&mut self, key: Key) -> bool {
+        self.order.remove(&key).is_some()
     }
 
-    /// The session served next, without removing it.
-    pub fn peek(&self) -> Option<SessionId> {
-        self.order.values().next().copied()
+    /// The first in line.
+    pub fn first(&self) -> Option<(Key, SessionId)> {
+        self.order.first_key_value().map(|(k, s)| (*k, *s))
     }
 
-    /// Removes and returns the session served next.
-    pub fn pop(&mut self) -> Option<SessionId> {
-        let (_, session) = self.order.pop_first()?;
-        self.keys.remove(&session);
-        Some(session)
+    /// Everyone in serving order.
+    pub fn iter(&self) -> impl Iterator<Item = (Key, SessionId)> + '_ {
+        self.order.iter().map(|(k, s)| (*k, *s))
     }
 
-    /// Whether the session is waiting.
-    pub fn contains(&self, session: SessionId) -> bool {
-        self.keys.contains_key(&session)
-    }
-
-    /// The priority a waiting session has.
-    pub fn priority(&self, session: SessionId) -> Option<Priority> {
-        self.keys.get(&session).map(|k| k.rank.0)
-    }
-
-    /// How many are waiting.
+    /// How many wait.
     pub fn len(&self) -> usize {
         self.order.len()
     }
@@ -98,9 +67,18 @@ impl Queue {
         self.order.is_empty()
     }
 
-    /// The waiting sessions in serving order, first is position 1.
-    pub fn iter(&self) -> impl Iterator<Item = SessionId> + '_ {
-        self.order.values().copied()
+    /// The 1-based position of `key`. Counts from whichever end is nearer,
+    /// so it costs O(1) at the tail, where ordinary arrivals go, and stays
+    /// small near the head, where priority arrivals go.
+    pub fn position(&self, key: Key) -> u32 {
+        let behind = self.order.range(key..).count();
+        let total = self.order.len();
+        let ahead = if behind * 2 <= total {
+            total.saturating_sub(behind)
+        } else {
+            self.order.range(..key).count()
+        };
+        u32::try_from(ahead + 1).unwrap_or(u32::MAX)
     }
 }
 
@@ -108,24 +86,31 @@ impl Queue {
 mod tests {
     use super::*;
 
+    fn key(virtual_ms: i64, arrival: u64) -> Key {
+        Key {
+            virtual_ms,
+            arrival,
+        }
+    }
+
     #[test]
-    fn fifo_within_priority_and_requeued_first() {
-        let mut q = Queue::new();
-        q.push(SessionId(1), Priority::Normal, 10);
-        q.push(SessionId(2), Priority::Normal, 11);
-        q.push(SessionId(3), Priority::Requeued, 9);
-        q.push(SessionId(4), Priority::Requeued, 1);
-        assert!(!q.push(SessionId(1), Priority::Requeued, 0));
-        let order: Vec<_> = q.iter().collect();
+    fn orders_by_virtual_time_then_arrival() {
+        let mut line = Line::new();
+        line.insert(key(1000, 0), SessionId(1));
+        line.insert(key(1000, 1), SessionId(2));
+        line.insert(key(400, 2), SessionId(3));
+        line.insert(key(-1_000_000, 3), SessionId(4));
+        let order: Vec<_> = line.iter().map(|(_, s)| s).collect();
         assert_eq!(
             order,
             [SessionId(4), SessionId(3), SessionId(1), SessionId(2)]
         );
-        assert!(q.remove(SessionId(3)));
-        assert!(!q.remove(SessionId(3)));
-        assert_eq!(q.pop(), Some(SessionId(4)));
-        assert_eq!(q.pop(), Some(SessionId(1)));
-        assert_eq!(q.len(), 1);
-        assert_eq!(q.priority(SessionId(2)), Some(Priority::Normal));
+        assert_eq!(line.position(key(1000, 1)), 4);
+        assert_eq!(line.position(key(-1_000_000, 3)), 1);
+        assert_eq!(line.position(key(400, 2)), 2);
+        assert!(line.remove(key(400, 2)));
+        assert!(!line.remove(key(400, 2)));
+        assert_eq!(line.position(key(1000, 1)), 3);
+        assert_eq!(line.first(), Some((key(-1_000_000, 3), SessionId(4))));
     }
 }

@@ -113,6 +113,26 @@ pub enum EndReason {
     /// The help-seeker's connection dropped and did not come back within
     /// the grace period.
     SeekerTimedOut,
+    /// The topic closed and no counsellor was left to serve the queue.
+    TopicClosed,
+    /// (Counsellors only.) You handed the session on, or left it to a
+    /// colleague; it continues without you.
+    Transferred,
+}
+
+/// A place to turn to instead (an emergency number, another service),
+/// from the helpline's configuration. Shown while waiting and whenever chat
+/// is unavailable.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct Alternative {
+    /// What it is, as the helpline wrote it (e.g. "113 Zelfmoordpreventie").
+    pub name: String,
+    /// A phone number to call, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+    /// A web address, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
 }
 
 pub(crate) fn is_false(b: &bool) -> bool {

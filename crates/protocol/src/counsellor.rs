@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::common::{
     AuthToken, ChatText, ClientMsgId, EndReason, Epoch, Limits, ResumeToken, Seq, SessionRef,
+    is_false,
 };
 use crate::error::ErrorCode;
 
@@ -21,6 +22,9 @@ pub enum CounsellorStatus {
     Available,
     /// On a break: keeps current sessions, gets no new ones.
     Away,
+    /// (Sent only.) Available, but in wrap-up (*nazorg*) after a session:
+    /// no new session until it ends or they send `ready`.
+    WrapUp,
 }
 
 /// What a counsellor needs to know about one of their sessions.
@@ -40,6 +44,52 @@ pub struct SessionInfo {
     pub waited_secs: u32,
     /// Whether the help-seeker is connected right now.
     pub seeker_connected: bool,
+    /// Whether the help-seeker's triage answer said they need help
+    /// urgently.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub urgent: bool,
+    /// Whether the help-seeker came back with a return code naming this
+    /// counsellor.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub returning: bool,
+}
+
+/// One topic's queue, for the console's overview.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct QueueSummary {
+    /// The topic.
+    pub topic: String,
+    /// How many wait.
+    pub waiting: u32,
+    /// The longest current wait, in seconds.
+    pub longest_wait_secs: u32,
+    /// Seats free right now among counsellors serving it.
+    pub free_seats: u32,
+    /// Whether a coordinator paused it.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub paused: bool,
+}
+
+/// Why an offer went away unanswered.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OfferEnd {
+    /// Not answered in time; it moved on (and you were set away).
+    TimedOut,
+    /// The help-seeker left first.
+    Ended,
+}
+
+/// Why a transfer did not happen.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TransferFailure {
+    /// The colleague declined.
+    Declined,
+    /// The colleague did not answer in time.
+    TimedOut,
+    /// The colleague went offline.
+    Gone,
 }
 
 /// A session's state when a counsellor connects or resumes.
@@ -94,8 +144,46 @@ pub enum ClientMessage {
     },
     /// Go available or away.
     SetStatus {
-        /// The new status.
+        /// The new status (`available` or `away`).
         status: CounsellorStatus,
+    },
+    /// Take this many sessions at once, from 1 up to the account's maximum.
+    SetCapacity {
+        /// The new capacity.
+        capacity: u32,
+    },
+    /// End wrap-up early: ready for the next session now.
+    Ready,
+    /// Accept an offered session (from the queue or a colleague's transfer).
+    Accept {
+        /// The session.
+        session: SessionRef,
+    },
+    /// Decline an offered session; it is offered to someone else (a
+    /// transfer stays with the colleague who asked).
+    Decline {
+        /// The session.
+        session: SessionRef,
+    },
+    /// Hand a session on: to a colleague by account name (who must accept)
+    /// or back to a topic's queue, at its front. Exactly one of
+    /// `to_counsellor` and `to_topic`.
+    Transfer {
+        /// The session.
+        session: SessionRef,
+        /// The colleague's account name.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        to_counsellor: Option<String>,
+        /// The topic.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        to_topic: Option<String>,
+        /// Stay in the session with the colleague until one of you leaves.
+        #[serde(default, skip_serializing_if = "is_false")]
+        warm: bool,
+        /// A private note for the colleague (never shown to the
+        /// help-seeker).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        note: Option<String>,
     },
     /// Send a chat message in one of the counsellor's sessions.
     Send {
@@ -120,7 +208,7 @@ pub enum ClientMessage {
         /// The highest contiguous `seq` received.
         up_to: Seq,
     },
-    /// End a session.
+    /// End a session, or leave it when a colleague is in it too.
     End {
         /// The session.
         session: SessionRef,
@@ -135,6 +223,11 @@ impl ClientMessage {
         "hello",
         "resume",
         "set_status",
+        "set_capacity",
+        "ready",
+        "accept",
+        "decline",
+        "transfer",
         "send",
         "typing",
         "received",
@@ -148,6 +241,11 @@ impl ClientMessage {
             ClientMessage::Hello { .. } => "hello",
             ClientMessage::Resume { .. } => "resume",
             ClientMessage::SetStatus { .. } => "set_status",
+            ClientMessage::SetCapacity { .. } => "set_capacity",
+            ClientMessage::Ready => "ready",
+            ClientMessage::Accept { .. } => "accept",
+            ClientMessage::Decline { .. } => "decline",
+            ClientMessage::Transfer { .. } => "transfer",
             ClientMessage::Send { .. } => "send",
             ClientMessage::Typing { .. } => "typing",
             ClientMessage::Received { .. } => "received",
@@ -171,6 +269,12 @@ pub enum ServerMessage {
         display_name: String,
         /// How many sessions they take at once.
         capacity: u32,
+        /// The most they may raise that to.
+        max_capacity: u32,
+        /// The topics they serve.
+        topics: Vec<String>,
+        /// The languages they chat in.
+        languages: Vec<String>,
         /// Their current status.
         status: CounsellorStatus,
         /// Keep this to `resume` after a dropped connection.
@@ -201,11 +305,86 @@ pub enum ServerMessage {
         status: CounsellorStatus,
         /// Sessions they take at once.
         capacity: u32,
-        /// Sessions they have now.
+        /// The most they may raise that to.
+        max_capacity: u32,
+        /// Sessions (and pending offers) they have now.
         active: u32,
+        /// For `wrap_up`: seconds of wrap-up left.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        wrap_up_secs: Option<u32>,
     },
-    /// A new session was routed to the counsellor.
-    SessionAssigned(SessionInfo),
+    /// The topics they serve, at a glance. Sent when it changes, at most
+    /// every couple of seconds.
+    Queues {
+        /// One entry per topic they serve.
+        topics: Vec<QueueSummary>,
+    },
+    /// A session is offered: `accept` or `decline` within the time given.
+    Offer {
+        /// Who and what the session is.
+        #[serde(flatten)]
+        info: SessionInfo,
+        /// Seconds left to answer.
+        expires_in_secs: u32,
+        /// For a transfer: the colleague handing it over.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        from: Option<String>,
+        /// For a transfer: whether the colleague stays (warm).
+        #[serde(default, skip_serializing_if = "is_false")]
+        warm: bool,
+        /// For a transfer: the colleague's private note.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        note: Option<String>,
+    },
+    /// An offer went away unanswered.
+    OfferWithdrawn {
+        /// The session.
+        session: SessionRef,
+        /// Why.
+        reason: OfferEnd,
+    },
+    /// A session is now the counsellor's: routed to them, or accepted.
+    SessionAssigned {
+        /// Who and what the session is.
+        #[serde(flatten)]
+        info: SessionInfo,
+        /// For a transfer: the colleague it came from.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        from: Option<String>,
+        /// For a transfer: the colleague's private note.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        note: Option<String>,
+    },
+    /// A transfer the counsellor asked for did not happen; the session
+    /// stays theirs.
+    TransferFailed {
+        /// The session.
+        session: SessionRef,
+        /// The colleague asked.
+        to: String,
+        /// Why.
+        reason: TransferFailure,
+    },
+    /// A colleague joined (warm transfer) or left a shared session.
+    Participant {
+        /// The session.
+        session: SessionRef,
+        /// The colleague's display name.
+        counsellor: String,
+        /// Whether they joined (`true`) or left.
+        joined: bool,
+    },
+    /// What a colleague in a shared session wrote to the help-seeker.
+    Said {
+        /// The session.
+        session: SessionRef,
+        /// The colleague's display name.
+        from: String,
+        /// The text.
+        text: ChatText,
+        /// When the broker accepted it (milliseconds since the Unix epoch).
+        at: u64,
+    },
     /// A chat message from a help-seeker.
     Message {
         /// The session.
@@ -278,7 +457,13 @@ impl ServerMessage {
         "welcome",
         "resumed",
         "status",
+        "queues",
+        "offer",
+        "offer_withdrawn",
         "session_assigned",
+        "transfer_failed",
+        "participant",
+        "said",
         "message",
         "ack",
         "delivered",
@@ -295,7 +480,13 @@ impl ServerMessage {
             ServerMessage::Welcome { .. } => "welcome",
             ServerMessage::Resumed { .. } => "resumed",
             ServerMessage::Status { .. } => "status",
-            ServerMessage::SessionAssigned(_) => "session_assigned",
+            ServerMessage::Queues { .. } => "queues",
+            ServerMessage::Offer { .. } => "offer",
+            ServerMessage::OfferWithdrawn { .. } => "offer_withdrawn",
+            ServerMessage::SessionAssigned { .. } => "session_assigned",
+            ServerMessage::TransferFailed { .. } => "transfer_failed",
+            ServerMessage::Participant { .. } => "participant",
+            ServerMessage::Said { .. } => "said",
             ServerMessage::Message { .. } => "message",
             ServerMessage::Ack { .. } => "ack",
             ServerMessage::Delivered { .. } => "delivered",

@@ -34,6 +34,15 @@ pub enum ErrorCode {
     InvalidId,
     /// The session named in the message is not one of this counsellor's.
     UnknownSession,
+    /// There is no such offer to answer (it timed out, or was withdrawn).
+    NoOffer,
+    /// The session is already being transferred; wait for the answer.
+    TransferPending,
+    /// The colleague named in a transfer cannot take it (unknown, offline,
+    /// or already in the session).
+    TransferTargetUnavailable,
+    /// The topic named does not exist.
+    UnknownTopic,
     /// The other side is not receiving and its backlog is full. The message
     /// was **not** accepted; retry it later with the same id.
     PeerBacklogFull,

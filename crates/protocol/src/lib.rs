@@ -28,7 +28,7 @@ pub mod error;
 pub mod seeker;
 
 pub use close::{CloseCode, Reconnect};
-pub use common::{ChatText, ClientMsgId, Epoch, Limits, ResumeToken, Seq, SessionRef};
+pub use common::{Alternative, ChatText, ClientMsgId, Epoch, Limits, ResumeToken, Seq, SessionRef};
 pub use decode::{DecodeError, decode_counsellor, decode_seeker};
 pub use error::ErrorCode;
 

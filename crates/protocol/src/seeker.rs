@@ -7,7 +7,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::common::{
-    ChatText, ClientMsgId, EndReason, Epoch, Limits, ResumeToken, Seq, SessionRef, is_false,
+    Alternative, ChatText, ClientMsgId, EndReason, Epoch, Limits, ResumeToken, Seq, SessionRef,
+    is_false,
 };
 use crate::error::ErrorCode;
 
@@ -25,9 +26,19 @@ pub enum ClientMessage {
         /// The topic (queue) to join; the default topic when absent.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         topic: Option<String>,
-        /// The language to chat in (BCP 47, e.g. `nl-BE`).
+        /// The language to chat in (BCP 47, e.g. `nl-BE`); served by a
+        /// counsellor who speaks it.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         language: Option<String>,
+        /// The triage answer: `true` when the help-seeker says they need
+        /// help urgently (e.g. they are in danger now). Raises their place
+        /// in the queue.
+        #[serde(default, skip_serializing_if = "is_false")]
+        urgent: bool,
+        /// A return code from an earlier session, to be routed to the same
+        /// counsellor when they are available.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        return_code: Option<String>,
     },
     /// Come back to a session after the connection dropped.
     Resume {
@@ -98,6 +109,25 @@ pub enum ServerMessage {
         epoch: Epoch,
         /// Limits to enforce before sending.
         limits: Limits,
+        /// The topic the session is in.
+        topic: String,
+        /// Where else to turn; show them while waiting.
+        alternatives: Vec<Alternative>,
+    },
+    /// The answer to `hello` when no session can start now. The server
+    /// closes the socket (1000) after it.
+    Unavailable {
+        /// Why.
+        reason: Unavailability,
+        /// When the topic opens next (milliseconds since the Unix epoch),
+        /// for `closed`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        opens_at: Option<u64>,
+        /// The coordinator's message, for `paused`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
+        /// Where else to turn.
+        alternatives: Vec<Alternative>,
     },
     /// The answer to a successful `resume`.
     Resumed {
@@ -118,17 +148,43 @@ pub enum ServerMessage {
     Queued {
         /// 1 means "next".
         position: u32,
+        /// The estimated wait in seconds (whole minutes), when it can be
+        /// estimated; absent when nobody is staffed. Show it as "about".
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        wait_secs: Option<u32>,
         /// `true` when the help-seeker was put back at the front of the
-        /// queue because their counsellor's connection was lost.
+        /// queue (their counsellor's connection was lost, or they were
+        /// transferred to another topic).
         #[serde(default, skip_serializing_if = "is_false")]
         requeued: bool,
     },
-    /// A counsellor has taken the session; chat can start.
+    /// The topic's state changed while waiting: it closes soon, it closed,
+    /// or a coordinator paused or resumed it. The help-seeker keeps their
+    /// place.
+    TopicStatus {
+        /// The new state.
+        state: TopicState,
+        /// For `closing`, when it closes; for `closed`, when it opens next
+        /// (milliseconds since the Unix epoch).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        at: Option<u64>,
+        /// For `paused`, the coordinator's message.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
+    },
+    /// A counsellor has joined the session (the first, or one taking
+    /// over by transfer); chat can go on.
     Assigned {
         /// The name the counsellor shows to help-seekers.
         counsellor: String,
     },
-    /// A chat message from the counsellor.
+    /// A counsellor left the session; another carries on (or, after
+    /// `queued` with `requeued`, the help-seeker waits for the next one).
+    CounsellorLeft {
+        /// The name they showed.
+        counsellor: String,
+    },
+    /// A chat message from a counsellor.
     Message {
         /// Its sequence number in the counsellor-to-help-seeker direction.
         seq: Seq,
@@ -136,6 +192,8 @@ pub enum ServerMessage {
         text: ChatText,
         /// When the broker accepted it (milliseconds since the Unix epoch).
         at: u64,
+        /// The name of the counsellor who wrote it.
+        from: String,
     },
     /// The broker accepted the help-seeker's `send` and will deliver it.
     Ack {
@@ -163,6 +221,10 @@ pub enum ServerMessage {
     Ended {
         /// Why.
         reason: EndReason,
+        /// A code to give in a later `hello` (as `return_code`) to be
+        /// routed to the same counsellor. Nothing else links the sessions.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        return_code: Option<String>,
     },
     /// A frame was refused. The socket stays open unless a close follows.
     Error {
@@ -183,9 +245,12 @@ impl ServerMessage {
     /// Every `type` value this enum produces.
     pub const TYPES: &'static [&'static str] = &[
         "welcome",
+        "unavailable",
         "resumed",
         "queued",
+        "topic_status",
         "assigned",
+        "counsellor_left",
         "message",
         "ack",
         "delivered",
@@ -200,9 +265,12 @@ impl ServerMessage {
     pub fn type_name(&self) -> &'static str {
         match self {
             ServerMessage::Welcome { .. } => "welcome",
+            ServerMessage::Unavailable { .. } => "unavailable",
             ServerMessage::Resumed { .. } => "resumed",
             ServerMessage::Queued { .. } => "queued",
+            ServerMessage::TopicStatus { .. } => "topic_status",
             ServerMessage::Assigned { .. } => "assigned",
+            ServerMessage::CounsellorLeft { .. } => "counsellor_left",
             ServerMessage::Message { .. } => "message",
             ServerMessage::Ack { .. } => "ack",
             ServerMessage::Delivered { .. } => "delivered",
@@ -213,4 +281,34 @@ impl ServerMessage {
             ServerMessage::Pong => "pong",
         }
     }
+}
+
+/// Why a session cannot start now.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Unavailability {
+    /// Outside the topic's opening hours.
+    Closed,
+    /// A coordinator paused the topic.
+    Paused,
+    /// The queue is full; try again later.
+    Full,
+    /// The topic does not exist.
+    UnknownTopic,
+    /// The language is not one the helpline offers.
+    UnknownLanguage,
+}
+
+/// A topic's state, as told to those waiting in it.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TopicState {
+    /// Open as usual (after a pause, or when a closing was lifted).
+    Open,
+    /// Closes soon; those waiting may not be reached.
+    Closing,
+    /// Closed; those still waiting are served while counsellors remain.
+    Closed,
+    /// Paused by a coordinator; those waiting keep their place.
+    Paused,
 }

@@ -70,8 +70,34 @@ pub struct Account {
     /// Sessions taken at once; the configured default when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub capacity: Option<u32>,
+    /// The most they may raise their capacity to; the configured default
+    /// when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_capacity: Option<u32>,
+    /// Topics they serve; all topics when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topics: Option<Vec<String>>,
+    /// Languages they chat in; all languages when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub languages: Option<Vec<String>>,
     /// The Argon2id hash in PHC string form.
     pub password_hash: String,
+}
+
+/// What an account is made with, or changed to (`None`: unchanged or
+/// default).
+#[derive(Clone, Debug, Default)]
+pub struct AccountSpec {
+    /// The name help-seekers see.
+    pub display_name: Option<String>,
+    /// Sessions taken at once.
+    pub capacity: Option<u32>,
+    /// The most they may raise it to.
+    pub max_capacity: Option<u32>,
+    /// Topics served.
+    pub topics: Option<Vec<String>>,
+    /// Languages spoken.
+    pub languages: Option<Vec<String>>,
 }
 
 impl std::fmt::Debug for Account {
@@ -260,8 +286,7 @@ impl AccountStore {
         name: &str,
         role: Role,
         password: &str,
-        display_name: Option<&str>,
-        capacity: Option<u32>,
+        spec: &AccountSpec,
     ) -> Result<Account, AccountError> {
         if !valid_name(name) {
             return Err(AccountError::BadName(name.to_owned()));
@@ -270,7 +295,7 @@ impl AccountStore {
             return Err(AccountError::WeakPassword);
         }
         let password_hash = hash_password(password)?;
-        self.update(|file| {
+        self.update_file(|file| {
             if file.accounts.iter().any(|a| a.name == name) {
                 return Err(AccountError::Exists(name.to_owned()));
             }
@@ -278,9 +303,15 @@ impl AccountStore {
             let account = Account {
                 id: file.next_id,
                 name: name.to_owned(),
-                display_name: display_name.map_or_else(|| capitalise(name), str::to_owned),
+                display_name: spec
+                    .display_name
+                    .clone()
+                    .unwrap_or_else(|| capitalise(name)),
                 role,
-                capacity,
+                capacity: spec.capacity,
+                max_capacity: spec.max_capacity,
+                topics: spec.topics.clone(),
+                languages: spec.languages.clone(),
                 password_hash,
             };
             file.next_id += 1;
@@ -295,7 +326,7 @@ impl AccountStore {
             return Err(AccountError::WeakPassword);
         }
         let password_hash = hash_password(password)?;
-        self.update(|file| {
+        self.update_file(|file| {
             let account = file
                 .accounts
                 .iter_mut()
@@ -306,9 +337,37 @@ impl AccountStore {
         })
     }
 
+    /// Changes an account's profile: every `Some` field in `spec` replaces
+    /// the stored one.
+    pub fn update(&self, name: &str, spec: &AccountSpec) -> Result<Account, AccountError> {
+        self.update_file(|file| {
+            let account = file
+                .accounts
+                .iter_mut()
+                .find(|a| a.name == name)
+                .ok_or_else(|| AccountError::NotFound(name.to_owned()))?;
+            if let Some(v) = &spec.display_name {
+                account.display_name.clone_from(v);
+            }
+            if spec.capacity.is_some() {
+                account.capacity = spec.capacity;
+            }
+            if spec.max_capacity.is_some() {
+                account.max_capacity = spec.max_capacity;
+            }
+            if spec.topics.is_some() {
+                account.topics.clone_from(&spec.topics);
+            }
+            if spec.languages.is_some() {
+                account.languages.clone_from(&spec.languages);
+            }
+            Ok(account.clone())
+        })
+    }
+
     /// Removes an account.
     pub fn remove(&self, name: &str) -> Result<(), AccountError> {
-        self.update(|file| {
+        self.update_file(|file| {
             let before = file.accounts.len();
             file.accounts.retain(|a| a.name != name);
             if file.accounts.len() == before {
@@ -319,7 +378,7 @@ impl AccountStore {
     }
 
     /// Reads, changes and writes the file back atomically.
-    fn update<T>(
+    fn update_file<T>(
         &self,
         change: impl FnOnce(&mut AccountsFile) -> Result<T, AccountError>,
     ) -> Result<T, AccountError> {
@@ -361,7 +420,11 @@ impl AccountStore {
             return Ok(None);
         }
         let password = crate::tokens::new_password();
-        self.add("admin", Role::Admin, &password, Some("Admin"), None)?;
+        let spec = AccountSpec {
+            display_name: Some("Admin".to_owned()),
+            ..AccountSpec::default()
+        };
+        self.add("admin", Role::Admin, &password, &spec)?;
         Ok(Some(password))
     }
 }
@@ -388,8 +451,10 @@ mod tests {
                 "anna",
                 Role::Counsellor,
                 "correct horse battery",
-                None,
-                Some(4),
+                &AccountSpec {
+                    capacity: Some(4),
+                    ..AccountSpec::default()
+                },
             )
             .unwrap();
         assert_eq!(a.display_name, "Anna");
@@ -400,15 +465,15 @@ mod tests {
             a.password_hash
         );
         assert!(matches!(
-            store.add("anna", Role::Admin, "0123456789", None, None),
+            store.add("anna", Role::Admin, "0123456789", &AccountSpec::default()),
             Err(AccountError::Exists(_))
         ));
         assert!(matches!(
-            store.add("Anna!", Role::Admin, "0123456789", None, None),
+            store.add("Anna!", Role::Admin, "0123456789", &AccountSpec::default()),
             Err(AccountError::BadName(_))
         ));
         assert!(matches!(
-            store.add("bob", Role::Admin, "short", None, None),
+            store.add("bob", Role::Admin, "short", &AccountSpec::default()),
             Err(AccountError::WeakPassword)
         ));
         let b = store
@@ -416,8 +481,10 @@ mod tests {
                 "bob",
                 Role::Supervisor,
                 "another long one",
-                Some("Bob B."),
-                None,
+                &AccountSpec {
+                    display_name: Some("Bob B.".into()),
+                    ..AccountSpec::default()
+                },
             )
             .unwrap();
         assert_ne!(a.id, b.id);
@@ -428,6 +495,17 @@ mod tests {
         store.set_password("anna", "a new long password").unwrap();
         let got = store.get("anna").unwrap().unwrap();
         assert!(verify_password("a new long password", &got.password_hash));
+        let spec = AccountSpec {
+            topics: Some(vec!["jongeren".into()]),
+            max_capacity: Some(6),
+            ..AccountSpec::default()
+        };
+        let updated = store.update("anna", &spec).unwrap();
+        assert_eq!(
+            updated.topics.as_deref(),
+            Some(&["jongeren".to_owned()][..])
+        );
+        assert_eq!((updated.capacity, updated.max_capacity), (Some(4), Some(6)));
         store.remove("bob").unwrap();
         assert!(store.get("bob").unwrap().is_none());
         assert!(matches!(
@@ -453,8 +531,7 @@ mod tests {
             "anna",
             Role::Counsellor,
             "correct horse battery",
-            None,
-            None,
+            &AccountSpec::default(),
         )
         .unwrap();
         assert!(server.get("anna").unwrap().is_some());

@@ -6,7 +6,7 @@
 use std::sync::atomic::Ordering;
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::http::header::{self, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tracing::{info, warn};
 
+use crate::accounts::{Account, Role};
 use crate::app::AppState;
 use crate::auth::LoginError;
 use crate::tokens;
@@ -25,6 +26,7 @@ pub(crate) const AUTH_COOKIE: &str = "haven_auth";
 #[derive(Debug)]
 pub(crate) enum ApiError {
     BadRequest(&'static str),
+    NotFound(&'static str),
     Unauthorized,
     Forbidden(&'static str),
     LockedOut(u64),
@@ -43,6 +45,9 @@ impl ApiError {
                 (*why).to_owned(),
                 None,
             ),
+            ApiError::NotFound(why) => {
+                (StatusCode::NOT_FOUND, "not_found", (*why).to_owned(), None)
+            }
             ApiError::Unauthorized => (
                 StatusCode::UNAUTHORIZED,
                 "unauthorized",
@@ -297,11 +302,107 @@ pub(crate) async fn me(
     .into_response())
 }
 
+/// The account behind a request's login, if it has one of `roles`.
+fn authorised(state: &AppState, headers: &HeaderMap, roles: &[Role]) -> Result<Account, ApiError> {
+    let token = token_from_headers(headers).ok_or(ApiError::Unauthorized)?;
+    let (_, login) = state
+        .logins
+        .validate(&token)
+        .ok_or(ApiError::Unauthorized)?;
+    let account = state
+        .accounts
+        .get_by_id(login.account)
+        .map_err(|_| ApiError::Internal)?
+        .ok_or(ApiError::Unauthorized)?;
+    if !roles.contains(&account.role) {
+        return Err(ApiError::Forbidden("needs the supervisor or admin role"));
+    }
+    Ok(account)
+}
+
+/// `GET /api/v1/topics`: every topic's queue at a glance (any logged-in
+/// account).
+pub(crate) async fn topics(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    authorised(
+        &state,
+        &headers,
+        &[Role::Counsellor, Role::Supervisor, Role::Admin],
+    )?;
+    Ok(Json(json!({ "topics": state.broker.queues().await })).into_response())
+}
+
+#[derive(Deserialize, Default)]
+pub(crate) struct PauseRequest {
+    #[serde(default)]
+    message: Option<String>,
+}
+
+/// Longest pause message, in characters.
+const MAX_PAUSE_MESSAGE: usize = 500;
+
+async fn set_pause(
+    state: &AppState,
+    headers: &HeaderMap,
+    topic: &str,
+    paused: bool,
+    message: Option<String>,
+) -> Result<Response, ApiError> {
+    check_post_origin(state, headers)?;
+    let account = authorised(state, headers, &[Role::Supervisor, Role::Admin])?;
+    let id = state
+        .broker
+        .plan()
+        .topic(topic)
+        .ok_or(ApiError::NotFound("no such topic"))?;
+    if message
+        .as_ref()
+        .is_some_and(|m| m.chars().count() > MAX_PAUSE_MESSAGE)
+    {
+        return Err(ApiError::BadRequest(
+            "the message may be at most 500 characters",
+        ));
+    }
+    state
+        .broker
+        .pause(id, paused, message)
+        .await
+        .map_err(|_| ApiError::Internal)?;
+    info!(
+        account = account.id,
+        topic, paused, "topic paused or resumed"
+    );
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `POST /api/v1/topics/{topic}/pause`: stop taking new help-seekers, with
+/// an optional message for those waiting and arriving.
+pub(crate) async fn pause(
+    State(state): State<AppState>,
+    Path(topic): Path<String>,
+    headers: HeaderMap,
+    body: Option<Json<PauseRequest>>,
+) -> Result<Response, ApiError> {
+    let message = body
+        .and_then(|Json(b)| b.message)
+        .filter(|m| !m.trim().is_empty());
+    set_pause(&state, &headers, &topic, true, message).await
+}
+
+/// `POST /api/v1/topics/{topic}/resume`.
+pub(crate) async fn resume(
+    State(state): State<AppState>,
+    Path(topic): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    set_pause(&state, &headers, &topic, false, None).await
+}
+
 /// Any other path.
 pub(crate) async fn not_found() -> Response {
-    let mut response = ApiError::BadRequest("no such endpoint").into_response();
-    *response.status_mut() = StatusCode::NOT_FOUND;
-    response
+    ApiError::NotFound("no such endpoint").into_response()
 }
 
 #[cfg(test)]

@@ -27,7 +27,7 @@ use axum::http::header;
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post};
-use haven_core::{ReplayLimits, RouterConfig};
+use haven_core::ReplayLimits;
 use haven_protocol::common::Limits;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
@@ -41,7 +41,7 @@ use tracing::{debug, info, warn};
 use crate::accounts::{AccountError, AccountStore};
 use crate::auth::Logins;
 use crate::broker::{Broker, BrokerSettings};
-use crate::config::Config;
+use crate::config::{Config, Plan};
 use crate::limits::{ConnectionCap, SourceLimiter};
 use crate::{api, ws};
 
@@ -91,6 +91,15 @@ pub enum StartError {
     /// The account file could not be read or written.
     #[error(transparent)]
     Accounts(#[from] AccountError),
+    /// The topics or languages are not valid (normally caught when the
+    /// configuration is loaded).
+    #[error("invalid value for `{key}`: {problem}")]
+    Plan {
+        /// The key.
+        key: String,
+        /// What is wrong.
+        problem: String,
+    },
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -128,7 +137,12 @@ impl Server {
                 })?;
         let shutdown = CancellationToken::new();
         let sockets = TaskTracker::new();
-        let broker = Broker::start(broker_settings(&config), shutdown.clone(), &sockets);
+        let mut config = config;
+        config.fill_default_topic();
+        let plan = config
+            .plan()
+            .map_err(|(key, problem)| StartError::Plan { key, problem })?;
+        let broker = Broker::start(broker_settings(&config, plan), shutdown.clone(), &sockets);
         let state = AppState(Arc::new(AppInner {
             logins: Logins::new(config.auth.clone()),
             cap: ConnectionCap::new(config.limits.max_connections),
@@ -277,12 +291,9 @@ async fn first_byte_within(stream: &TcpStream, limit: Duration) -> bool {
     matches!(tokio::time::timeout(limit, stream.peek(&mut byte)).await, Ok(Ok(n)) if n > 0)
 }
 
-fn broker_settings(config: &Config) -> BrokerSettings {
+fn broker_settings(config: &Config, plan: Plan) -> BrokerSettings {
     BrokerSettings {
-        router: RouterConfig {
-            seeker_grace: config.session.seeker_grace,
-            counsellor_grace: config.session.counsellor_grace,
-        },
+        plan: Arc::new(plan),
         replay: ReplayLimits {
             max_entries: config.session.replay_max_messages as usize,
             max_bytes: config.session.replay_max_bytes as usize,
@@ -322,6 +333,9 @@ fn routes(state: AppState) -> Router {
         .route("/api/v1/login", post(api::login))
         .route("/api/v1/logout", post(api::logout))
         .route("/api/v1/me", get(api::me))
+        .route("/api/v1/topics", get(api::topics))
+        .route("/api/v1/topics/{topic}/pause", post(api::pause))
+        .route("/api/v1/topics/{topic}/resume", post(api::resume))
         .fallback(api::not_found)
         .layer(DefaultBodyLimit::max(8 * 1024))
         .layer(middleware::from_fn(security_headers))

@@ -190,7 +190,7 @@ impl Logins {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::accounts::Role;
+    use crate::accounts::{AccountSpec, Role};
 
     fn setup(max_failures: u32) -> (tempfile::TempDir, Arc<AccountStore>, Logins) {
         let dir = tempfile::tempdir().unwrap();
@@ -200,8 +200,7 @@ mod tests {
                 "anna",
                 Role::Counsellor,
                 "correct horse battery",
-                None,
-                None,
+                &AccountSpec::default(),
             )
             .unwrap();
         let logins = Logins::new(AuthConfig {

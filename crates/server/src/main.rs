@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
-use haven_server::accounts::{AccountStore, Role};
+use haven_server::accounts::{AccountSpec, AccountStore, Role};
 use haven_server::config::{Config, Loaded};
 use haven_server::{Server, telemetry};
 use tracing::{info, warn};
@@ -42,15 +42,18 @@ enum AccountCommand {
         /// counsellor, supervisor or admin.
         #[arg(long)]
         role: Role,
-        /// The name help-seekers see (default: the login name, capitalised).
-        #[arg(long)]
-        display_name: Option<String>,
-        /// Sessions taken at once (default: session.default_capacity).
-        #[arg(long)]
-        capacity: Option<u32>,
+        #[command(flatten)]
+        profile: ProfileArgs,
         /// Read the password from the first line of standard input.
         #[arg(long)]
         password_stdin: bool,
+    },
+    /// Change an account's name shown, skills or capacity.
+    Update {
+        /// Login name.
+        name: String,
+        #[command(flatten)]
+        profile: ProfileArgs,
     },
     /// List accounts.
     List,
@@ -67,6 +70,64 @@ enum AccountCommand {
         #[arg(long)]
         password_stdin: bool,
     },
+}
+
+/// An account's profile on the command line.
+#[derive(Debug, clap::Args)]
+struct ProfileArgs {
+    /// The name help-seekers see (default: the login name, capitalised).
+    #[arg(long)]
+    display_name: Option<String>,
+    /// Sessions taken at once (default: session.default_capacity).
+    #[arg(long)]
+    capacity: Option<u32>,
+    /// The most they may raise it to (default: session.default_max_capacity).
+    #[arg(long)]
+    max_capacity: Option<u32>,
+    /// Topics served, comma-separated (default: all).
+    #[arg(long, value_delimiter = ',')]
+    topics: Option<Vec<String>>,
+    /// Languages spoken, comma-separated (default: all).
+    #[arg(long, value_delimiter = ',')]
+    languages: Option<Vec<String>>,
+}
+
+impl ProfileArgs {
+    /// Checks the skills against the configured topics and languages.
+    fn spec(self, config: &Config) -> anyhow::Result<AccountSpec> {
+        let plan = config
+            .plan()
+            .map_err(|(key, problem)| anyhow::anyhow!("{key}: {problem}"))?;
+        for topic in self.topics.iter().flatten() {
+            if plan.topic(topic).is_none() {
+                let known: Vec<&str> = plan.topics.iter().map(|t| t.name.as_str()).collect();
+                bail!("unknown topic {topic:?}; the topics are {known:?}");
+            }
+        }
+        for language in self.languages.iter().flatten() {
+            if plan.language(language).is_none() {
+                bail!(
+                    "unknown language {language:?}; the languages are {:?}",
+                    plan.languages
+                );
+            }
+        }
+        if let (Some(capacity), Some(max)) = (self.capacity, self.max_capacity)
+            && capacity > max
+        {
+            bail!("--capacity {capacity} is above --max-capacity {max}");
+        }
+        if self.capacity == Some(0) || self.max_capacity == Some(0) {
+            bail!("capacities start at 1");
+        }
+        Ok(AccountSpec {
+            display_name: self.display_name,
+            capacity: self.capacity,
+            max_capacity: self.max_capacity,
+            topics: self.topics,
+            languages: self.languages,
+        })
+    }
 }
 
 fn main() -> ExitCode {
@@ -194,6 +255,9 @@ fn read_password_line() -> anyhow::Result<String> {
 
 #[allow(clippy::print_stdout)] // Command output.
 fn account(config: &Config, cmd: AccountCommand) -> anyhow::Result<()> {
+    let mut config = config.clone();
+    config.fill_default_topic();
+    let config = &config;
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating {}", config.data_dir.display()))?;
     let store = AccountStore::new(&config.data_dir);
@@ -201,17 +265,17 @@ fn account(config: &Config, cmd: AccountCommand) -> anyhow::Result<()> {
         AccountCommand::Add {
             name,
             role,
-            display_name,
-            capacity,
+            profile,
             password_stdin,
         } => {
+            let spec = profile.spec(config)?;
             let generated = !password_stdin;
             let password = if password_stdin {
                 read_password_line()?
             } else {
                 haven_server_password()
             };
-            let account = store.add(&name, role, &password, display_name.as_deref(), capacity)?;
+            let account = store.add(&name, role, &password, &spec)?;
             println!(
                 "added {} ({}, shown as {:?})",
                 account.name, account.role, account.display_name
@@ -220,12 +284,27 @@ fn account(config: &Config, cmd: AccountCommand) -> anyhow::Result<()> {
                 println!("password (shown only now): {password}");
             }
         }
+        AccountCommand::Update { name, profile } => {
+            let account = store.update(&name, &profile.spec(config)?)?;
+            println!("updated {}", account.name);
+        }
         AccountCommand::List => {
+            let session = &config.session;
             for a in store.list()? {
-                let capacity = a.capacity.unwrap_or(config.session.default_capacity);
+                let capacity = a.capacity.unwrap_or(session.default_capacity);
+                let max = a
+                    .max_capacity
+                    .unwrap_or(session.default_max_capacity)
+                    .max(capacity);
+                let topics = a
+                    .topics
+                    .map_or_else(|| "all topics".to_owned(), |t| t.join(","));
+                let languages = a
+                    .languages
+                    .map_or_else(|| "all languages".to_owned(), |l| l.join(","));
                 println!(
-                    "{}\t{}\t{}\tcapacity {}",
-                    a.name, a.role, a.display_name, capacity
+                    "{}\t{}\t{}\tcapacity {capacity} (max {max})\t{topics}\t{languages}",
+                    a.name, a.role, a.display_name
                 );
             }
         }

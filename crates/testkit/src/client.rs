@@ -261,6 +261,8 @@ impl SeekerClient {
             nickname: nickname.map(str::to_owned),
             topic: None,
             language: Some("nl-BE".to_owned()),
+            urgent: false,
+            return_code: None,
         })
         .await;
         let msg = self
@@ -331,11 +333,11 @@ impl CounsellorClient {
     pub async fn assigned(&mut self) -> haven_protocol::SessionRef {
         match self
             .expect("session_assigned", |m| {
-                matches!(m, counsellor::ServerMessage::SessionAssigned(_))
+                matches!(m, counsellor::ServerMessage::SessionAssigned { .. })
             })
             .await
         {
-            counsellor::ServerMessage::SessionAssigned(info) => info.session,
+            counsellor::ServerMessage::SessionAssigned { info, .. } => info.session,
             _ => unreachable!(),
         }
     }

@@ -6,8 +6,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use haven_server::Server;
-use haven_server::accounts::{AccountStore, Role};
-use haven_server::config::Config;
+use haven_server::accounts::{AccountSpec, AccountStore, Role};
+use haven_server::config::{Config, TopicConfig};
 use hyper::Method;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -27,6 +27,15 @@ pub fn test_config(data_dir: &Path) -> Config {
     config.limits.source_upgrade_burst = 100_000;
     config.limits.source_max_connections = 100_000;
     config.auth.secure_cookie = false;
+    // No wrap-up unless a test asks for it: most tests hand sessions out
+    // back to back.
+    config.topics.insert(
+        config.session.default_topic.clone(),
+        TopicConfig {
+            wrap_up: std::time::Duration::ZERO,
+            ..TopicConfig::default()
+        },
+    );
     config
 }
 
@@ -103,11 +112,33 @@ impl TestServer {
 
     /// Adds an account and returns its password.
     pub fn add_account(&self, name: &str, role: Role, capacity: Option<u32>) -> String {
+        let spec = AccountSpec {
+            capacity,
+            ..AccountSpec::default()
+        };
+        self.add_account_with(name, role, &spec)
+    }
+
+    /// Adds an account with a full profile and returns its password.
+    pub fn add_account_with(&self, name: &str, role: Role, spec: &AccountSpec) -> String {
         let password = format!("pw-{name}-0123456789");
         AccountStore::new(self.data_dir())
-            .add(name, role, &password, None, capacity)
+            .add(name, role, &password, spec)
             .unwrap();
         password
+    }
+
+    /// Adds a counsellor with `spec`, logs in, connects and says hello.
+    pub async fn counsellor_with(
+        &self,
+        name: &str,
+        spec: &AccountSpec,
+    ) -> (CounsellorClient, String) {
+        let password = self.add_account_with(name, Role::Counsellor, spec);
+        let token = self.token(name, &password).await;
+        let mut client = self.counsellor_socket(&[]).await.unwrap();
+        client.hello(Some(&token)).await;
+        (client, token)
     }
 
     /// `POST /api/v1/login`.

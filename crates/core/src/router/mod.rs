@@ -1,33 +1,82 @@
-//! The control plane: who waits, who is served by whom, who is connected,
-//! and what happens when someone does not come back.
+//! The control plane: who waits in which topic and in what order, which
+//! counsellor takes whom, who is connected, and what happens when time
+//! runs out (grace periods, offers, wrap-up, opening hours).
 //!
 //! [`Router`] is a plain state machine. The shell feeds it inputs with the
-//! current time (`seeker_arrived`, `detached`, `handle_timeout`, ...), asks
-//! when it next needs waking ([`Router::poll_timeout`]) and carries out the
-//! [`Effect`]s it queues ([`Router::poll_effect`]). It never sees chat text;
-//! chat lives in each session's [`crate::Conversation`].
+//! current time, asks when it next needs waking ([`Router::poll_timeout`])
+//! and carries out the [`Effect`]s it queues ([`Router::poll_effect`]). It
+//! never sees chat text; chat lives in each session's
+//! [`crate::Conversation`].
 //!
-//! Routing rule (the richer policy comes with topics and skills): the
-//! longest-waiting connected help-seeker of the highest priority goes to the
-//! connected, available counsellor with free capacity who has been without
-//! a new session the longest. A help-seeker whose connection dropped keeps
-//! their place but is skipped until they are back, so nobody is handed to a
-//! counsellor while unreachable.
+//! # Rules
 //!
-//! Grace periods: a dropped help-seeker has `seeker_grace` to come back,
-//! after which their session ends (the counsellor is told and the capacity
-//! frees). A dropped counsellor has `counsellor_grace`, after which each of
-//! their help-seekers goes back to the front of the queue with their
-//! original wait start.
+//! - **Matching.** A counsellor serves the topics and languages of their
+//!   profile. A help-seeker who names a language is served only by a
+//!   counsellor who speaks it; one who names none, by anyone on the topic.
+//! - **Order.** Each topic has one line, ordered by [`crate::queue::Key`]:
+//!   first come first served, with head starts for urgent help-seekers
+//!   (which age away) and for those put back after losing their counsellor.
+//! - **Who gets the next one.** Among the counsellors who can take a session
+//!   now (connected, available, not in wrap-up, below capacity), the one
+//!   idle longest. The router is work-conserving: after every input, no such
+//!   counsellor has a help-seeker they could serve.
+//! - **Offers.** In a topic set to offer-and-accept, the chosen counsellor
+//!   must accept within the timeout. Meanwhile the help-seeker keeps their
+//!   place; a decline or timeout moves the offer on, never back in line.
+//! - **Wrap-up.** After a session, its counsellor gets no new one for the
+//!   topic's wrap-up time, unless they end it early.
+//! - **Returning help-seekers** with a return code wait up to `return_wait`
+//!   for the counsellor it names, then are routed normally.
+//! - **Grace periods.** A dropped help-seeker keeps their place (skipped
+//!   until back) or session for `seeker_grace`. A dropped counsellor keeps
+//!   their sessions for `counsellor_grace`; then their help-seekers go back
+//!   to the front.
+//!
+//! # Cost
+//!
+//! Arrivals, routing decisions and departures cost O(log n) in the number
+//! waiting (plus the number of lines a counsellor's skills cover). Positions
+//! and wait estimates are sent on a periodic tick, at most one update per
+//! help-seeker per `position_interval`: one O(n) sweep per interval, never
+//! per event.
 
+mod counsellors;
+mod dispatch;
 mod types;
+mod waits;
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-pub use self::types::{CounsellorView, Effect, EndReason, Refusal, RouterConfig, Status};
-use crate::ids::{CounsellorId, Party, SessionId, Side};
-use crate::queue::{Priority, Queue};
+pub use self::types::{
+    Activity, Arrival, Assignment, CounsellorView, Effect, EndReason, Gate, Notice, Profile,
+    Refusal, RouterConfig, Status, TopicRules, TopicStats, TopicSummary, Transfer, TransferFailed,
+    Withdrawn,
+};
+use self::waits::WaitModel;
+use crate::ids::{CounsellorId, LangId, Party, SessionId, Side, TopicId};
+use crate::queue::{Key, Line};
+
+/// Head start of a help-seeker put back after losing their counsellor:
+/// longer than anyone could have waited, so they go first.
+const REQUEUE_HEAD_START: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+
+/// Something the router must do at a given time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+enum Timer {
+    /// A dropped help-seeker's grace period ends.
+    SeekerGrace(SessionId),
+    /// A dropped counsellor's grace period ends.
+    CounsellorGrace(CounsellorId),
+    /// The offer pending on a session runs out.
+    Offer(SessionId),
+    /// A counsellor's wrap-up ends.
+    WrapUp(CounsellorId),
+    /// A returning help-seeker stops waiting for their counsellor.
+    Prefer(SessionId),
+    /// Positions and waits are announced.
+    Tick,
+}
 
 /// Whether someone's connection is up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,63 +88,146 @@ enum Link {
     },
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Where a session is.
+#[derive(Clone, Debug, PartialEq, Eq)]
 enum Phase {
-    /// In the queue; `announced` is the last position told to them.
-    Waiting {
-        announced: Option<u32>,
-        requeued: bool,
+    /// In its topic's line.
+    Waiting,
+    /// With counsellors, the first being the one who has had it longest.
+    Assigned {
+        counsellors: Vec<CounsellorId>,
+        since: Instant,
     },
-    /// With a counsellor.
-    Assigned { counsellor: CounsellorId },
+}
+
+/// An offer pending on a session: from the queue (while waiting) or a
+/// transfer (while assigned).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Offer {
+    to: CounsellorId,
+    until: Instant,
+    from: Option<CounsellorId>,
+    warm: bool,
+}
+
+/// Which routing line a waiting help-seeker sits in, if any.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Slot {
+    /// Not routable now (offered, disconnected, or not waiting).
+    None,
+    /// In the line of their topic and language.
+    Routable,
+    /// Waiting for the counsellor their return code names.
+    Reserved(CounsellorId),
 }
 
 #[derive(Debug)]
-struct SessionEntry {
+struct Seeker {
+    topic: TopicId,
+    language: Option<LangId>,
+    /// Their place in line (arrival time minus any head start).
+    key: Key,
+    /// When they first arrived, in virtual milliseconds without head start.
+    arrived_ms: i64,
     phase: Phase,
-    /// Numbers help-seekers in order of first arrival. Orders the queue, and
-    /// is kept across a requeue.
-    arrival: u64,
+    offer: Option<Offer>,
+    link: Link,
     /// When the current stretch of waiting began.
     waiting_since: Instant,
-    /// Time waited in earlier stretches (non-zero after a requeue).
+    /// Time waited in earlier stretches (after a requeue).
     waited_before: Duration,
-    seeker: Link,
+    /// The counsellor to prefer, and until when.
+    prefer: Option<(CounsellorId, Instant)>,
+    /// Counsellors who declined or let an offer of this session run out.
+    declined: Vec<CounsellorId>,
+    /// The position and wait (in minutes) last told to them.
+    announced: Option<(u32, Option<u64>)>,
+    /// Whether the next announcement says they were put back.
+    requeued: bool,
+    /// Whether they have reached a counsellor at least once.
+    answered: bool,
+    /// Invariant: matches the routing line that holds this session.
+    slot: Slot,
 }
 
 #[derive(Debug)]
-struct CounsellorEntry {
-    capacity: u32,
+struct Counsellor {
+    profile: Profile,
     status: Status,
-    /// Invariant: every id here is a session in `Phase::Assigned` with this
-    /// counsellor, and `sessions.len() <= capacity` after every routing.
+    wrap_until: Option<Instant>,
     sessions: BTreeSet<SessionId>,
+    offers: BTreeSet<SessionId>,
     link: Link,
-    /// When they last got a session or became available: longest idle is
+    /// When they last got a session or became free: the longest idle is
     /// served first.
     idle_since: Instant,
+    /// Invariant: `Some((idle_since, topics))` exactly when this counsellor
+    /// sits in `ready[t]` for each of those topics under that instant.
+    ready: Option<(Instant, Vec<TopicId>)>,
 }
 
-impl CounsellorEntry {
+impl Counsellor {
+    fn load(&self) -> usize {
+        self.sessions.len() + self.offers.len()
+    }
+
     fn can_take(&self) -> bool {
         self.link == Link::Connected
             && self.status == Status::Available
-            && (self.sessions.len() as u64) < u64::from(self.capacity)
+            && self.wrap_until.is_none()
+            && (self.load() as u64) < u64::from(self.profile.capacity)
     }
+
+    fn activity(&self, now: Instant) -> Activity {
+        match (self.status, self.wrap_until) {
+            (Status::Away, _) => Activity::Away,
+            (Status::Available, Some(until)) => Activity::WrapUp {
+                remaining: until.saturating_duration_since(now),
+            },
+            (Status::Available, None) => Activity::Available,
+        }
+    }
+}
+
+/// Opening state of a topic.
+#[derive(Clone, Copy, Debug)]
+struct TopicState {
+    gate: Gate,
+    paused: bool,
 }
 
 /// The control-plane state machine.
 #[derive(Debug)]
 pub struct Router {
     config: RouterConfig,
-    queue: Queue,
-    sessions: HashMap<SessionId, SessionEntry>,
-    counsellors: HashMap<CounsellorId, CounsellorEntry>,
-    /// Every `Link::Gone` deadline, soonest first.
-    timers: BTreeSet<(Instant, Party)>,
+    /// Virtual times are measured from here.
+    origin: Instant,
+    seekers: HashMap<SessionId, Seeker>,
+    counsellors: HashMap<CounsellorId, Counsellor>,
+    /// Per topic: everyone waiting, for positions.
+    lines: Vec<Line>,
+    /// Per topic and language: the waiting help-seekers who can be routed
+    /// now.
+    routable: HashMap<(TopicId, Option<LangId>), Line>,
+    /// Per counsellor: returning help-seekers waiting for them.
+    reserved: HashMap<CounsellorId, Line>,
+    /// Per topic: counsellors who can take a session now, longest idle
+    /// first.
+    ready: Vec<BTreeSet<(Instant, CounsellorId)>>,
+    topics: Vec<TopicState>,
+    timers: BTreeSet<(Instant, Timer)>,
     effects: VecDeque<Effect>,
-    /// The next help-seeker's arrival number.
     next_arrival: u64,
+    dirty_seekers: Vec<SessionId>,
+    dirty_counsellors: Vec<CounsellorId>,
+    /// Help-seekers to tell their position once routing has settled (new
+    /// arrivals and those put back), if they are still waiting then.
+    to_announce: Vec<SessionId>,
+    waits: Vec<WaitModel>,
+    stats: Vec<TopicStats>,
+    returns: HashMap<u64, (CounsellorId, Instant)>,
+    /// Whether a position tick is scheduled.
+    ticking: bool,
 }
 
 fn count(n: usize) -> u32 {
@@ -103,16 +235,40 @@ fn count(n: usize) -> u32 {
 }
 
 impl Router {
-    /// An empty router.
-    pub fn new(config: RouterConfig) -> Self {
+    /// An empty router; `now` anchors its virtual clock.
+    pub fn new(config: RouterConfig, now: Instant) -> Self {
+        let topics = config.topics.len().max(1);
+        let waits = config
+            .topics
+            .iter()
+            .map(|t| WaitModel::new(t.assumed_session, t.wrap_up))
+            .collect();
         Self {
-            config,
-            queue: Queue::new(),
-            sessions: HashMap::new(),
+            origin: now,
+            seekers: HashMap::new(),
             counsellors: HashMap::new(),
+            lines: (0..topics).map(|_| Line::new()).collect(),
+            routable: HashMap::new(),
+            reserved: HashMap::new(),
+            ready: (0..topics).map(|_| BTreeSet::new()).collect(),
+            topics: vec![
+                TopicState {
+                    gate: Gate::Open,
+                    paused: false,
+                };
+                topics
+            ],
             timers: BTreeSet::new(),
             effects: VecDeque::new(),
             next_arrival: 0,
+            dirty_seekers: Vec::new(),
+            dirty_counsellors: Vec::new(),
+            to_announce: Vec::new(),
+            waits,
+            stats: vec![TopicStats::default(); topics],
+            returns: HashMap::new(),
+            ticking: false,
+            config,
         }
     }
 
@@ -132,119 +288,111 @@ impl Router {
         self.timers.first().map(|(at, _)| *at)
     }
 
-    /// A help-seeker said hello: their session joins the queue.
-    pub fn seeker_arrived(&mut self, now: Instant, session: SessionId) -> Result<(), Refusal> {
-        if self.sessions.contains_key(&session) {
+    /// Runs everything due by `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some(&(at, timer)) = self.timers.first() {
+            if at > now {
+                break;
+            }
+            self.timers.pop_first();
+            match timer {
+                Timer::SeekerGrace(session) => self.end(now, session, EndReason::SeekerTimedOut),
+                Timer::CounsellorGrace(c) => self.expire_counsellor(now, c),
+                Timer::Offer(session) => self.offer_timed_out(now, session),
+                Timer::WrapUp(c) => self.finish_wrap_up(now, c),
+                Timer::Prefer(session) => {
+                    if let Some(s) = self.seekers.get_mut(&session) {
+                        s.prefer = None;
+                    }
+                    self.place(session);
+                }
+                Timer::Tick => {
+                    self.ticking = false;
+                    self.tick(now);
+                }
+            }
+            self.settle(now);
+        }
+    }
+
+    // === Help-seekers ===
+
+    /// A help-seeker asks for a session. On success they are in line (or
+    /// already with a counsellor: see the effects) and have been told their
+    /// position.
+    pub fn seeker_arrived(
+        &mut self,
+        now: Instant,
+        session: SessionId,
+        arrival: Arrival,
+    ) -> Result<(), Refusal> {
+        if self.seekers.contains_key(&session) {
             return Err(Refusal::Duplicate);
         }
-        self.sessions.insert(
+        let t = usize::from(arrival.topic.0);
+        let (Some(rules), Some(state)) = (self.config.topics.get(t), self.topics.get(t)) else {
+            return Err(Refusal::UnknownTopic);
+        };
+        if state.paused {
+            return Err(Refusal::Paused);
+        }
+        if let Gate::Closed { opens_ms } = state.gate {
+            return Err(Refusal::Closed { opens_ms });
+        }
+        if self.lines[t].len() >= rules.max_queue {
+            return Err(Refusal::Full);
+        }
+        let head_start = if arrival.urgent {
+            rules.triage_boost
+        } else {
+            Duration::ZERO
+        };
+        let return_wait = rules.return_wait;
+        let arrived_ms = self.since_origin_ms(now);
+        let key = self.key(arrived_ms, head_start);
+        let prefer = arrival
+            .prefer
+            .map(|c| (c, now + return_wait))
+            .filter(|(_, until)| *until > now);
+        if let Some((_, until)) = prefer {
+            self.timers.insert((until, Timer::Prefer(session)));
+        }
+        self.seekers.insert(
             session,
-            SessionEntry {
-                phase: Phase::Waiting {
-                    announced: None,
-                    requeued: false,
-                },
-                arrival: self.next_arrival,
+            Seeker {
+                topic: arrival.topic,
+                language: arrival.language,
+                key,
+                arrived_ms,
+                phase: Phase::Waiting,
+                offer: None,
+                link: Link::Connected,
                 waiting_since: now,
                 waited_before: Duration::ZERO,
-                seeker: Link::Connected,
+                prefer,
+                declined: Vec::new(),
+                announced: None,
+                requeued: false,
+                answered: false,
+                slot: Slot::None,
             },
         );
-        self.queue
-            .push(session, Priority::Normal, self.next_arrival);
-        self.next_arrival += 1;
+        self.lines[t].insert(key, session);
+        // Tell them where they are now, not at the next tick (if routing
+        // does not take them at once).
+        self.to_announce.push(session);
+        self.place(session);
         self.settle(now);
+        self.arm_tick(now);
         Ok(())
     }
 
     /// The help-seeker ended the session or left the queue.
     pub fn seeker_ended(&mut self, now: Instant, session: SessionId) -> Result<(), Refusal> {
-        if !self.sessions.contains_key(&session) {
+        if !self.seekers.contains_key(&session) {
             return Err(Refusal::UnknownSession);
         }
         self.end(now, session, EndReason::SeekerEnded);
-        self.settle(now);
-        Ok(())
-    }
-
-    /// A counsellor ended one of their sessions.
-    pub fn counsellor_ended(
-        &mut self,
-        now: Instant,
-        counsellor: CounsellorId,
-        session: SessionId,
-    ) -> Result<(), Refusal> {
-        self.check_owner(counsellor, session)?;
-        self.end(now, session, EndReason::CounsellorEnded);
-        self.settle(now);
-        Ok(())
-    }
-
-    /// Whether `session` is currently `counsellor`'s.
-    pub fn check_owner(&self, counsellor: CounsellorId, session: SessionId) -> Result<(), Refusal> {
-        match self.sessions.get(&session).map(|s| s.phase) {
-            None => Err(Refusal::UnknownSession),
-            Some(Phase::Assigned { counsellor: c }) if c == counsellor => Ok(()),
-            Some(_) => Err(Refusal::NotYours),
-        }
-    }
-
-    /// A counsellor connected (logged in on a socket). A counsellor still in
-    /// their grace period gets their sessions back; a new one starts away.
-    /// Returns their sessions.
-    pub fn counsellor_connected(
-        &mut self,
-        now: Instant,
-        counsellor: CounsellorId,
-        capacity: u32,
-    ) -> Vec<SessionId> {
-        let entry = self
-            .counsellors
-            .entry(counsellor)
-            .or_insert_with(|| CounsellorEntry {
-                capacity,
-                status: Status::Away,
-                sessions: BTreeSet::new(),
-                link: Link::Connected,
-                idle_since: now,
-            });
-        entry.capacity = capacity;
-        let sessions: Vec<SessionId> = entry.sessions.iter().copied().collect();
-        if let Link::Gone { deadline } = entry.link {
-            entry.link = Link::Connected;
-            self.timers
-                .remove(&(deadline, Party::Counsellor(counsellor)));
-            for &session in &sessions {
-                self.effects.push_back(Effect::Presence {
-                    session,
-                    to: Side::Seeker,
-                    connected: true,
-                });
-            }
-        }
-        self.push_load(counsellor);
-        self.settle(now);
-        sessions
-    }
-
-    /// A counsellor goes available or away.
-    pub fn set_status(
-        &mut self,
-        now: Instant,
-        counsellor: CounsellorId,
-        status: Status,
-    ) -> Result<(), Refusal> {
-        let entry = self
-            .counsellors
-            .get_mut(&counsellor)
-            .ok_or(Refusal::UnknownCounsellor)?;
-        if entry.status != status {
-            entry.status = status;
-            if status == Status::Available {
-                entry.idle_since = now;
-            }
-        }
-        self.push_load(counsellor);
         self.settle(now);
         Ok(())
     }
@@ -254,270 +402,317 @@ impl Router {
         match party {
             Party::Seeker(session) => {
                 let grace = self.config.seeker_grace;
-                let entry = self
-                    .sessions
+                let s = self
+                    .seekers
                     .get_mut(&session)
                     .ok_or(Refusal::UnknownSession)?;
-                if entry.seeker != Link::Connected {
+                if s.link != Link::Connected {
                     return Ok(());
                 }
                 let deadline = now + grace;
-                entry.seeker = Link::Gone { deadline };
-                self.timers.insert((deadline, party));
-                if let Phase::Assigned { .. } = entry.phase {
+                s.link = Link::Gone { deadline };
+                let assigned = matches!(s.phase, Phase::Assigned { .. });
+                self.timers.insert((deadline, Timer::SeekerGrace(session)));
+                if assigned {
                     self.effects.push_back(Effect::Presence {
                         session,
                         to: Side::Counsellor,
                         connected: false,
                     });
                 }
+                self.place(session);
             }
-            Party::Counsellor(counsellor) => {
+            Party::Counsellor(c) => {
                 let grace = self.config.counsellor_grace;
                 let entry = self
                     .counsellors
-                    .get_mut(&counsellor)
+                    .get_mut(&c)
                     .ok_or(Refusal::UnknownCounsellor)?;
                 if entry.link != Link::Connected {
                     return Ok(());
                 }
                 let deadline = now + grace;
                 entry.link = Link::Gone { deadline };
-                self.timers.insert((deadline, party));
-                for &session in &entry.sessions {
+                let sessions: Vec<SessionId> = entry.sessions.iter().copied().collect();
+                self.timers.insert((deadline, Timer::CounsellorGrace(c)));
+                for session in sessions {
                     self.effects.push_back(Effect::Presence {
                         session,
                         to: Side::Seeker,
                         connected: false,
                     });
                 }
+                self.refresh_ready(c);
             }
         }
+        self.settle(now);
         Ok(())
     }
 
     /// A help-seeker resumed their session within the grace period.
     pub fn seeker_reattached(&mut self, now: Instant, session: SessionId) -> Result<(), Refusal> {
-        let entry = self
-            .sessions
+        let s = self
+            .seekers
             .get_mut(&session)
             .ok_or(Refusal::UnknownSession)?;
-        if let Link::Gone { deadline } = entry.seeker {
-            entry.seeker = Link::Connected;
-            self.timers.remove(&(deadline, Party::Seeker(session)));
-            if let Phase::Assigned { .. } = entry.phase {
+        if let Link::Gone { deadline } = s.link {
+            s.link = Link::Connected;
+            let assigned = matches!(s.phase, Phase::Assigned { .. });
+            self.timers.remove(&(deadline, Timer::SeekerGrace(session)));
+            if assigned {
                 self.effects.push_back(Effect::Presence {
                     session,
                     to: Side::Counsellor,
                     connected: true,
                 });
             }
+            self.place(session);
         }
         self.settle(now);
         Ok(())
     }
 
-    /// Runs every deadline that has passed by `now`.
-    pub fn handle_timeout(&mut self, now: Instant) {
-        while let Some(&(at, party)) = self.timers.first() {
-            if at > now {
-                break;
-            }
-            self.timers.pop_first();
-            match party {
-                Party::Seeker(session) => self.end(now, session, EndReason::SeekerTimedOut),
-                Party::Counsellor(counsellor) => self.expire_counsellor(now, counsellor),
-            }
+    // === Topics ===
+
+    /// Sets a topic's opening-hours state. Waiting help-seekers are told
+    /// when it changes.
+    pub fn set_gate(&mut self, now: Instant, topic: TopicId, gate: Gate) -> Result<(), Refusal> {
+        let state = self
+            .topics
+            .get_mut(usize::from(topic.0))
+            .ok_or(Refusal::UnknownTopic)?;
+        if state.gate == gate {
+            return Ok(());
+        }
+        state.gate = gate;
+        self.notify_waiting(topic, Notice::Gate(gate));
+        self.close_unserved(now, topic);
+        self.settle(now);
+        Ok(())
+    }
+
+    /// A coordinator pauses (`true`) or resumes (`false`) a topic: paused,
+    /// it takes no new help-seekers; those waiting keep their place and are
+    /// told.
+    pub fn set_paused(
+        &mut self,
+        now: Instant,
+        topic: TopicId,
+        paused: bool,
+    ) -> Result<(), Refusal> {
+        let state = self
+            .topics
+            .get_mut(usize::from(topic.0))
+            .ok_or(Refusal::UnknownTopic)?;
+        if state.paused != paused {
+            state.paused = paused;
+            self.notify_waiting(topic, Notice::Paused(paused));
         }
         self.settle(now);
+        Ok(())
     }
 
-    /// The counsellor a session is with, if any.
-    pub fn counsellor_of(&self, session: SessionId) -> Option<CounsellorId> {
-        match self.sessions.get(&session)?.phase {
-            Phase::Assigned { counsellor } => Some(counsellor),
-            Phase::Waiting { .. } => None,
+    // === Return codes ===
+
+    /// Remembers that `code` leads back to `counsellor`, for
+    /// `return_code_ttl`. The code is the only link: nothing about the
+    /// session it came from is kept.
+    pub fn remember_return(&mut self, now: Instant, code: u64, counsellor: CounsellorId) {
+        if self.returns.len() >= 1024 && self.returns.len().is_power_of_two() {
+            self.returns.retain(|_, (_, until)| *until > now);
+        }
+        self.returns
+            .insert(code, (counsellor, now + self.config.return_code_ttl));
+    }
+
+    /// Spends a return code: the counsellor it names, if it is valid.
+    pub fn redeem_return(&mut self, now: Instant, code: u64) -> Option<CounsellorId> {
+        let (counsellor, until) = self.returns.remove(&code)?;
+        (until > now).then_some(counsellor)
+    }
+
+    // === Queries ===
+
+    /// The counsellors a session is with, the first being the one who has
+    /// had it longest; empty while waiting.
+    pub fn counsellors_of(&self, session: SessionId) -> &[CounsellorId] {
+        match self.seekers.get(&session).map(|s| &s.phase) {
+            Some(Phase::Assigned { counsellors, .. }) => counsellors,
+            _ => &[],
         }
     }
 
-    /// A waiting session's position (1 is next).
+    /// The counsellor who has had a session longest, if it is with one.
+    pub fn counsellor_of(&self, session: SessionId) -> Option<CounsellorId> {
+        self.counsellors_of(session).first().copied()
+    }
+
+    /// Whether `counsellor` is in `session`.
+    pub fn check_owner(&self, counsellor: CounsellorId, session: SessionId) -> Result<(), Refusal> {
+        let s = self.seekers.get(&session).ok_or(Refusal::UnknownSession)?;
+        match &s.phase {
+            Phase::Assigned { counsellors, .. } if counsellors.contains(&counsellor) => Ok(()),
+            _ => Err(Refusal::NotYours),
+        }
+    }
+
+    /// The offer pending on a session, if any: who it is for, how long it
+    /// still stands, the colleague transferring it and whether warmly.
+    pub fn pending_offer(
+        &self,
+        now: Instant,
+        session: SessionId,
+    ) -> Option<(CounsellorId, Duration, Option<CounsellorId>, bool)> {
+        let offer = self.seekers.get(&session)?.offer?;
+        Some((
+            offer.to,
+            offer.until.saturating_duration_since(now),
+            offer.from,
+            offer.warm,
+        ))
+    }
+
+    /// A session's topic.
+    pub fn topic_of(&self, session: SessionId) -> Option<TopicId> {
+        self.seekers.get(&session).map(|s| s.topic)
+    }
+
+    /// Whether a session is waiting in line.
+    pub fn is_waiting(&self, session: SessionId) -> bool {
+        matches!(
+            self.seekers.get(&session).map(|s| &s.phase),
+            Some(Phase::Waiting)
+        )
+    }
+
+    /// A waiting session's position in its topic (1 is next).
     pub fn position(&self, session: SessionId) -> Option<u32> {
-        self.queue
-            .iter()
-            .position(|s| s == session)
-            .map(|p| count(p + 1))
+        let s = self.seekers.get(&session)?;
+        (s.phase == Phase::Waiting).then(|| self.lines[usize::from(s.topic.0)].position(s.key))
+    }
+
+    /// A waiting session's estimated wait, as it would be announced now.
+    pub fn estimated_wait(&self, session: SessionId) -> Option<Duration> {
+        let s = self.seekers.get(&session)?;
+        let position = self.position(session)?;
+        let (staffed, free) = self.staffing(s.topic);
+        self.waits[usize::from(s.topic.0)].estimate(position, staffed, free)
     }
 
     /// How long a session's help-seeker waited, as of `now`.
     pub fn waited(&self, now: Instant, session: SessionId) -> Option<Duration> {
-        let entry = self.sessions.get(&session)?;
-        Some(match entry.phase {
-            Phase::Waiting { .. } => {
-                entry.waited_before + now.saturating_duration_since(entry.waiting_since)
-            }
-            Phase::Assigned { .. } => entry.waited_before,
+        let s = self.seekers.get(&session)?;
+        Some(match s.phase {
+            Phase::Waiting => s.waited_before + now.saturating_duration_since(s.waiting_since),
+            Phase::Assigned { .. } => s.waited_before,
         })
     }
 
     /// Whether a session's help-seeker is connected.
     pub fn seeker_connected(&self, session: SessionId) -> bool {
-        self.sessions
+        self.seekers
             .get(&session)
-            .is_some_and(|s| s.seeker == Link::Connected)
+            .is_some_and(|s| s.link == Link::Connected)
     }
 
-    /// A counsellor's status, capacity and sessions, while they are
-    /// connected or within their grace period.
-    pub fn counsellor(&self, counsellor: CounsellorId) -> Option<CounsellorView> {
+    /// What the router knows of a counsellor, while they are connected or
+    /// within their grace period.
+    pub fn counsellor(&self, now: Instant, counsellor: CounsellorId) -> Option<CounsellorView> {
         let c = self.counsellors.get(&counsellor)?;
         Some(CounsellorView {
             status: c.status,
-            capacity: c.capacity,
+            activity: c.activity(now),
+            capacity: c.profile.capacity,
+            max_capacity: c.profile.max_capacity,
             sessions: c.sessions.iter().copied().collect(),
+            offers: c.offers.iter().copied().collect(),
+            connected: c.link == Link::Connected,
         })
     }
 
-    /// How many help-seekers wait.
+    /// A topic's queue and staffing at a glance. O(counsellors).
+    pub fn topic_summary(&self, now: Instant, topic: TopicId) -> Option<TopicSummary> {
+        let t = usize::from(topic.0);
+        let line = self.lines.get(t)?;
+        let longest_wait = line
+            .first()
+            .and_then(|(_, s)| self.seekers.get(&s))
+            .map(|s| s.waited_before + now.saturating_duration_since(s.waiting_since))
+            .unwrap_or_default();
+        let (staffed, free) = self.staffing(topic);
+        Some(TopicSummary {
+            waiting: line.len(),
+            longest_wait,
+            staffed,
+            free,
+            paused: self.topics[t].paused,
+        })
+    }
+
+    /// Seats of connected, available counsellors serving `topic`, and how
+    /// many of those are free now. O(counsellors).
+    fn staffing(&self, topic: TopicId) -> (u32, u32) {
+        let (mut staffed, mut free) = (0u32, 0u32);
+        for c in self.counsellors.values() {
+            if c.link == Link::Connected
+                && c.status == Status::Available
+                && c.profile.topics.contains(&topic)
+            {
+                staffed = staffed.saturating_add(c.profile.capacity);
+                if c.can_take() {
+                    free = free.saturating_add(c.profile.capacity.saturating_sub(count(c.load())));
+                }
+            }
+        }
+        (staffed, free)
+    }
+
+    /// Running totals for a topic.
+    pub fn stats(&self, topic: TopicId) -> Option<TopicStats> {
+        self.stats.get(usize::from(topic.0)).copied()
+    }
+
+    /// How many help-seekers wait, in all topics.
     pub fn queue_len(&self) -> usize {
-        self.queue.len()
+        self.lines.iter().map(Line::len).sum()
     }
 
     /// How many sessions exist (waiting or assigned).
     pub fn session_count(&self) -> usize {
-        self.sessions.len()
+        self.seekers.len()
     }
 
-    fn end(&mut self, now: Instant, session: SessionId, reason: EndReason) {
-        let Some(entry) = self.sessions.remove(&session) else {
-            return;
-        };
-        if let Link::Gone { deadline } = entry.seeker {
-            self.timers.remove(&(deadline, Party::Seeker(session)));
-        }
-        let mut waited = entry.waited_before;
-        let counsellor = match entry.phase {
-            Phase::Waiting { .. } => {
-                self.queue.remove(session);
-                waited += now.saturating_duration_since(entry.waiting_since);
-                None
-            }
-            Phase::Assigned { counsellor } => {
-                if let Some(c) = self.counsellors.get_mut(&counsellor) {
-                    c.sessions.remove(&session);
-                }
-                self.push_load(counsellor);
-                Some(counsellor)
-            }
-        };
-        self.effects.push_back(Effect::Ended {
-            session,
-            counsellor,
-            reason,
-            waited,
-        });
+    // === Helpers shared by the submodules ===
+
+    /// Milliseconds from the router's origin to `now`.
+    fn since_origin_ms(&self, now: Instant) -> i64 {
+        i64::try_from(now.saturating_duration_since(self.origin).as_millis()).unwrap_or(i64::MAX)
     }
 
-    fn expire_counsellor(&mut self, now: Instant, counsellor: CounsellorId) {
-        let Some(entry) = self.counsellors.remove(&counsellor) else {
-            return;
-        };
-        for session in entry.sessions {
-            let Some(s) = self.sessions.get_mut(&session) else {
-                continue;
-            };
-            // Back to the front, ordered by original arrival.
-            s.phase = Phase::Waiting {
-                announced: None,
-                requeued: true,
-            };
-            s.waiting_since = now;
-            self.queue.push(session, Priority::Requeued, s.arrival);
-        }
-        self.effects
-            .push_back(Effect::CounsellorExpired { counsellor });
-    }
-
-    fn push_load(&mut self, counsellor: CounsellorId) {
-        if let Some(c) = self.counsellors.get(&counsellor) {
-            self.effects.push_back(Effect::Load {
-                counsellor,
-                status: c.status,
-                capacity: c.capacity,
-                active: count(c.sessions.len()),
-            });
+    /// A queue key for an arrival at `arrived_ms` with a head start.
+    fn key(&mut self, arrived_ms: i64, head_start: Duration) -> Key {
+        let arrival = self.next_arrival;
+        self.next_arrival += 1;
+        let head = i64::try_from(head_start.as_millis()).unwrap_or(i64::MAX);
+        Key {
+            virtual_ms: arrived_ms.saturating_sub(head),
+            arrival,
         }
     }
 
-    /// Routes while possible, then announces changed queue positions.
-    fn settle(&mut self, now: Instant) {
-        self.route(now);
-        self.announce_positions();
-    }
-
-    fn route(&mut self, now: Instant) {
-        loop {
-            let Some(counsellor) = self.longest_idle_free_counsellor() else {
-                return;
-            };
-            let sessions = &self.sessions;
-            let Some(session) = self
-                .queue
-                .iter()
-                .find(|s| sessions.get(s).is_some_and(|e| e.seeker == Link::Connected))
-            else {
-                return;
-            };
-            self.assign(now, session, counsellor);
+    fn arm_tick(&mut self, now: Instant) {
+        if !self.ticking && self.queue_len() > 0 {
+            self.ticking = true;
+            self.timers
+                .insert((now + self.config.position_interval, Timer::Tick));
         }
     }
 
-    fn longest_idle_free_counsellor(&self) -> Option<CounsellorId> {
-        self.counsellors
-            .iter()
-            .filter(|(_, c)| c.can_take())
-            .min_by_key(|(id, c)| (c.idle_since, **id))
-            .map(|(id, _)| *id)
-    }
-
-    fn assign(&mut self, now: Instant, session: SessionId, counsellor: CounsellorId) {
-        self.queue.remove(session);
-        let Some(entry) = self.sessions.get_mut(&session) else {
-            return;
-        };
-        entry.waited_before += now.saturating_duration_since(entry.waiting_since);
-        entry.phase = Phase::Assigned { counsellor };
-        let waited = entry.waited_before;
-        if let Some(c) = self.counsellors.get_mut(&counsellor) {
-            c.sessions.insert(session);
-            c.idle_since = now;
-        }
-        self.effects.push_back(Effect::Assigned {
-            session,
-            counsellor,
-            waited,
-        });
-        self.push_load(counsellor);
-    }
-
-    fn announce_positions(&mut self) {
-        for (index, session) in self.queue.iter().enumerate() {
-            let Some(entry) = self.sessions.get_mut(&session) else {
-                continue;
-            };
-            let position = count(index + 1);
-            if let Phase::Waiting {
-                announced,
-                requeued,
-            } = &mut entry.phase
-                && *announced != Some(position)
-            {
-                *announced = Some(position);
-                self.effects.push_back(Effect::Queued {
-                    session,
-                    position,
-                    requeued: std::mem::take(requeued),
-                });
-            }
+    fn notify_waiting(&mut self, topic: TopicId, notice: Notice) {
+        let t = usize::from(topic.0);
+        for (_, session) in self.lines[t].iter() {
+            self.effects
+                .push_back(Effect::TopicNotice { session, notice });
         }
     }
 }

@@ -1,102 +1,140 @@
-//! Property tests of the router against a simple model.
+//! Property tests of the router: random sequences of arrivals, ends,
+//! status and capacity changes, offers answered or ignored, transfers,
+//! disconnects, resumes and clock jumps, over two topics (one auto-assign
+//! with wrap-up, one offer-and-accept), two languages and four counsellors
+//! with different skills.
 //!
-//! Random sequences of arrivals, ends, status changes, disconnects, resumes
-//! and clock jumps. After every step the effects are checked against a
-//! model that knows only what the effects said:
+//! A light model follows only what the effects announce, and after every
+//! step these must hold:
 //!
-//! - a help-seeker is never assigned while already assigned;
-//! - a counsellor never holds more sessions than their capacity;
-//! - within a priority, the earliest arrival is served first, and requeued
-//!   help-seekers before everyone else;
-//! - work conservation: whenever a connected help-seeker waits, no connected,
-//!   available counsellor has free capacity;
-//! - every help-seeker is in exactly one of waiting, assigned or ended, and
-//!   the positions told to waiting help-seekers match the model's order;
-//! - a grace period ends no earlier than promised, and nothing outlives it.
+//! - **nobody is served twice**: a session from the queue is never assigned
+//!   while it has a counsellor, and nobody is in a session twice;
+//! - **nobody is lost**: every help-seeker is exactly one of waiting (with
+//!   a position), with counsellors, or ended;
+//! - **no counsellor is routed over capacity, while away or during
+//!   wrap-up** (transfers are asked for by people and may exceed it);
+//! - **positions are 1..n without gaps** in every topic, and **FIFO holds
+//!   within a priority**;
+//! - **work conservation**: no help-seeker who could be routed waits while
+//!   a counsellor who could take them is free;
+//! - grace periods end no earlier than promised, and nothing outlives them.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
-use haven_core::{CounsellorId, Effect, EndReason, Party, Router, RouterConfig, SessionId, Status};
+use haven_core::{
+    Activity, Arrival, Assignment, CounsellorId, Effect, LangId, Party, Profile, Router,
+    RouterConfig, SessionId, Status, TopicId, TopicRules, Transfer,
+};
 use proptest::prelude::*;
+
+const TOPICS: u16 = 2;
+const OFFER_TIMEOUT: Duration = Duration::from_secs(20);
+const WRAP_UP: Duration = Duration::from_secs(10);
 
 #[derive(Clone, Debug)]
 enum Op {
-    Arrive,
+    Arrive {
+        topic: u16,
+        language: Option<u16>,
+        urgent: bool,
+    },
     SeekerEnd(usize),
-    Connect(usize),
-    SetStatus(usize, bool),
-    CounsellorEnd(usize, usize),
     DetachSeeker(usize),
     ReattachSeeker(usize),
+    Connect(usize),
     DetachCounsellor(usize),
+    SetStatus(usize, bool),
+    SetCapacity(usize, u32),
+    EndWrapUp(usize),
+    Accept(usize, usize),
+    Decline(usize, usize),
+    CounsellorEnd(usize, usize),
+    TransferTo(usize, usize, usize, bool),
+    TransferToTopic(usize, usize, u16),
     Advance(u64),
 }
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        4 => Just(Op::Arrive),
+        6 => (0..TOPICS, prop::option::of(0..2u16), prop::bool::weighted(0.2))
+            .prop_map(|(topic, language, urgent)| Op::Arrive { topic, language, urgent }),
         1 => any::<usize>().prop_map(Op::SeekerEnd),
-        2 => (0..4usize).prop_map(Op::Connect),
-        2 => ((0..4usize), any::<bool>()).prop_map(|(c, a)| Op::SetStatus(c, a)),
-        3 => ((0..4usize), any::<usize>()).prop_map(|(c, s)| Op::CounsellorEnd(c, s)),
         1 => any::<usize>().prop_map(Op::DetachSeeker),
         1 => any::<usize>().prop_map(Op::ReattachSeeker),
+        2 => (0..4usize).prop_map(Op::Connect),
         1 => (0..4usize).prop_map(Op::DetachCounsellor),
-        2 => (0..150u64).prop_map(Op::Advance),
+        2 => ((0..4usize), any::<bool>()).prop_map(|(c, a)| Op::SetStatus(c, a)),
+        1 => ((0..4usize), 0..5u32).prop_map(|(c, n)| Op::SetCapacity(c, n)),
+        1 => (0..4usize).prop_map(Op::EndWrapUp),
+        3 => ((0..4usize), any::<usize>()).prop_map(|(c, i)| Op::Accept(c, i)),
+        1 => ((0..4usize), any::<usize>()).prop_map(|(c, i)| Op::Decline(c, i)),
+        3 => ((0..4usize), any::<usize>()).prop_map(|(c, i)| Op::CounsellorEnd(c, i)),
+        1 => ((0..4usize), any::<usize>(), 0..4usize, any::<bool>()).prop_map(|(c, i, d, w)| Op::TransferTo(c, i, d, w)),
+        1 => ((0..4usize), any::<usize>(), 0..TOPICS).prop_map(|(c, i, t)| Op::TransferToTopic(c, i, t)),
+        3 => (0..40u64).prop_map(Op::Advance),
     ]
 }
 
-/// Fixed per counsellor so the capacity bound is a plain check.
-fn capacity(c: usize) -> u32 {
-    [1, 2, 3, 5][c]
+/// Fixed skills per counsellor.
+fn profile(c: usize) -> Profile {
+    let (topics, languages, capacity) = match c {
+        0 => (vec![0], vec![0], 1),
+        1 => (vec![0, 1], vec![0, 1], 2),
+        2 => (vec![1], vec![1], 2),
+        _ => (vec![0, 1], vec![0], 3),
+    };
+    Profile {
+        topics: topics.into_iter().map(TopicId).collect(),
+        languages: languages.into_iter().map(LangId).collect(),
+        capacity,
+        max_capacity: 3,
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Seen {
+    topic: TopicId,
+    language: Option<LangId>,
+    urgent: bool,
+    arrival: usize,
+    requeued: bool,
 }
 
 #[derive(Default)]
 struct Model {
-    /// Waiting sessions keyed by (requeued first, arrival order).
-    waiting: BTreeMap<(bool, u64), SessionId>,
-    arrival: HashMap<SessionId, u64>,
-    assigned: HashMap<SessionId, CounsellorId>,
+    seekers: HashMap<SessionId, Seen>,
+    owners: HashMap<SessionId, Vec<CounsellorId>>,
     ended: BTreeSet<SessionId>,
-    announced: HashMap<SessionId, u32>,
+    /// Pending offers: session → (counsellor, from the queue?).
+    offers: HashMap<SessionId, (CounsellorId, bool)>,
+    declined: HashMap<SessionId, BTreeSet<CounsellorId>>,
     seeker_gone: HashMap<SessionId, Instant>,
-    counsellors: HashMap<CounsellorId, (bool /*connected*/, bool /*available*/)>,
+    /// What the last Load effect said: activity, capacity.
+    load: HashMap<CounsellorId, (Activity, u32)>,
+    connected: BTreeSet<CounsellorId>,
     counsellor_gone: HashMap<CounsellorId, Instant>,
 }
 
 impl Model {
-    fn key_of(&self, s: SessionId) -> Option<(bool, u64)> {
-        self.waiting.iter().find(|(_, v)| **v == s).map(|(k, _)| *k)
+    fn active(&self, c: CounsellorId) -> usize {
+        self.owners.values().filter(|o| o.contains(&c)).count()
+            + self.offers.values().filter(|(x, _)| *x == c).count()
     }
 
-    fn load(&self, c: CounsellorId) -> usize {
-        self.assigned.values().filter(|x| **x == c).count()
-    }
-
+    /// Whether `c` could take a session from the queue now.
     fn can_take(&self, c: CounsellorId) -> bool {
-        let (connected, available) = self.counsellors.get(&c).copied().unwrap_or_default();
-        connected && available && self.load(c) < capacity(usize::try_from(c.0).unwrap()) as usize
+        self.connected.contains(&c)
+            && matches!(self.load.get(&c), Some((Activity::Available, cap)) if self.active(c) < *cap as usize)
     }
 
-    fn first_connected_waiting(&self) -> Option<SessionId> {
-        // Requeued (true) sorts after false in a BTreeMap, so walk in two passes.
-        let requeued = self.waiting.iter().filter(|(k, _)| k.0);
-        let normal = self.waiting.iter().filter(|(k, _)| !k.0);
-        requeued
-            .chain(normal)
-            .map(|(_, s)| *s)
-            .find(|s| !self.seeker_gone.contains_key(s))
-    }
-
-    fn order(&self) -> Vec<SessionId> {
-        let requeued = self.waiting.iter().filter(|(k, _)| k.0);
-        let normal = self.waiting.iter().filter(|(k, _)| !k.0);
-        requeued.chain(normal).map(|(_, s)| *s).collect()
+    fn matches(&self, c: CounsellorId, s: &Seen) -> bool {
+        let p = profile(usize::try_from(c.0).unwrap());
+        p.topics.contains(&s.topic) && s.language.is_none_or(|l| p.languages.contains(&l))
     }
 }
 
-fn apply(
+fn check(
     model: &mut Model,
     router: &mut Router,
     now: Instant,
@@ -104,41 +142,110 @@ fn apply(
 ) -> Result<(), TestCaseError> {
     while let Some(effect) = router.poll_effect() {
         match effect {
-            Effect::Assigned {
+            Effect::Offered {
+                session,
+                counsellor,
+                from,
+                ..
+            } => {
+                prop_assert!(
+                    !model.offers.contains_key(&session),
+                    "two offers at once for {session:?}"
+                );
+                if from.is_none() {
+                    prop_assert!(
+                        !model.owners.contains_key(&session),
+                        "offered while with a counsellor"
+                    );
+                    prop_assert!(
+                        model.can_take(counsellor),
+                        "queue offer to {counsellor:?} who cannot take it"
+                    );
+                    prop_assert!(
+                        model.matches(counsellor, &model.seekers[&session]),
+                        "skills mismatch"
+                    );
+                    prop_assert!(
+                        !model
+                            .declined
+                            .get(&session)
+                            .is_some_and(|d| d.contains(&counsellor)),
+                        "offered again after a decline"
+                    );
+                }
+                model.offers.insert(session, (counsellor, from.is_none()));
+            }
+            Effect::OfferWithdrawn {
                 session,
                 counsellor,
                 ..
             } => {
+                if let Some((c, queue)) = model.offers.remove(&session) {
+                    prop_assert_eq!(c, counsellor);
+                    if queue {
+                        model.declined.entry(session).or_default().insert(c);
+                    }
+                }
+            }
+            Effect::Assigned {
+                session,
+                counsellor,
+                from,
+                ..
+            } => {
+                let offer = model.offers.remove(&session);
+                // Declines count for one stretch of waiting.
+                model.declined.remove(&session);
+                let owners = model.owners.entry(session).or_default();
                 prop_assert!(
-                    !model.assigned.contains_key(&session),
-                    "assigned twice: {session:?}"
+                    !owners.contains(&counsellor),
+                    "{counsellor:?} already in {session:?}"
                 );
+                if from.is_none() {
+                    prop_assert!(owners.is_empty(), "served twice: {session:?}");
+                    if offer.is_none() {
+                        // Direct assignment from the queue: the routing rules apply.
+                        owners.push(counsellor);
+                        let ok = model.connected.contains(&counsellor)
+                            && matches!(model.load.get(&counsellor), Some((Activity::Available, cap)) if model.active(counsellor) <= *cap as usize);
+                        prop_assert!(ok, "assigned to {counsellor:?} who could not take it");
+                        prop_assert!(
+                            model.matches(counsellor, &model.seekers[&session]),
+                            "skills mismatch"
+                        );
+                        continue;
+                    }
+                }
+                owners.push(counsellor);
+            }
+            Effect::TransferFailed { session, .. } => {
+                model.offers.remove(&session);
+            }
+            Effect::Left {
+                session,
+                counsellor,
+            } => {
+                let owners = model.owners.entry(session).or_default();
                 prop_assert!(
-                    model.can_take(counsellor),
-                    "{counsellor:?} could not take a session"
+                    owners.contains(&counsellor),
+                    "{counsellor:?} left {session:?} without being in it"
                 );
-                let expected = model.first_connected_waiting();
-                prop_assert_eq!(expected, Some(session), "not the first in line");
-                let key = model.key_of(session).unwrap();
-                model.waiting.remove(&key);
-                model.announced.remove(&session);
-                model.assigned.insert(session, counsellor);
+                owners.retain(|c| *c != counsellor);
+                if owners.is_empty() {
+                    model.owners.remove(&session);
+                }
             }
             Effect::Ended {
-                session, reason, ..
+                session,
+                counsellors,
+                ..
             } => {
-                if reason == EndReason::SeekerTimedOut {
-                    let gone = model.seeker_gone.get(&session).copied();
-                    prop_assert!(
-                        gone.is_some_and(|g| now >= g + cfg.seeker_grace),
-                        "early timeout"
-                    );
-                }
-                if let Some(key) = model.key_of(session) {
-                    model.waiting.remove(&key);
-                }
-                model.assigned.remove(&session);
-                model.announced.remove(&session);
+                let had = model.owners.remove(&session).unwrap_or_default();
+                prop_assert_eq!(
+                    had.iter().collect::<BTreeSet<_>>(),
+                    counsellors.iter().collect::<BTreeSet<_>>()
+                );
+                model.offers.remove(&session);
                 model.seeker_gone.remove(&session);
                 prop_assert!(model.ended.insert(session), "ended twice");
             }
@@ -148,148 +255,240 @@ fn apply(
                     gone.is_some_and(|g| now >= g + cfg.counsellor_grace),
                     "early expiry"
                 );
-                model.counsellors.remove(&counsellor);
-                let mine: Vec<_> = model
-                    .assigned
-                    .iter()
-                    .filter(|(_, c)| **c == counsellor)
-                    .map(|(s, _)| *s)
-                    .collect();
-                for s in mine {
-                    model.assigned.remove(&s);
-                    model.waiting.insert((true, model.arrival[&s]), s);
+                for owners in model.owners.values_mut() {
+                    owners.retain(|c| *c != counsellor);
                 }
+                model.owners.retain(|_, o| !o.is_empty());
+                model.load.remove(&counsellor);
             }
             Effect::Queued {
-                session, position, ..
+                session, requeued, ..
             } => {
                 prop_assert!(
-                    model.key_of(session).is_some(),
-                    "position for a non-waiting session"
+                    !model.ended.contains(&session),
+                    "position for {session:?}, which ended"
                 );
-                model.announced.insert(session, position);
+                if requeued {
+                    model.owners.remove(&session);
+                    if let Some(s) = model.seekers.get_mut(&session) {
+                        s.requeued = true;
+                        s.topic = router.topic_of(session).unwrap();
+                    }
+                }
             }
-            Effect::Presence { .. } | Effect::Load { .. } => {}
+            Effect::Load {
+                counsellor,
+                activity,
+                capacity,
+                ..
+            } => {
+                model.load.insert(counsellor, (activity, capacity));
+            }
+            Effect::Presence { .. } | Effect::TopicNotice { .. } => {}
+        }
+    }
+
+    // Nobody lost, nobody in two states.
+    for (session, seen) in &model.seekers {
+        let waiting = router.is_waiting(*session);
+        let assigned = !router.counsellors_of(*session).is_empty();
+        let ended = model.ended.contains(session);
+        prop_assert_eq!(
+            u8::from(waiting) + u8::from(assigned) + u8::from(ended),
+            1,
+            "{:?} in {} states",
+            session,
+            u8::from(waiting) + u8::from(assigned) + u8::from(ended)
+        );
+        prop_assert_eq!(
+            router
+                .counsellors_of(*session)
+                .iter()
+                .collect::<BTreeSet<_>>(),
+            model
+                .owners
+                .get(session)
+                .map(|o| o.iter().collect())
+                .unwrap_or_default()
+        );
+        if waiting {
+            prop_assert_eq!(router.topic_of(*session), Some(seen.topic));
+        }
+    }
+
+    // Positions 1..n without gaps, FIFO within a priority.
+    let mut by_topic: BTreeMap<TopicId, Vec<(u32, SessionId)>> = BTreeMap::new();
+    for session in model.seekers.keys() {
+        if let Some(p) = router.position(*session) {
+            by_topic
+                .entry(model.seekers[session].topic)
+                .or_default()
+                .push((p, *session));
+        }
+    }
+    for list in by_topic.values_mut() {
+        list.sort();
+        for (i, (p, _)) in list.iter().enumerate() {
+            prop_assert_eq!(*p as usize, i + 1, "positions have a gap or a repeat");
+        }
+        for pair in list.windows(2) {
+            let (a, b) = (&model.seekers[&pair[0].1], &model.seekers[&pair[1].1]);
+            if a.urgent == b.urgent && a.requeued == b.requeued {
+                prop_assert!(a.arrival < b.arrival, "FIFO broken within a priority");
+            }
         }
     }
 
     // Work conservation.
-    if model.first_connected_waiting().is_some() {
-        for &c in model.counsellors.keys() {
-            prop_assert!(!model.can_take(c), "{c:?} idle while someone waits");
+    for (session, seen) in &model.seekers {
+        let routable = router.is_waiting(*session)
+            && !model.offers.contains_key(session)
+            && !model.seeker_gone.contains_key(session);
+        if !routable {
+            continue;
+        }
+        for c in 0..4u64 {
+            let c = CounsellorId(c);
+            let declined = model.declined.get(session).is_some_and(|d| d.contains(&c));
+            prop_assert!(
+                !(model.can_take(c) && model.matches(c, seen) && !declined),
+                "{session:?} waits while {c:?} could take them"
+            );
         }
     }
-    // Capacity.
-    for &c in model.counsellors.keys() {
-        prop_assert!(model.load(c) <= capacity(usize::try_from(c.0).unwrap()) as usize);
-    }
-    // Positions told match the order, and agree with the router.
-    for (i, s) in model.order().into_iter().enumerate() {
-        let pos = u32::try_from(i + 1).unwrap();
-        prop_assert_eq!(model.announced.get(&s).copied(), Some(pos));
-        prop_assert_eq!(router.position(s), Some(pos));
-    }
-    // Nothing outlives its grace period.
+
     if let Some(deadline) = router.poll_timeout() {
         prop_assert!(deadline > now, "a deadline passed without being handled");
     }
-    // Exactly one state each.
-    prop_assert_eq!(
-        router.session_count(),
-        model.waiting.len() + model.assigned.len()
-    );
-    prop_assert_eq!(router.queue_len(), model.waiting.len());
     Ok(())
 }
 
-fn pick(sessions: &[SessionId], i: usize) -> Option<SessionId> {
-    (!sessions.is_empty()).then(|| sessions[i % sessions.len()])
+fn pick<T: Copy>(items: &[T], i: usize) -> Option<T> {
+    (!items.is_empty()).then(|| items[i % items.len()])
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 1500, ..ProptestConfig::default() })]
 
     #[test]
     fn router_keeps_its_invariants(ops in prop::collection::vec(op(), 1..200)) {
-        let cfg = RouterConfig { seeker_grace: Duration::from_secs(120), counsellor_grace: Duration::from_secs(60) };
-        let mut router = Router::new(cfg);
-        let mut model = Model::default();
+        let topics = vec![
+            TopicRules { wrap_up: WRAP_UP, ..TopicRules::default() },
+            TopicRules { assignment: Assignment::Offer { timeout: OFFER_TIMEOUT }, ..TopicRules::default() },
+        ];
+        let cfg = RouterConfig { topics, ..RouterConfig::default() };
         let mut now = Instant::now();
+        let mut router = Router::new(cfg.clone(), now);
+        let mut model = Model::default();
         let mut all: Vec<SessionId> = Vec::new();
 
         for op in ops {
             match op {
-                Op::Arrive => {
-                    let s = SessionId(all.len() as u128 + 1);
-                    all.push(s);
-                    router.seeker_arrived(now, s).unwrap();
-                    model.arrival.insert(s, all.len() as u64);
-                    model.waiting.insert((false, all.len() as u64), s);
+                Op::Arrive { topic, language, urgent } => {
+                    let session = SessionId(all.len() as u128 + 1);
+                    let arrival = Arrival { topic: TopicId(topic), language: language.map(LangId), urgent, prefer: None };
+                    router.seeker_arrived(now, session, arrival).unwrap();
+                    model.seekers.insert(session, Seen { topic: TopicId(topic), language: language.map(LangId), urgent, arrival: all.len(), requeued: false });
+                    all.push(session);
                 }
                 Op::SeekerEnd(i) => {
                     if let Some(s) = pick(&all, i) {
-                        let live = !model.ended.contains(&s);
-                        prop_assert_eq!(router.seeker_ended(now, s).is_ok(), live);
+                        prop_assert_eq!(router.seeker_ended(now, s).is_ok(), !model.ended.contains(&s));
+                    }
+                }
+                Op::DetachSeeker(i) => {
+                    if let Some(s) = pick(&all, i) && router.detached(now, Party::Seeker(s)).is_ok() {
+                        model.seeker_gone.entry(s).or_insert(now);
+                    }
+                }
+                Op::ReattachSeeker(i) => {
+                    if let Some(s) = pick(&all, i) && router.seeker_reattached(now, s).is_ok() {
+                        model.seeker_gone.remove(&s);
                     }
                 }
                 Op::Connect(c) => {
                     let id = CounsellorId(c as u64);
-                    router.counsellor_connected(now, id, capacity(c));
-                    let available = model.counsellors.get(&id).is_some_and(|x| x.1);
-                    model.counsellors.insert(id, (true, available));
+                    router.counsellor_connected(now, id, profile(c));
+                    model.connected.insert(id);
                     model.counsellor_gone.remove(&id);
                 }
-                Op::SetStatus(c, avail) => {
+                Op::DetachCounsellor(c) => {
                     let id = CounsellorId(c as u64);
-                    let status = if avail { Status::Available } else { Status::Away };
-                    let known = model.counsellors.contains_key(&id);
-                    prop_assert_eq!(router.set_status(now, id, status).is_ok(), known);
-                    if let Some(x) = model.counsellors.get_mut(&id) {
-                        x.1 = avail;
+                    if router.detached(now, Party::Counsellor(id)).is_ok() && model.connected.remove(&id) {
+                        model.counsellor_gone.insert(id, now);
+                    }
+                }
+                Op::SetStatus(c, available) => {
+                    let status = if available { Status::Available } else { Status::Away };
+                    let _ = router.set_status(now, CounsellorId(c as u64), status);
+                }
+                Op::SetCapacity(c, n) => {
+                    if let Ok(got) = router.set_capacity(now, CounsellorId(c as u64), n) {
+                        prop_assert!((1..=3).contains(&got));
+                    }
+                }
+                Op::EndWrapUp(c) => {
+                    let _ = router.end_wrap_up(now, CounsellorId(c as u64));
+                }
+                Op::Accept(c, i) | Op::Decline(c, i) => {
+                    let id = CounsellorId(c as u64);
+                    let mine: Vec<SessionId> = model.offers.iter().filter(|(_, (x, _))| *x == id).map(|(s, _)| *s).collect::<BTreeSet<_>>().into_iter().collect();
+                    if let Some(s) = pick(&mine, i) {
+                        let result = if matches!(op, Op::Accept(..)) { router.accept(now, id, s) } else { router.decline(now, id, s) };
+                        prop_assert!(result.is_ok(), "{:?}", result);
+                        if matches!(op, Op::Decline(..)) {
+                            // A decline is the caller's own act: no effect announces it.
+                            if model.offers.remove(&s).is_some_and(|(_, queue)| queue) {
+                                model.declined.entry(s).or_default().insert(id);
+                            }
+                        }
                     }
                 }
                 Op::CounsellorEnd(c, i) => {
                     let id = CounsellorId(c as u64);
-                    let mine: Vec<_> = model.assigned.iter().filter(|(_, x)| **x == id).map(|(s, _)| *s).collect();
+                    let mine: Vec<SessionId> = model.owners.iter().filter(|(_, o)| o.contains(&id)).map(|(s, _)| *s).collect::<BTreeSet<_>>().into_iter().collect();
                     if let Some(s) = pick(&mine, i) {
                         router.counsellor_ended(now, id, s).unwrap();
                     } else if let Some(s) = pick(&all, i) {
                         prop_assert!(router.counsellor_ended(now, id, s).is_err());
                     }
                 }
-                Op::DetachSeeker(i) => {
-                    if let Some(s) = pick(&all, i) {
-                        if router.detached(now, Party::Seeker(s)).is_ok() {
-                            model.seeker_gone.entry(s).or_insert(now);
-                        } else {
-                            prop_assert!(model.ended.contains(&s));
-                        }
-                    }
-                }
-                Op::ReattachSeeker(i) => {
-                    if let Some(s) = pick(&all, i) {
-                        if router.seeker_reattached(now, s).is_ok() {
-                            model.seeker_gone.remove(&s);
-                        } else {
-                            prop_assert!(model.ended.contains(&s));
-                        }
-                    }
-                }
-                Op::DetachCounsellor(c) => {
+                Op::TransferTo(c, i, d, warm) => {
                     let id = CounsellorId(c as u64);
-                    if router.detached(now, Party::Counsellor(id)).is_ok() {
-                        if let Some(x) = model.counsellors.get_mut(&id) {
-                            x.0 = false;
-                        }
-                        model.counsellor_gone.entry(id).or_insert(now);
+                    let mine: Vec<SessionId> = model.owners.iter().filter(|(_, o)| o.contains(&id)).map(|(s, _)| *s).collect::<BTreeSet<_>>().into_iter().collect();
+                    if let Some(s) = pick(&mine, i) {
+                        let _ = router.transfer(now, id, s, Transfer::ToCounsellor { to: CounsellorId(d as u64), warm });
+                    }
+                }
+                Op::TransferToTopic(c, i, t) => {
+                    let id = CounsellorId(c as u64);
+                    let mine: Vec<SessionId> = model.owners.iter().filter(|(_, o)| o.contains(&id)).map(|(s, _)| *s).collect::<BTreeSet<_>>().into_iter().collect();
+                    if let Some(s) = pick(&mine, i)
+                        && router.transfer(now, id, s, Transfer::ToTopic(TopicId(t))).is_ok()
+                        && let Some(seen) = model.seekers.get_mut(&s)
+                    {
+                        seen.topic = TopicId(t);
+                        seen.requeued = true;
                     }
                 }
                 Op::Advance(secs) => {
-                    now += Duration::from_secs(secs);
+                    let until = now + Duration::from_secs(secs);
+                    while let Some(at) = router.poll_timeout() {
+                        if at > until {
+                            break;
+                        }
+                        now = now.max(at);
+                        router.handle_timeout(now);
+                        check(&mut model, &mut router, now, &cfg)?;
+                        // Seeker grace periods that ran out ended those sessions.
+                        model.seeker_gone.retain(|s, _| !model.ended.contains(s));
+                    }
+                    now = until;
                     router.handle_timeout(now);
                 }
             }
-            apply(&mut model, &mut router, now, &cfg)?;
+            check(&mut model, &mut router, now, &cfg)?;
+            model.seeker_gone.retain(|s, _| !model.ended.contains(s));
         }
     }
 }

@@ -19,8 +19,9 @@ use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use haven_core::{
-    Accept, Conversation, CounsellorId, Effect, EndReason, Party, ReplayLimits, Router,
-    RouterConfig, SessionId, Side, Status,
+    Accept, Activity, Arrival, Assignment, Conversation, CounsellorId, Effect, EndReason, LangId,
+    Party, Profile, ReplayLimits, Router, RouterConfig, SessionId, Side, Status, TopicId,
+    TopicRules,
 };
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
@@ -40,9 +41,7 @@ enum Frame {
         session: SessionId,
         id: u64,
     },
-    Assigned {
-        session: SessionId,
-    },
+    Assigned,
     Ended,
 }
 
@@ -66,6 +65,11 @@ struct SeekerClient {
 struct CounsellorClient {
     id: CounsellorId,
     capacity: u32,
+    profile: Profile,
+    /// Offers to answer, and when this bot gets round to it (some too late).
+    offers: HashMap<SessionId, Instant>,
+    /// Set away by a missed offer; goes available again at this time.
+    back_at: Option<Instant>,
     link: Link,
     /// Per session: last seq seen, unacked (id, uid), first seq seen here.
     sessions: HashMap<SessionId, CounsellorView>,
@@ -101,18 +105,70 @@ impl Sim {
     fn new(seed: u64, counsellors: usize) -> Self {
         let mut rng = StdRng::seed_from_u64(seed);
         let list = (0..counsellors)
-            .map(|i| CounsellorClient {
-                id: CounsellorId(i as u64),
-                capacity: rng.random_range(1..=4),
-                link: Link::default(),
-                sessions: HashMap::new(),
-                next_id: 0,
+            .map(|i| {
+                let capacity = rng.random_range(1..=4);
+                // Counsellor 0 serves everything, so nobody waits forever;
+                // the others have random skills.
+                let (topics, languages) = if i == 0 {
+                    (vec![TopicId(0), TopicId(1)], vec![LangId(0), LangId(1)])
+                } else {
+                    let topics: Vec<TopicId> = [TopicId(0), TopicId(1)]
+                        .into_iter()
+                        .filter(|_| rng.random_bool(0.6))
+                        .collect();
+                    let languages: Vec<LangId> = [LangId(0), LangId(1)]
+                        .into_iter()
+                        .filter(|_| rng.random_bool(0.6))
+                        .collect();
+                    let topics = if topics.is_empty() {
+                        vec![TopicId(0)]
+                    } else {
+                        topics
+                    };
+                    let languages = if languages.is_empty() {
+                        vec![LangId(0)]
+                    } else {
+                        languages
+                    };
+                    (topics, languages)
+                };
+                CounsellorClient {
+                    id: CounsellorId(i as u64),
+                    capacity,
+                    profile: Profile {
+                        topics,
+                        languages,
+                        capacity,
+                        max_capacity: capacity,
+                    },
+                    offers: HashMap::new(),
+                    back_at: None,
+                    link: Link::default(),
+                    sessions: HashMap::new(),
+                    next_id: 0,
+                }
             })
             .collect();
+        let now = Instant::now();
+        let config = RouterConfig {
+            topics: vec![
+                TopicRules {
+                    wrap_up: Duration::from_secs(5),
+                    ..TopicRules::default()
+                },
+                TopicRules {
+                    assignment: Assignment::Offer {
+                        timeout: Duration::from_secs(20),
+                    },
+                    ..TopicRules::default()
+                },
+            ],
+            ..RouterConfig::default()
+        };
         Self {
             rng,
-            now: Instant::now(),
-            router: Router::new(RouterConfig::default()),
+            now,
+            router: Router::new(config, now),
             convs: HashMap::new(),
             seekers: HashMap::new(),
             counsellors: list,
@@ -145,7 +201,7 @@ impl Sim {
                     assert!(c.sessions.len() < c.capacity as usize, "capacity exceeded");
                     c.sessions.insert(session, CounsellorView::default());
                     if c.link.connected {
-                        c.link.inbox.push_back(Frame::Assigned { session });
+                        c.link.inbox.push_back(Frame::Assigned);
                         // A new counsellor gets what the help-seeker said that
                         // nobody confirmed yet.
                         let conv = self.convs.get_mut(&session).unwrap();
@@ -157,7 +213,7 @@ impl Sim {
                 }
                 Effect::Ended {
                     session,
-                    counsellor,
+                    counsellors,
                     reason,
                     ..
                 } => {
@@ -168,10 +224,9 @@ impl Sim {
                             s.link.inbox.push_back(Frame::Ended);
                         }
                     }
-                    if let Some(c) = counsellor {
+                    for c in counsellors {
                         let ci = self.counsellor_index(c);
-                        let c = &mut self.counsellors[ci];
-                        c.sessions.remove(&session);
+                        self.counsellors[ci].sessions.remove(&session);
                     }
                     let conv = self.convs.remove(&session).unwrap();
                     if reason != EndReason::SeekerTimedOut
@@ -184,15 +239,66 @@ impl Sim {
                 Effect::CounsellorExpired { counsellor } => {
                     let ci = self.counsellor_index(counsellor);
                     self.counsellors[ci].sessions.clear();
+                    self.counsellors[ci].offers.clear();
                 }
-                Effect::Queued { .. } | Effect::Presence { .. } | Effect::Load { .. } => {}
+                Effect::Offered {
+                    session,
+                    counsellor,
+                    ..
+                } => {
+                    // Most answer within the 20 s; some are too slow.
+                    let delay = Duration::from_secs(self.rng.random_range(0..25));
+                    let ci = self.counsellor_index(counsellor);
+                    self.counsellors[ci]
+                        .offers
+                        .insert(session, self.now + delay);
+                }
+                Effect::OfferWithdrawn {
+                    session,
+                    counsellor,
+                    ..
+                } => {
+                    let ci = self.counsellor_index(counsellor);
+                    self.counsellors[ci].offers.remove(&session);
+                }
+                Effect::Left {
+                    session,
+                    counsellor,
+                } => {
+                    let ci = self.counsellor_index(counsellor);
+                    self.counsellors[ci].sessions.remove(&session);
+                }
+                Effect::Load {
+                    counsellor,
+                    activity: Activity::Away,
+                    ..
+                } => {
+                    // Set away by a missed offer: back after a short while.
+                    let ci = self.counsellor_index(counsellor);
+                    if self.counsellors[ci].back_at.is_none() {
+                        self.counsellors[ci].back_at = Some(self.now + Duration::from_secs(30));
+                    }
+                }
+                Effect::Queued { .. }
+                | Effect::Presence { .. }
+                | Effect::Load { .. }
+                | Effect::TopicNotice { .. }
+                | Effect::TransferFailed { .. } => {}
             }
         }
     }
 
     fn arrive(&mut self) {
         let session = SessionId(self.rng.random());
-        self.router.seeker_arrived(self.now, session).unwrap();
+        let arrival = Arrival {
+            topic: TopicId(self.rng.random_range(0..2)),
+            language: [None, Some(LangId(0)), Some(LangId(1))][self.rng.random_range(0..3)],
+            urgent: self.rng.random_bool(0.1),
+            prefer: None,
+        };
+        self.router
+            .seeker_arrived(self.now, session, arrival)
+            .unwrap();
         self.convs
             .insert(session, Conversation::new(ReplayLimits::default()));
         let to_send = self.rng.random_range(1..12);
@@ -258,7 +364,10 @@ impl Sim {
     }
 
     fn step_seekers(&mut self) {
-        let ids: Vec<SessionId> = self.seekers.keys().copied().collect();
+        // Sorted: HashMap order differs between runs, and the simulation
+        // must replay exactly from its seed.
+        let mut ids: Vec<SessionId> = self.seekers.keys().copied().collect();
+        ids.sort_unstable();
         for session in ids {
             let roll: f64 = self.rng.random();
             let s = self.seekers.get_mut(&session).unwrap();
@@ -303,7 +412,7 @@ impl Sim {
                     }
                     Frame::Ack { id, .. } => s.unacked.retain(|(i, _)| *i != id),
                     Frame::Ended => s.done = true,
-                    Frame::Assigned { .. } => {}
+                    Frame::Assigned => {}
                 }
             }
             let up_to = s.last_seq;
@@ -345,7 +454,9 @@ impl Sim {
                 if c.link.reconnect_at.is_none_or(|t| t <= self.now) {
                     c.link.reconnect_at = None;
                     c.link.connected = true;
-                    let held = self.router.counsellor_connected(self.now, cid, c.capacity);
+                    let held = self
+                        .router
+                        .counsellor_connected(self.now, cid, c.profile.clone());
                     let _ = self.router.set_status(self.now, cid, Status::Available);
                     // Forget sessions the broker no longer gives us.
                     c.sessions.retain(|s, _| held.contains(s));
@@ -374,11 +485,39 @@ impl Sim {
                 }
                 continue;
             }
+            // Answer the offers whose time has come (late ones are refused:
+            // the router moved them on already), and come back from away.
+            let mut due: Vec<SessionId> = self.counsellors[ci]
+                .offers
+                .iter()
+                .filter(|(_, at)| **at <= self.now)
+                .map(|(s, _)| *s)
+                .collect();
+            due.sort_unstable();
+            for session in due {
+                self.counsellors[ci].offers.remove(&session);
+                let _ = self.router.accept(self.now, cid, session);
+                self.run_effects();
+            }
+            if self.counsellors[ci].back_at.is_some_and(|t| t <= self.now) {
+                self.counsellors[ci].back_at = None;
+                let _ = self.router.set_status(self.now, cid, Status::Available);
+                self.run_effects();
+            }
             let c = &mut self.counsellors[ci];
             while let Some(frame) = c.link.inbox.pop_front() {
                 match frame {
                     Frame::Message { session, seq, uid } => {
-                        let view = c.sessions.entry(session).or_default();
+                        // Membership comes from the router's effects; a frame
+                        // still in flight for a session that has since left
+                        // this counsellor was delivered, but has no view.
+                        let Some(view) = c.sessions.get_mut(&session) else {
+                            self.seen
+                                .entry((session, Side::Counsellor))
+                                .or_default()
+                                .push(uid);
+                            continue;
+                        };
                         let first = view.last_seq == 0;
                         assert!(
                             first || seq == view.last_seq + 1,
@@ -403,9 +542,7 @@ impl Sim {
                             v.unacked.retain(|(i, _)| *i != id);
                         }
                     }
-                    Frame::Assigned { session } => {
-                        c.sessions.entry(session).or_default();
-                    }
+                    Frame::Assigned => {}
                     Frame::Ended => {}
                 }
             }
@@ -429,7 +566,9 @@ impl Sim {
                 continue;
             }
             // Reply in, or end, one session.
-            let sessions: Vec<SessionId> = self.counsellors[ci].sessions.keys().copied().collect();
+            let mut sessions: Vec<SessionId> =
+                self.counsellors[ci].sessions.keys().copied().collect();
+            sessions.sort_unstable();
             if sessions.is_empty() || roll > 0.5 {
                 continue;
             }

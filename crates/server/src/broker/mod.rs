@@ -3,10 +3,12 @@
 //!
 //! Two planes, two owners:
 //!
-//! - **Control plane** (hello, resume, assignment, status, end, grace
-//!   timers): one actor task owns the core [`haven_core::Router`] and
-//!   carries out its effects in order. Socket tasks talk to it through a
-//!   bounded command channel. It never sees chat text.
+//! - **Control plane** (hello, resume, routing, offers, transfers, status,
+//!   capacity, wrap-up, grace timers, opening hours, pauses): one actor
+//!   task owns the core [`haven_core::Router`] and carries out its effects
+//!   in order. Socket tasks talk to it through a bounded command channel.
+//!   It never sees chat text (only a transfer's private note passes
+//!   through it, on its way to the colleague).
 //! - **Data plane** (chat messages, acks, typing, delivery): each session's
 //!   [`SessionCell`] behind its own short mutex. Socket tasks call it
 //!   directly, so chat never funnels through the actor or a global lock.
@@ -15,23 +17,24 @@
 //! no guard is ever held across an `.await`.
 
 mod actor;
+mod returns;
 pub(crate) mod session;
 
 use std::sync::Arc;
 
 use dashmap::DashMap;
-use haven_core::{CounsellorId, ReplayLimits, RouterConfig, SessionId, Status};
-use haven_protocol::common::{Epoch, Limits, ResumeToken};
-use haven_protocol::counsellor::ResumePoint;
-use haven_protocol::seeker;
+use haven_core::{CounsellorId, LangId, Profile, ReplayLimits, SessionId, Status, TopicId};
+use haven_protocol::common::{Epoch, Limits};
+use haven_protocol::counsellor::{QueueSummary, ResumePoint};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+pub(crate) use self::returns::parse_code as parse_return_code;
 pub(crate) use self::session::{SeekerInfo, SessionCell};
+use crate::config::Plan;
 use crate::tokens::{self, TokenHash};
 use crate::ws::conn::ConnHandle;
-use crate::ws::frames::encode_seeker;
 
 /// How deep the actor's command queue is. Socket tasks wait when it is
 /// full, which slows hellos and resumes but never chat.
@@ -40,7 +43,7 @@ const COMMAND_QUEUE: usize = 8192;
 /// Settings the broker needs from the configuration.
 #[derive(Clone, Debug)]
 pub(crate) struct BrokerSettings {
-    pub(crate) router: RouterConfig,
+    pub(crate) plan: Arc<Plan>,
     pub(crate) replay: ReplayLimits,
     pub(crate) limits: Limits,
 }
@@ -58,20 +61,49 @@ pub(crate) struct CounsellorLogin {
     pub(crate) id: CounsellorId,
     pub(crate) name: String,
     pub(crate) display_name: String,
-    pub(crate) capacity: u32,
+    /// Skills and capacities for routing.
+    pub(crate) profile: Profile,
     /// The login this socket was opened with; logging out closes it.
     pub(crate) auth: TokenHash,
+}
+
+/// A help-seeker asking for a session.
+#[derive(Debug)]
+pub(crate) struct HelloRequest {
+    pub(crate) info: SeekerInfo,
+    pub(crate) topic: TopicId,
+    pub(crate) language: Option<LangId>,
+    pub(crate) return_code: Option<u64>,
+}
+
+/// Why a hello did not start a session, as the help-seeker is told.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct HelloRefused {
+    pub(crate) reason: haven_protocol::seeker::Unavailability,
+    /// When a closed topic opens next (milliseconds since the Unix epoch).
+    pub(crate) opens_at: Option<u64>,
+    /// A paused topic's message from the coordinator.
+    pub(crate) message: Option<String>,
 }
 
 /// Why a resume did not work.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct ResumeFailed;
 
+/// Where a counsellor hands a session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum TransferTarget {
+    Counsellor(CounsellorId),
+    Topic(TopicId),
+}
+
 /// Requests to the router actor.
 #[derive(Debug)]
 enum Command {
-    SeekerArrived {
-        cell: Arc<SessionCell>,
+    SeekerHello {
+        request: HelloRequest,
+        conn: ConnHandle,
+        reply: oneshot::Sender<Result<Arc<SessionCell>, HelloRefused>>,
     },
     SeekerResume {
         session: SessionId,
@@ -99,10 +131,31 @@ enum Command {
         counsellor: CounsellorId,
         status: Status,
     },
+    SetCapacity {
+        counsellor: CounsellorId,
+        capacity: u32,
+    },
+    Ready {
+        counsellor: CounsellorId,
+    },
+    Answer {
+        counsellor: CounsellorId,
+        session: SessionId,
+        accept: bool,
+        reply: oneshot::Sender<Result<(), haven_core::Refusal>>,
+    },
     CounsellorEnd {
         counsellor: CounsellorId,
         session: SessionId,
-        reply: oneshot::Sender<bool>,
+        reply: oneshot::Sender<Result<(), haven_core::Refusal>>,
+    },
+    Transfer {
+        counsellor: CounsellorId,
+        session: SessionId,
+        target: TransferTarget,
+        warm: bool,
+        note: Option<String>,
+        reply: oneshot::Sender<Result<(), haven_core::Refusal>>,
     },
     CounsellorGone {
         counsellor: CounsellorId,
@@ -110,6 +163,15 @@ enum Command {
     },
     Logout {
         auth: TokenHash,
+    },
+    Pause {
+        topic: TopicId,
+        paused: bool,
+        message: Option<String>,
+        reply: oneshot::Sender<Result<(), haven_core::Refusal>>,
+    },
+    Queues {
+        reply: oneshot::Sender<Vec<QueueSummary>>,
     },
 }
 
@@ -127,6 +189,9 @@ struct Shared {
 pub(crate) struct Broker {
     shared: Arc<Shared>,
 }
+
+/// A refusal for when the actor is gone (shutting down).
+const GONE: haven_core::Refusal = haven_core::Refusal::UnknownSession;
 
 impl Broker {
     /// Starts the router actor on `tracker`; it stops when `shutdown` fires.
@@ -146,6 +211,11 @@ impl Broker {
         let actor = actor::Actor::new(shared.clone());
         tracker.spawn(actor.run(rx, shutdown));
         Self { shared }
+    }
+
+    /// The routing plan (topics and languages).
+    pub(crate) fn plan(&self) -> &Plan {
+        &self.shared.settings.plan
     }
 
     /// The live session with this id.
@@ -172,33 +242,31 @@ impl Broker {
         let _ = self.shared.commands.send(cmd).await;
     }
 
-    /// A new help-seeker: creates the session, queues `welcome` on `conn`
-    /// and puts them in the queue. Returns the session's cell.
+    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Option<T> {
+        let (reply, rx) = oneshot::channel();
+        self.command(make(reply)).await;
+        rx.await.ok()
+    }
+
+    /// A new help-seeker. On success the session exists, `welcome` is queued
+    /// on `conn` and they are in line (or already with a counsellor).
     pub(crate) async fn seeker_hello(
         &self,
-        info: SeekerInfo,
+        request: HelloRequest,
         conn: &ConnHandle,
-    ) -> Arc<SessionCell> {
-        let token = tokens::new_token();
-        let hash = tokens::hash(&token);
-        let mut id = tokens::new_session_id();
-        while self.shared.sessions.contains_key(&id) {
-            id = tokens::new_session_id();
-        }
-        let cell = SessionCell::new(id, info, self.shared.settings.replay, conn.clone(), hash);
-        self.shared.sessions.insert(id, cell.clone());
-        self.shared.resume.insert(hash, ResumeTarget::Seeker(id));
-        conn.send(encode_seeker(&seeker::ServerMessage::Welcome {
-            protocol: haven_protocol::PROTOCOL_VERSION,
-            session: cell.wire.clone(),
-            token: ResumeToken(token),
-            grace_secs: secs(self.shared.settings.router.seeker_grace),
-            epoch: self.shared.epoch.clone(),
-            limits: self.shared.settings.limits,
-        }));
-        self.command(Command::SeekerArrived { cell: cell.clone() })
-            .await;
-        cell
+    ) -> Result<Arc<SessionCell>, HelloRefused> {
+        let conn = conn.clone();
+        self.ask(|reply| Command::SeekerHello {
+            request,
+            conn,
+            reply,
+        })
+        .await
+        .unwrap_or(Err(HelloRefused {
+            reason: haven_protocol::seeker::Unavailability::Closed,
+            opens_at: None,
+            message: None,
+        }))
     }
 
     /// A help-seeker resumes `session` on `conn`.
@@ -208,16 +276,17 @@ impl Broker {
         last_seq: u64,
         conn: &ConnHandle,
     ) -> Result<Arc<SessionCell>, ResumeFailed> {
-        let (reply, rx) = oneshot::channel();
-        self.command(Command::SeekerResume {
+        let conn = conn.clone();
+        let token = tokens::new_token();
+        self.ask(|reply| Command::SeekerResume {
             session,
-            conn: conn.clone(),
+            conn,
             last_seq,
-            token: tokens::new_token(),
+            token,
             reply,
         })
-        .await;
-        rx.await.unwrap_or(Err(ResumeFailed))
+        .await
+        .unwrap_or(Err(ResumeFailed))
     }
 
     /// The help-seeker ends their session.
@@ -238,16 +307,17 @@ impl Broker {
         conn: &ConnHandle,
         points: Option<Vec<ResumePoint>>,
     ) -> Result<(), ResumeFailed> {
-        let (reply, rx) = oneshot::channel();
-        self.command(Command::CounsellorAttach {
+        let conn = conn.clone();
+        let token = tokens::new_token();
+        self.ask(|reply| Command::CounsellorAttach {
             login,
-            conn: conn.clone(),
+            conn,
             points,
-            token: tokens::new_token(),
+            token,
             reply,
         })
-        .await;
-        rx.await.unwrap_or(Err(ResumeFailed))
+        .await
+        .unwrap_or(Err(ResumeFailed))
     }
 
     /// A counsellor goes available or away.
@@ -256,20 +326,71 @@ impl Broker {
             .await;
     }
 
-    /// A counsellor ends one of their sessions; `false` if it is not theirs.
+    /// A counsellor changes their capacity (clamped to their maximum).
+    pub(crate) async fn set_capacity(&self, counsellor: CounsellorId, capacity: u32) {
+        self.command(Command::SetCapacity {
+            counsellor,
+            capacity,
+        })
+        .await;
+    }
+
+    /// A counsellor ends their wrap-up early.
+    pub(crate) async fn ready(&self, counsellor: CounsellorId) {
+        self.command(Command::Ready { counsellor }).await;
+    }
+
+    /// A counsellor accepts or declines an offer.
+    pub(crate) async fn answer(
+        &self,
+        counsellor: CounsellorId,
+        session: SessionId,
+        accept: bool,
+    ) -> Result<(), haven_core::Refusal> {
+        self.ask(|reply| Command::Answer {
+            counsellor,
+            session,
+            accept,
+            reply,
+        })
+        .await
+        .unwrap_or(Err(GONE))
+    }
+
+    /// A counsellor ends (or leaves) one of their sessions.
     pub(crate) async fn counsellor_end(
         &self,
         counsellor: CounsellorId,
         session: SessionId,
-    ) -> bool {
-        let (reply, rx) = oneshot::channel();
-        self.command(Command::CounsellorEnd {
+    ) -> Result<(), haven_core::Refusal> {
+        self.ask(|reply| Command::CounsellorEnd {
             counsellor,
             session,
             reply,
         })
-        .await;
-        rx.await.unwrap_or(false)
+        .await
+        .unwrap_or(Err(GONE))
+    }
+
+    /// A counsellor hands a session on.
+    pub(crate) async fn transfer(
+        &self,
+        counsellor: CounsellorId,
+        session: SessionId,
+        target: TransferTarget,
+        warm: bool,
+        note: Option<String>,
+    ) -> Result<(), haven_core::Refusal> {
+        self.ask(|reply| Command::Transfer {
+            counsellor,
+            session,
+            target,
+            warm,
+            note,
+            reply,
+        })
+        .await
+        .unwrap_or(Err(GONE))
     }
 
     /// A counsellor's socket closed.
@@ -284,6 +405,31 @@ impl Broker {
     /// A login was ended: close the sockets opened with it.
     pub(crate) async fn logout(&self, auth: TokenHash) {
         self.command(Command::Logout { auth }).await;
+    }
+
+    /// A coordinator pauses or resumes a topic, with a message for those
+    /// waiting and arriving.
+    pub(crate) async fn pause(
+        &self,
+        topic: TopicId,
+        paused: bool,
+        message: Option<String>,
+    ) -> Result<(), haven_core::Refusal> {
+        self.ask(|reply| Command::Pause {
+            topic,
+            paused,
+            message,
+            reply,
+        })
+        .await
+        .unwrap_or(Err(GONE))
+    }
+
+    /// Every topic's queue at a glance.
+    pub(crate) async fn queues(&self) -> Vec<QueueSummary> {
+        self.ask(|reply| Command::Queues { reply })
+            .await
+            .unwrap_or_default()
     }
 }
 

@@ -4,11 +4,15 @@
 //! This is the chat hot path. A help-seeker's socket task holds its cell
 //! directly; a counsellor's finds it in the session index. Sending a message
 //! locks only this cell, stamps the message with its sequence number,
-//! queues it for the peer and acks the sender: no global lock, no hop
+//! queues it for the other side and acks the sender: no global lock, no hop
 //! through another task. The lock is never held across an `.await`
 //! (everything inside is a non-blocking queue push), and it is taken one
 //! cell at a time except by the router actor, which may lock several in
 //! session-id order.
+//!
+//! A session usually has one counsellor; during a warm transfer it has two.
+//! Everything the help-seeker sends goes to each of them, and what one
+//! counsellor writes to the help-seeker is echoed to the other (`said`).
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -29,12 +33,15 @@ pub(crate) struct SeekerInfo {
     pub(crate) nickname: Option<String>,
     pub(crate) topic: String,
     pub(crate) language: Option<String>,
+    pub(crate) urgent: bool,
+    pub(crate) returning: bool,
 }
 
 impl std::fmt::Debug for SeekerInfo {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SeekerInfo")
             .field("topic", &self.topic)
+            .field("urgent", &self.urgent)
             .finish_non_exhaustive()
     }
 }
@@ -45,10 +52,20 @@ pub(crate) enum Phase {
     /// In the queue. The help-seeker may already write; the first
     /// counsellor receives it.
     Waiting,
-    /// With a counsellor.
+    /// With one or more counsellors.
     Assigned,
     /// Over; every further message is refused.
     Ended,
+}
+
+/// A counsellor in a session.
+#[derive(Clone, Debug)]
+pub(crate) struct Member {
+    pub(crate) id: CounsellorId,
+    /// Their live socket, if connected.
+    pub(crate) conn: Option<ConnHandle>,
+    /// The name help-seekers see.
+    pub(crate) name: Arc<str>,
 }
 
 /// The mutable part of a cell.
@@ -58,23 +75,32 @@ pub(crate) struct CellState {
     pub(crate) phase: Phase,
     /// The help-seeker's live socket, if connected.
     pub(crate) seeker: Option<ConnHandle>,
-    /// The counsellor the session is with, and their live socket if
-    /// connected. Invariant: `Some` exactly when `phase == Assigned`.
-    pub(crate) counsellor: Option<(CounsellorId, Option<ConnHandle>)>,
+    /// The counsellors in the session, longest first. Invariant: non-empty
+    /// exactly when `phase == Assigned`.
+    pub(crate) members: Vec<Member>,
     /// The help-seeker's current resume token, to revoke when the session
     /// ends.
     pub(crate) seeker_token: Option<TokenHash>,
 }
 
 impl CellState {
-    pub(crate) fn counsellor_conn(&self) -> Option<&ConnHandle> {
-        self.counsellor.as_ref().and_then(|(_, c)| c.as_ref())
+    /// The sockets of the connected counsellors.
+    pub(crate) fn counsellor_conns(&self) -> impl Iterator<Item = &ConnHandle> {
+        self.members.iter().filter_map(|m| m.conn.as_ref())
     }
 
-    pub(crate) fn conn(&self, side: Side) -> Option<&ConnHandle> {
-        match side {
-            Side::Seeker => self.seeker.as_ref(),
-            Side::Counsellor => self.counsellor_conn(),
+    pub(crate) fn member(&self, id: CounsellorId) -> Option<&Member> {
+        self.members.iter().find(|m| m.id == id)
+    }
+
+    pub(crate) fn member_mut(&mut self, id: CounsellorId) -> Option<&mut Member> {
+        self.members.iter_mut().find(|m| m.id == id)
+    }
+
+    /// Sends a frame to every connected counsellor.
+    pub(crate) fn to_counsellors(&self, frame: &Utf8Bytes) {
+        for conn in self.counsellor_conns() {
+            conn.send(frame.clone());
         }
     }
 }
@@ -111,22 +137,16 @@ impl SendRefused {
     }
 }
 
-/// Queues a newly accepted message for the peer, if connected, and returns
-/// the sequence number to ack; a retry gets its original number.
-fn relay(accepted: &Accept<'_, Utf8Bytes>, peer: Option<&ConnHandle>) -> Result<u64, SendRefused> {
+/// The sequence number to ack for an offered message, or why it was
+/// refused. A retry gets its original number.
+fn accepted_seq(accepted: &Accept<'_, Utf8Bytes>) -> Result<u64, SendRefused> {
     match *accepted {
-        Accept::New { seq, payload } => {
-            if let Some(conn) = peer {
-                conn.send(payload.clone());
-            }
-            Ok(seq)
-        }
-        Accept::Duplicate { seq } => Ok(seq),
+        Accept::New { seq, .. } | Accept::Duplicate { seq } => Ok(seq),
         Accept::BacklogFull => Err(SendRefused::BacklogFull),
     }
 }
 
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
@@ -148,7 +168,7 @@ impl SessionCell {
                 conv: Conversation::new(limits),
                 phase: Phase::Waiting,
                 seeker: Some(seeker),
-                counsellor: None,
+                members: Vec::new(),
                 seeker_token: Some(seeker_token),
             }),
         })
@@ -161,7 +181,8 @@ impl SessionCell {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// A help-seeker's chat message. Returns the frame to ack it with.
+    /// A help-seeker's chat message, for every counsellor in the session
+    /// (or the first to take it). Returns the frame to ack it with.
     pub(crate) fn seeker_send(
         &self,
         id: ClientMsgId,
@@ -172,8 +193,8 @@ impl SessionCell {
         if st.phase == Phase::Ended {
             return Err(SendRefused::WrongState);
         }
-        let weight = text.0.len();
         let wire = &self.wire;
+        let weight = text.0.len();
         let accepted = st.conv.accept(Side::Seeker, &id.0, weight, |seq| {
             encode_counsellor(&counsellor::ServerMessage::Message {
                 session: wire.clone(),
@@ -182,12 +203,16 @@ impl SessionCell {
                 at: now_ms(),
             })
         });
-        let peer = st.counsellor.as_ref().and_then(|(_, conn)| conn.as_ref());
-        let seq = relay(&accepted, peer)?;
+        let seq = accepted_seq(&accepted)?;
+        if let Accept::New { payload, .. } = accepted {
+            let payload = payload.clone();
+            st.to_counsellors(&payload);
+        }
         Ok(encode_seeker(&seeker::ServerMessage::Ack { id, seq }))
     }
 
-    /// A counsellor's chat message. Returns the frame to ack it with.
+    /// A counsellor's chat message to the help-seeker, echoed to colleagues
+    /// in the session. Returns the frame to ack it with.
     pub(crate) fn counsellor_send(
         &self,
         from: CounsellorId,
@@ -196,20 +221,44 @@ impl SessionCell {
     ) -> Result<Utf8Bytes, SendRefused> {
         let mut guard = self.lock();
         let st: &mut CellState = &mut guard;
-        match (st.phase, &st.counsellor) {
-            (Phase::Assigned, Some((c, _))) if *c == from => {}
-            (Phase::Ended, _) => return Err(SendRefused::WrongState),
-            _ => return Err(SendRefused::NotYours),
+        if st.phase == Phase::Ended {
+            return Err(SendRefused::WrongState);
         }
+        let Some(name) = st.member(from).map(|m| m.name.clone()) else {
+            return Err(SendRefused::NotYours);
+        };
         let weight = text.0.len();
+        let at = now_ms();
+        // Only needed when a colleague is in the session too.
+        let echo = (st.members.len() > 1).then(|| text.clone());
         let accepted = st.conv.accept(Side::Counsellor, &id.0, weight, |seq| {
             encode_seeker(&seeker::ServerMessage::Message {
                 seq,
                 text,
-                at: now_ms(),
+                at,
+                from: name.to_string(),
             })
         });
-        let seq = relay(&accepted, st.seeker.as_ref())?;
+        let seq = accepted_seq(&accepted)?;
+        if let Accept::New { payload, .. } = accepted {
+            let payload = payload.clone();
+            if let Some(conn) = &st.seeker {
+                conn.send(payload);
+            }
+            if let Some(text) = echo {
+                let said = encode_counsellor(&counsellor::ServerMessage::Said {
+                    session: self.wire.clone(),
+                    from: name.to_string(),
+                    text,
+                    at,
+                });
+                for m in st.members.iter().filter(|m| m.id != from) {
+                    if let Some(conn) = &m.conn {
+                        conn.send(said.clone());
+                    }
+                }
+            }
+        }
         Ok(encode_counsellor(&counsellor::ServerMessage::Ack {
             session: self.wire.clone(),
             id,
@@ -217,7 +266,7 @@ impl SessionCell {
         }))
     }
 
-    /// Relays a typing indicator to the other side, if it is there.
+    /// Relays a typing indicator to the other side.
     pub(crate) fn typing(
         &self,
         from: Side,
@@ -225,41 +274,47 @@ impl SessionCell {
         active: bool,
     ) -> bool {
         let st = self.lock();
-        if !self.may_act(&st, from, counsellor) {
+        if !Self::may_act(&st, from, counsellor) {
             return false;
         }
-        let frame = match from {
-            Side::Seeker => encode_counsellor(&counsellor::ServerMessage::Typing {
-                session: self.wire.clone(),
-                active,
-            }),
-            Side::Counsellor => encode_seeker(&seeker::ServerMessage::Typing { active }),
-        };
-        if let Some(conn) = st.conn(from.peer()) {
-            conn.send(frame);
+        match from {
+            Side::Seeker => {
+                st.to_counsellors(&encode_counsellor(&counsellor::ServerMessage::Typing {
+                    session: self.wire.clone(),
+                    active,
+                }));
+            }
+            Side::Counsellor => {
+                if let Some(conn) = &st.seeker {
+                    conn.send(encode_seeker(&seeker::ServerMessage::Typing { active }));
+                }
+            }
         }
         true
     }
 
     /// `by` has received everything up to `up_to`: frees the replay buffer
-    /// and tells the sender its messages were delivered.
+    /// and tells the sender side its messages were delivered.
     pub(crate) fn confirm(&self, by: Side, counsellor: Option<CounsellorId>, up_to: u64) -> bool {
         let mut st = self.lock();
-        if !self.may_act(&st, by, counsellor) {
+        if !Self::may_act(&st, by, counsellor) {
             return false;
         }
         if let Some(mark) = st.conv.confirm(by, up_to) {
-            let frame = match by {
-                Side::Seeker => encode_counsellor(&counsellor::ServerMessage::Delivered {
-                    session: self.wire.clone(),
-                    up_to: mark,
-                }),
-                Side::Counsellor => {
-                    encode_seeker(&seeker::ServerMessage::Delivered { up_to: mark })
+            match by {
+                Side::Seeker => {
+                    st.to_counsellors(&encode_counsellor(&counsellor::ServerMessage::Delivered {
+                        session: self.wire.clone(),
+                        up_to: mark,
+                    }));
                 }
-            };
-            if let Some(conn) = st.conn(by.peer()) {
-                conn.send(frame);
+                Side::Counsellor => {
+                    if let Some(conn) = &st.seeker {
+                        conn.send(encode_seeker(&seeker::ServerMessage::Delivered {
+                            up_to: mark,
+                        }));
+                    }
+                }
             }
         }
         true
@@ -267,12 +322,11 @@ impl SessionCell {
 
     /// Whether `side` (and for counsellors, which one) may act on this
     /// session now.
-    fn may_act(&self, st: &CellState, side: Side, counsellor: Option<CounsellorId>) -> bool {
+    fn may_act(st: &CellState, side: Side, counsellor: Option<CounsellorId>) -> bool {
         match side {
             Side::Seeker => st.phase != Phase::Ended,
             Side::Counsellor => {
-                st.phase == Phase::Assigned
-                    && matches!((&st.counsellor, counsellor), (Some((c, _)), Some(me)) if *c == me)
+                st.phase == Phase::Assigned && counsellor.is_some_and(|me| st.member(me).is_some())
             }
         }
     }

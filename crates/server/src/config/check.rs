@@ -12,8 +12,8 @@ const MAX_DURATION: Duration = Duration::from_secs(30 * 24 * 3600);
 
 impl Config {
     pub(super) fn validate(&self, figment: &Figment) -> Result<(), ConfigError> {
-        let invalid = |key: &'static str, problem: String| ConfigError::Invalid {
-            key,
+        let invalid = |key: &str, problem: String| ConfigError::Invalid {
+            key: key.to_owned(),
             origin: origin(figment.find_metadata(key), key, false),
             problem,
         };
@@ -152,6 +152,9 @@ impl Config {
                 return Err(invalid(key, "must be at most 30 days".into()));
             }
         }
+        if let Err((key, problem)) = self.plan() {
+            return Err(invalid(&key, problem));
+        }
         if self.auth.max_concurrent_hashes == 0 {
             return Err(invalid(
                 "auth.max_concurrent_hashes",
@@ -240,6 +243,8 @@ mod tests {
     #[test]
     fn defaults_are_valid() {
         let figment = Figment::from(Serialized::defaults(Config::default()));
-        Config::default().validate(&figment).unwrap();
+        let mut config = Config::default();
+        config.fill_default_topic();
+        config.validate(&figment).unwrap();
     }
 }

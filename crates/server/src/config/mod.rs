@@ -10,8 +10,11 @@
 //! where its value came from (the file or the variable).
 
 mod check;
+mod plan;
 mod render;
+mod topics;
 
+use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -19,6 +22,9 @@ use std::time::Duration;
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
+
+pub use self::plan::{Plan, TopicPlan};
+pub use self::topics::{AlternativeConfig, HoursConfig, Mode, RoutingConfig, TopicConfig};
 
 /// Where the config file is looked for when none is named.
 pub const DEFAULT_CONFIG_PATH: &str = "config/haven.toml";
@@ -46,6 +52,13 @@ pub struct Config {
     /// How long shutdown then waits for connections to finish.
     #[serde(with = "humantime_serde")]
     pub shutdown_timeout: Duration,
+    /// Languages the helpline chats in (tags like `nl`, `fr`, `en`).
+    pub languages: Vec<String>,
+    /// Topics (queues) by name. When none are configured, one topic named
+    /// after `session.default_topic` with default settings is used.
+    pub topics: BTreeMap<String, TopicConfig>,
+    /// Routing settings shared by all topics.
+    pub routing: RoutingConfig,
     /// Logging.
     pub log: LogConfig,
     /// Session behaviour.
@@ -105,6 +118,9 @@ pub struct SessionConfig {
     /// Sessions a counsellor takes at once unless their account says
     /// otherwise.
     pub default_capacity: u32,
+    /// The most a counsellor may raise their capacity to, unless their
+    /// account says otherwise.
+    pub default_max_capacity: u32,
     /// The topic of a help-seeker who names none.
     pub default_topic: String,
 }
@@ -190,6 +206,9 @@ impl Default for Config {
             trusted_proxies: Vec::new(),
             drain_delay: Duration::ZERO,
             shutdown_timeout: Duration::from_secs(10),
+            languages: vec!["nl".to_owned(), "fr".to_owned(), "en".to_owned()],
+            topics: BTreeMap::new(),
+            routing: RoutingConfig::default(),
             log: LogConfig::default(),
             session: SessionConfig::default(),
             limits: LimitsConfig::default(),
@@ -219,6 +238,7 @@ impl Default for SessionConfig {
             replay_max_messages: 256,
             replay_max_bytes: 256 * 1024,
             default_capacity: 3,
+            default_max_capacity: 5,
             default_topic: "algemeen".to_owned(),
         }
     }
@@ -275,7 +295,7 @@ pub enum ConfigError {
     #[error("invalid value for `{key}` (from {origin}): {problem}")]
     Invalid {
         /// The key, dotted (`limits.max_frame_bytes`).
-        key: &'static str,
+        key: String,
         /// Where the value came from.
         origin: String,
         /// What is wrong with it.
@@ -307,11 +327,22 @@ impl Config {
             figment = figment.merge(Toml::file_exact(path));
         }
         figment = figment.merge(Env::prefixed("HAVEN_").ignore(&["config"]).split("__"));
-        let config: Config = figment
+        let mut config: Config = figment
             .extract()
             .map_err(|e| ConfigError::Parse(Box::new(e)))?;
+        config.fill_default_topic();
         config.validate(&figment)?;
         Ok(Loaded { config, file })
+    }
+
+    /// With no topics configured, the default topic with default settings.
+    /// (Defaults cannot hold it: configured topics would be merged with it
+    /// instead of replacing it.)
+    pub fn fill_default_topic(&mut self) {
+        if self.topics.is_empty() {
+            self.topics
+                .insert(self.session.default_topic.clone(), TopicConfig::default());
+        }
     }
 
     /// The configuration as TOML with secrets (the Redis password) hidden.

@@ -53,7 +53,10 @@ fn write_table(out: &mut String, prefix: &str, dict: &Dict) {
             } else {
                 format!("{prefix}.{key}")
             };
-            let _ = writeln!(out, "\n[{name}]");
+            // A table of tables (like `[topics]`) needs no header of its own.
+            if inner.values().any(|v| !matches!(v, Value::Dict(..))) {
+                let _ = writeln!(out, "\n[{name}]");
+            }
             write_table(out, &name, inner);
         }
     }
@@ -75,7 +78,14 @@ fn scalar(value: &Value) -> String {
             let inner: Vec<String> = items.iter().map(scalar).collect();
             format!("[{}]", inner.join(", "))
         }
-        Value::Dict(..) => "{}".to_owned(),
+        Value::Dict(_, dict) => {
+            let inner: Vec<String> = dict
+                .iter()
+                .filter(|(_, v)| !matches!(v, Value::Empty(..)))
+                .map(|(k, v)| format!("{k} = {}", scalar(v)))
+                .collect();
+            format!("{{ {} }}", inner.join(", "))
+        }
     }
 }
 

@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use axum::extract::ws::{Utf8Bytes, WebSocket};
-use haven_core::{SessionId, Side, Status};
+use haven_core::{LangId, Profile, Refusal, SessionId, Side, Status, TopicId};
 use haven_protocol::common::{AuthToken, SessionRef};
 use haven_protocol::counsellor::{ClientMessage, CounsellorStatus};
 use haven_protocol::{CloseCode, ErrorCode, PROTOCOL_VERSION, decode_counsellor};
@@ -20,7 +20,7 @@ use super::reader::{Reader, Role};
 use super::validate;
 use super::{Admission, Socket, refuse};
 use crate::app::AppState;
-use crate::broker::{CounsellorLogin, ResumeTarget, SessionCell};
+use crate::broker::{CounsellorLogin, ResumeTarget, SessionCell, TransferTarget};
 
 const PONG: &str = r#"{"type":"pong"}"#;
 
@@ -73,7 +73,8 @@ pub(super) async fn run(
         .await;
 }
 
-/// Resolves a login token (from the message or the cookie) to an account.
+/// Resolves a login token (from the message or the cookie) to an account
+/// and its routing profile.
 fn authenticate(
     state: &AppState,
     token: Option<&AuthToken>,
@@ -82,13 +83,37 @@ fn authenticate(
     let token = token.map(|t| t.0.as_str()).or(cookie)?;
     let (auth, login) = state.logins.validate(token)?;
     let account = state.accounts.get_by_id(login.account).ok()??;
+    let plan = state.broker.plan();
+    let session = &state.config.session;
+    let capacity = account.capacity.unwrap_or(session.default_capacity);
+    let max_capacity = account
+        .max_capacity
+        .unwrap_or(session.default_max_capacity)
+        .max(capacity);
+    // Skills name topics and languages; unknown names (from an older
+    // configuration) are ignored, absent lists mean all.
+    let topics = match &account.topics {
+        Some(names) => names.iter().filter_map(|n| plan.topic(n)).collect(),
+        None => (0..plan.topics.len())
+            .filter_map(|t| u16::try_from(t).ok().map(TopicId))
+            .collect(),
+    };
+    let languages = match &account.languages {
+        Some(tags) => tags.iter().filter_map(|t| plan.language(t)).collect(),
+        None => (0..plan.languages.len())
+            .filter_map(|l| u16::try_from(l).ok().map(LangId))
+            .collect(),
+    };
     Some(CounsellorLogin {
         id: account.counsellor_id(),
-        capacity: account
-            .capacity
-            .unwrap_or(state.config.session.default_capacity),
         name: account.name,
         display_name: account.display_name,
+        profile: Profile {
+            topics,
+            languages,
+            capacity,
+            max_capacity,
+        },
         auth,
     })
 }
@@ -280,14 +305,46 @@ async fn handle(
             let Some(cell) = session_of(state, conn, &session) else {
                 return;
             };
-            if !state.broker.counsellor_end(me.id, cell.id).await {
+            if state.broker.counsellor_end(me.id, cell.id).await.is_err() {
                 not_yours(conn, session);
             }
+        }
+        ClientMessage::SetCapacity { capacity } => state.broker.set_capacity(me.id, capacity).await,
+        ClientMessage::Ready => state.broker.ready(me.id).await,
+        ClientMessage::Accept { session } => answer(state, conn, me, session, true).await,
+        ClientMessage::Decline { session } => answer(state, conn, me, session, false).await,
+        ClientMessage::Transfer {
+            session,
+            to_counsellor,
+            to_topic,
+            warm,
+            note,
+        } => {
+            transfer(
+                state,
+                conn,
+                me,
+                session,
+                to_counsellor,
+                to_topic,
+                warm,
+                note,
+            )
+            .await;
         }
         ClientMessage::SetStatus { status } => {
             let status = match status {
                 CounsellorStatus::Available => Status::Available,
                 CounsellorStatus::Away => Status::Away,
+                CounsellorStatus::WrapUp => {
+                    conn.send(counsellor_error(
+                        ErrorCode::InvalidMessage,
+                        None,
+                        None,
+                        Some("status is available or away; end wrap-up with ready".to_owned()),
+                    ));
+                    return;
+                }
             };
             state.broker.set_status(me.id, status).await;
         }
@@ -302,5 +359,92 @@ async fn handle(
                 Some("this socket is already greeted".to_owned()),
             ));
         }
+    }
+}
+
+/// Longest transfer note, in characters.
+const MAX_NOTE: usize = 2000;
+
+async fn answer(
+    state: &AppState,
+    conn: &ConnHandle,
+    me: &CounsellorLogin,
+    session: SessionRef,
+    accept: bool,
+) {
+    let Some(cell) = session_of(state, conn, &session) else {
+        return;
+    };
+    if state.broker.answer(me.id, cell.id, accept).await.is_err() {
+        conn.send(counsellor_error(
+            ErrorCode::NoOffer,
+            Some(session),
+            None,
+            Some("no such offer: it timed out or was withdrawn".to_owned()),
+        ));
+    }
+}
+
+#[allow(clippy::too_many_arguments)] // One message's fields, checked here.
+async fn transfer(
+    state: &AppState,
+    conn: &ConnHandle,
+    me: &CounsellorLogin,
+    session: SessionRef,
+    to_counsellor: Option<String>,
+    to_topic: Option<String>,
+    warm: bool,
+    note: Option<String>,
+) {
+    let fail = |code: ErrorCode, detail: &str| {
+        conn.send(counsellor_error(
+            code,
+            Some(session.clone()),
+            None,
+            Some(detail.to_owned()),
+        ));
+    };
+    if note.as_ref().is_some_and(|n| n.chars().count() > MAX_NOTE) {
+        return fail(
+            ErrorCode::InvalidMessage,
+            "the note may be at most 2000 characters",
+        );
+    }
+    let target = match (to_counsellor, to_topic) {
+        (Some(name), None) => match state.accounts.get(&name).ok().flatten() {
+            Some(account) => TransferTarget::Counsellor(account.counsellor_id()),
+            None => return fail(ErrorCode::TransferTargetUnavailable, "no such colleague"),
+        },
+        (None, Some(topic)) => match state.broker.plan().topic(&topic) {
+            Some(t) => TransferTarget::Topic(t),
+            None => return fail(ErrorCode::UnknownTopic, "no such topic"),
+        },
+        _ => {
+            return fail(
+                ErrorCode::InvalidMessage,
+                "give exactly one of to_counsellor and to_topic",
+            );
+        }
+    };
+    let Some(cell) = session_of(state, conn, &session) else {
+        return;
+    };
+    let note = note.filter(|n| !n.trim().is_empty());
+    match state
+        .broker
+        .transfer(me.id, cell.id, target, warm, note)
+        .await
+    {
+        Ok(()) => {}
+        Err(Refusal::TransferPending) => fail(
+            ErrorCode::TransferPending,
+            "a transfer is already waiting for an answer",
+        ),
+        Err(Refusal::Unavailable) => fail(
+            ErrorCode::TransferTargetUnavailable,
+            "that colleague is offline, in the session already, or you",
+        ),
+        Err(Refusal::UnknownTopic) => fail(ErrorCode::UnknownTopic, "no such topic"),
+        Err(_) => not_yours(conn, session.clone()),
     }
 }

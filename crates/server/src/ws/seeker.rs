@@ -3,17 +3,19 @@
 use std::sync::Arc;
 
 use axum::extract::ws::{Utf8Bytes, WebSocket};
-use haven_core::Side;
-use haven_protocol::seeker::ClientMessage;
+use haven_core::{Side, TopicId};
+use haven_protocol::seeker::{self, ClientMessage, Unavailability};
 use haven_protocol::{CloseCode, ErrorCode, PROTOCOL_VERSION, decode_seeker};
 
 use super::conn::ConnHandle;
-use super::frames::seeker_error;
+use super::frames::{encode_seeker, seeker_error};
 use super::reader::{Reader, Role};
 use super::validate;
 use super::{Admission, Socket, refuse};
 use crate::app::AppState;
-use crate::broker::{ResumeTarget, SeekerInfo, SessionCell};
+use crate::broker::{
+    HelloRefused, HelloRequest, ResumeTarget, SeekerInfo, SessionCell, parse_return_code,
+};
 
 const PONG: &str = r#"{"type":"pong"}"#;
 
@@ -63,6 +65,8 @@ async fn greet(state: &AppState, conn: &ConnHandle, text: &Utf8Bytes) -> Option<
             nickname,
             topic,
             language,
+            urgent,
+            return_code,
         } => {
             if protocol != PROTOCOL_VERSION {
                 refuse(
@@ -74,9 +78,10 @@ async fn greet(state: &AppState, conn: &ConnHandle, text: &Utf8Bytes) -> Option<
                 );
                 return None;
             }
-            let info = match hello_info(state, nickname, topic, language) {
-                Ok(info) => info,
-                Err(why) => {
+            let request = match hello_request(state, nickname, topic, language, urgent, return_code)
+            {
+                Ok(request) => request,
+                Err(Refused::Invalid(why)) => {
                     refuse(
                         conn,
                         Role::Seeker,
@@ -84,6 +89,15 @@ async fn greet(state: &AppState, conn: &ConnHandle, text: &Utf8Bytes) -> Option<
                         why,
                         CloseCode::ProtocolViolation,
                     );
+                    return None;
+                }
+                Err(Refused::Unavailable(reason)) => {
+                    let refused = HelloRefused {
+                        reason,
+                        opens_at: None,
+                        message: None,
+                    };
+                    unavailable(state, conn, None, refused);
                     return None;
                 }
             };
@@ -97,7 +111,14 @@ async fn greet(state: &AppState, conn: &ConnHandle, text: &Utf8Bytes) -> Option<
                 );
                 return None;
             }
-            Some(state.broker.seeker_hello(info, conn).await)
+            let topic = request.topic;
+            match state.broker.seeker_hello(request, conn).await {
+                Ok(cell) => Some(cell),
+                Err(refused) => {
+                    unavailable(state, conn, Some(topic), refused);
+                    None
+                }
+            }
         }
         ClientMessage::Resume { token, last_seq } => {
             let resumed = match state.broker.take_resume(&token.0) {
@@ -132,18 +153,73 @@ async fn greet(state: &AppState, conn: &ConnHandle, text: &Utf8Bytes) -> Option<
     }
 }
 
-fn hello_info(
+/// Why a hello cannot go ahead.
+enum Refused {
+    /// Malformed: a protocol violation.
+    Invalid(&'static str),
+    /// Well-formed, but there is no such topic or language.
+    Unavailable(Unavailability),
+}
+
+fn hello_request(
     state: &AppState,
     nickname: Option<String>,
     topic: Option<String>,
     language: Option<String>,
-) -> Result<SeekerInfo, &'static str> {
-    Ok(SeekerInfo {
-        nickname: validate::nickname(nickname)?,
-        topic: validate::tag(topic, "topic: letters, digits, '-' or '_', at most 32")?
-            .unwrap_or_else(|| state.config.session.default_topic.clone()),
-        language: validate::tag(language, "language: a tag such as nl-BE")?,
+    urgent: bool,
+    return_code: Option<String>,
+) -> Result<HelloRequest, Refused> {
+    let plan = state.broker.plan();
+    let nickname = validate::nickname(nickname).map_err(Refused::Invalid)?;
+    let topic_name = validate::tag(topic, "topic: letters, digits, '-' or '_', at most 32")
+        .map_err(Refused::Invalid)?
+        .unwrap_or_else(|| state.config.session.default_topic.clone());
+    let language_tag =
+        validate::tag(language, "language: a tag such as nl-BE").map_err(Refused::Invalid)?;
+    let topic = plan
+        .topic(&topic_name)
+        .ok_or(Refused::Unavailable(Unavailability::UnknownTopic))?;
+    let language = match &language_tag {
+        None => None,
+        Some(tag) => Some(
+            plan.language(tag)
+                .ok_or(Refused::Unavailable(Unavailability::UnknownLanguage))?,
+        ),
+    };
+    let return_code = match return_code {
+        None => None,
+        Some(text) => Some(parse_return_code(&text).ok_or(Refused::Invalid(
+            "return_code: eight characters like K7M2-Q9XD",
+        ))?),
+    };
+    Ok(HelloRequest {
+        info: SeekerInfo {
+            nickname,
+            topic: topic_name,
+            language: language_tag,
+            urgent,
+            returning: false,
+        },
+        topic,
+        language,
+        return_code,
     })
+}
+
+/// Answers a hello with `unavailable` and the alternatives (of the topic
+/// asked for, or else of the default topic), then closes.
+fn unavailable(state: &AppState, conn: &ConnHandle, topic: Option<TopicId>, refused: HelloRefused) {
+    let plan = state.broker.plan();
+    let topic = topic
+        .or_else(|| plan.topic(&state.config.session.default_topic))
+        .and_then(|t| plan.topic_plan(t));
+    conn.send(encode_seeker(&seeker::ServerMessage::Unavailable {
+        reason: refused.reason,
+        opens_at: refused.opens_at,
+        message: refused.message,
+        alternatives: topic.map(|t| t.alternatives.clone()).unwrap_or_default(),
+    }));
+    conn.close_after_queued(CloseCode::Normal);
 }
 
 async fn handle(

@@ -24,6 +24,7 @@ async fn a_seeker_and_a_counsellor_chat_both_ways() {
         queued,
         s::ServerMessage::Queued {
             position: 1,
+            wait_secs: None,
             requeued: false
         }
     );
@@ -32,10 +33,10 @@ async fn a_seeker_and_a_counsellor_chat_both_ways() {
     anna.available().await;
     let assigned = anna
         .expect("assignment", |m| {
-            matches!(m, c::ServerMessage::SessionAssigned(_))
+            matches!(m, c::ServerMessage::SessionAssigned { .. })
         })
         .await;
-    let c::ServerMessage::SessionAssigned(info) = assigned else {
+    let c::ServerMessage::SessionAssigned { info, .. } = assigned else {
         unreachable!()
     };
     assert_eq!(info.nickname.as_deref(), Some("Sam"));
@@ -115,13 +116,18 @@ async fn a_seeker_and_a_counsellor_chat_both_ways() {
 
     // The seeker ends: both sides are told, the seeker's socket closes.
     seeker.send(&s::ClientMessage::End).await;
-    assert_eq!(
-        seeker
-            .expect("ended", |m| matches!(m, s::ServerMessage::Ended { .. }))
-            .await,
-        s::ServerMessage::Ended {
-            reason: EndReason::SeekerEnded
-        }
+    let ended = seeker
+        .expect("ended", |m| matches!(m, s::ServerMessage::Ended { .. }))
+        .await;
+    assert!(
+        matches!(
+            ended,
+            s::ServerMessage::Ended {
+                reason: EndReason::SeekerEnded,
+                return_code: Some(_)
+            }
+        ),
+        "{ended:?}"
     );
     assert_eq!(seeker.closed().await, Some(1000));
     let ended = anna
@@ -163,7 +169,7 @@ async fn a_counsellor_takes_several_up_to_capacity_and_ends_sessions() {
     assert!(
         anna.try_recv(std::time::Duration::from_millis(300))
             .await
-            .is_none_or(|m| !matches!(m, c::ServerMessage::SessionAssigned(_)))
+            .is_none_or(|m| !matches!(m, c::ServerMessage::SessionAssigned { .. }))
     );
 
     // Both chats are independent.
@@ -189,13 +195,18 @@ async fn a_counsellor_takes_several_up_to_capacity_and_ends_sessions() {
             reason: EndReason::CounsellorEnded
         }
     );
-    assert_eq!(
-        seekers[0]
-            .expect("ended", |m| matches!(m, s::ServerMessage::Ended { .. }))
-            .await,
-        s::ServerMessage::Ended {
-            reason: EndReason::CounsellorEnded
-        }
+    let ended = seekers[0]
+        .expect("ended", |m| matches!(m, s::ServerMessage::Ended { .. }))
+        .await;
+    assert!(
+        matches!(
+            ended,
+            s::ServerMessage::Ended {
+                reason: EndReason::CounsellorEnded,
+                return_code: Some(_)
+            }
+        ),
+        "{ended:?}"
     );
     let third_session = anna.assigned().await;
     third
@@ -242,6 +253,7 @@ async fn queue_positions_are_pushed_while_waiting() {
             pos,
             s::ServerMessage::Queued {
                 position: i + 1,
+                wait_secs: None,
                 requeued: false
             }
         );
@@ -260,6 +272,7 @@ async fn queue_positions_are_pushed_while_waiting() {
             pos,
             s::ServerMessage::Queued {
                 position: want,
+                wait_secs: None,
                 requeued: false
             }
         );

@@ -297,6 +297,8 @@ async fn sigterm_closes_sockets_with_1001_and_exits_cleanly() {
         nickname: None,
         topic: None,
         language: None,
+        urgent: false,
+        return_code: None,
     })
     .await;
     ws.recv_text().await;
@@ -319,8 +321,7 @@ async fn logs_carry_no_text_token_nickname_or_address() {
             "anna",
             haven_server::accounts::Role::Counsellor,
             "canary-password-77",
-            None,
-            None,
+            &haven_server::accounts::AccountSpec::default(),
         )
         .unwrap();
 

@@ -352,6 +352,7 @@ async fn a_counsellor_who_does_not_come_back_sends_the_seeker_to_the_front() {
         requeued,
         s::ServerMessage::Queued {
             position: 1,
+            wait_secs: None,
             requeued: true
         }
     );
@@ -371,10 +372,10 @@ async fn a_counsellor_who_does_not_come_back_sends_the_seeker_to_the_front() {
     bob.available().await;
     let taken = bob
         .expect("assignment", |m| {
-            matches!(m, c::ServerMessage::SessionAssigned(_))
+            matches!(m, c::ServerMessage::SessionAssigned { .. })
         })
         .await;
-    let c::ServerMessage::SessionAssigned(info) = taken else {
+    let c::ServerMessage::SessionAssigned { info, .. } = taken else {
         unreachable!()
     };
     assert_eq!(info.nickname.as_deref(), Some("first"));

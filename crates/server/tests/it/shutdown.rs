@@ -55,6 +55,8 @@ async fn a_new_hello_during_the_drain_is_told_to_try_again() {
             nickname: None,
             topic: None,
             language: None,
+            urgent: false,
+            return_code: None,
         })
         .await;
     let reply = early.recv_text().await;
