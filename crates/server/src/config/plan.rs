@@ -133,10 +133,10 @@ impl Config {
             if topic.max_queue == 0 {
                 return Err((key("max_queue"), "must be at least 1".to_owned()));
             }
-            if topic.mode == Mode::Offer && topic.offer_timeout < Duration::from_secs(5) {
+            if topic.mode == Mode::Offer && topic.offer_timeout < Duration::from_secs(2) {
                 return Err((
                     key("offer_timeout"),
-                    "must be at least 5 seconds".to_owned(),
+                    "must be at least 2 seconds".to_owned(),
                 ));
             }
             let day = Duration::from_secs(24 * 3600);

@@ -9,5 +9,6 @@ mod bad_input;
 mod chat;
 mod process;
 mod resume;
+mod routing;
 mod security;
 mod shutdown;
