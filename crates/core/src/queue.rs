@@ -69,7 +69,8 @@ impl Line {
 
     /// The 1-based position of `key`. Counts from whichever end is nearer,
     /// so it costs O(1) at the tail, where ordinary arrivals go, and stays
-    /// small near the head, where priority arrivals go.
+    /// small near the head, where priority arrivals go. O(n) at worst; see
+    /// [`Line::position_within`] for a bounded version.
     pub fn position(&self, key: Key) -> u32 {
         let behind = self.order.range(key..).count();
         let total = self.order.len();
@@ -79,6 +80,23 @@ impl Line {
             self.order.range(..key).count()
         };
         u32::try_from(ahead + 1).unwrap_or(u32::MAX)
+    }
+
+    /// The 1-based position of `key` if it can be found by stepping at most
+    /// `steps` entries from either end; `None` otherwise.
+    pub fn position_within(&self, key: Key, steps: usize) -> Option<u32> {
+        let total = self.order.len();
+        let behind = self.order.range(key..).take(steps + 1).count();
+        let ahead = if behind <= steps {
+            total.saturating_sub(behind)
+        } else {
+            let ahead = self.order.range(..key).take(steps + 1).count();
+            if ahead > steps {
+                return None;
+            }
+            ahead
+        };
+        Some(u32::try_from(ahead + 1).unwrap_or(u32::MAX))
     }
 }
 
@@ -112,5 +130,26 @@ mod tests {
         assert!(!line.remove(key(400, 2)));
         assert_eq!(line.position(key(1000, 1)), 3);
         assert_eq!(line.first(), Some((key(-1_000_000, 3), SessionId(4))));
+    }
+
+    #[test]
+    fn bounded_positions_agree_or_give_up() {
+        let mut line = Line::new();
+        for i in 0..100 {
+            line.insert(
+                key(i, u64::try_from(i).unwrap()),
+                SessionId(u128::try_from(i).unwrap()),
+            );
+        }
+        for i in [0, 3, 50, 96, 99] {
+            let k = key(i, u64::try_from(i).unwrap());
+            let exact = line.position(k);
+            assert_eq!(line.position_within(k, 100), Some(exact));
+            let near_an_end = !(5..=94).contains(&i);
+            assert_eq!(line.position_within(k, 5).is_some(), near_an_end, "{i}");
+            if let Some(p) = line.position_within(k, 5) {
+                assert_eq!(p, exact);
+            }
+        }
     }
 }

@@ -32,6 +32,10 @@ use crate::ids::{SessionId, TopicId};
 /// Weight of the newest session in the moving average.
 const ALPHA: f64 = 0.2;
 
+/// How far an arrival's immediate position is counted before it is left to
+/// the next tick.
+const IMMEDIATE_POSITION_STEPS: usize = 4096;
+
 /// What a topic's recent sessions say about how long one takes.
 #[derive(Clone, Debug)]
 pub(super) struct WaitModel {
@@ -117,13 +121,18 @@ impl Router {
         self.arm_tick(now);
     }
 
-    /// Tells one waiting help-seeker their position and estimate now.
+    /// Tells one waiting help-seeker their position and estimate now, if
+    /// that is cheap: ordinary arrivals join at the tail, where it is O(1).
+    /// A priority arrival deep in a long line is told at the next tick
+    /// instead, so an arrival never costs O(n).
     pub(super) fn announce(&mut self, session: SessionId) {
         let Some(s) = self.seekers.get(&session) else {
             return;
         };
         let t = usize::from(s.topic.0);
-        let position = self.lines[t].position(s.key);
+        let Some(position) = self.lines[t].position_within(s.key, IMMEDIATE_POSITION_STEPS) else {
+            return;
+        };
         let (staffed, free) = self.staffing(s.topic);
         let wait = self.waits[t].estimate(position, staffed, free);
         if let Some(s) = self.seekers.get_mut(&session) {

@@ -291,7 +291,7 @@ impl Actor {
                 let _ = reply.send(result);
             }
             Command::Queues { reply } => {
-                let _ = reply.send(self.queue_summaries(None));
+                let _ = reply.send(self.queue_summaries());
             }
         }
     }
@@ -647,13 +647,12 @@ impl Actor {
         self.hours_due = due;
     }
 
-    /// Every topic's summary, or only those in `only`.
-    fn queue_summaries(&self, only: Option<&[TopicId]>) -> Vec<QueueSummary> {
+    /// Every topic's summary, in topic order. O(topics × counsellors).
+    fn queue_summaries(&self) -> Vec<QueueSummary> {
         let at = now();
         let plan = &self.shared.settings.plan;
         (0..plan.topics.len())
             .filter_map(|t| u16::try_from(t).ok().map(TopicId))
-            .filter(|t| only.is_none_or(|o| o.contains(t)))
             .filter_map(|t| {
                 let s = self.router.topic_summary(at, t)?;
                 Some(QueueSummary {
@@ -668,11 +667,20 @@ impl Actor {
     }
 
     /// Sends each connected counsellor the queues they serve, when changed.
+    /// The summaries are computed once per round, not per counsellor.
     fn send_queue_overviews(&mut self) {
+        if self.counsellors.values().all(|l| l.conn.is_none()) {
+            return;
+        }
+        let all = self.queue_summaries();
         let mut sends = Vec::new();
         for (id, link) in &self.counsellors {
             let Some(conn) = &link.conn else { continue };
-            let topics = self.queue_summaries(Some(&link.topics));
+            let topics: Vec<QueueSummary> = link
+                .topics
+                .iter()
+                .filter_map(|t| all.get(usize::from(t.0)).cloned())
+                .collect();
             if self.queues_sent.get(id) != Some(&topics) {
                 sends.push((*id, conn.clone(), topics));
             }
