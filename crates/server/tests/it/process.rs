@@ -309,56 +309,98 @@ async fn sigterm_closes_sockets_with_1001_and_exits_cleanly() {
     assert!(served.log.lock().unwrap().contains("SIGTERM received"));
 }
 
+/// Sends an HTTP POST with a JSON body from the given local address.
+async fn post_from(
+    server: std::net::SocketAddr,
+    from: std::net::IpAddr,
+    path: &str,
+    body: &str,
+    bearer: Option<&str>,
+) -> serde_json::Value {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(std::net::SocketAddr::new(from, 0)).unwrap();
+    let stream = socket.connect(server).await.unwrap();
+    let (mut tx, conn) = hyper::client::conn::http1::handshake::<
+        _,
+        http_body_util::Full<hyper::body::Bytes>,
+    >(hyper_util::rt::TokioIo::new(stream))
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    let mut req = hyper::Request::post(path)
+        .header("host", "x")
+        .header("content-type", "application/json");
+    if let Some(token) = bearer {
+        req = req.header("authorization", format!("Bearer {token}"));
+    }
+    let req = req
+        .body(http_body_util::Full::new(hyper::body::Bytes::from(
+            body.to_owned(),
+        )))
+        .unwrap();
+    let resp = tx.send_request(req).await.unwrap();
+    let bytes = http_body_util::BodyExt::collect(resp.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logs_carry_no_text_token_nickname_or_address() {
+    use haven_server::accounts::{AccountSpec, AccountStore, Role};
     let dir = tempfile::tempdir().unwrap();
     let mut served = serve(dir.path(), &[("HAVEN_LOG__LEVEL", "trace")]);
     let base = format!("ws://{}", served.addr);
-    let data = dir.path().join("data");
-    let account = haven_server::accounts::AccountStore::new(&data);
-    account
-        .add(
-            "anna",
-            haven_server::accounts::Role::Counsellor,
-            "canary-password-77",
-            &haven_server::accounts::AccountSpec::default(),
-        )
-        .unwrap();
+    let store = AccountStore::new(&dir.path().join("data"));
+    for (name, role) in [
+        ("anna", Role::Counsellor),
+        ("bob", Role::Counsellor),
+        ("coord", Role::Supervisor),
+    ] {
+        store
+            .add(
+                name,
+                role,
+                &format!("canary-password-{name}"),
+                &AccountSpec::default(),
+            )
+            .unwrap();
+    }
 
-    // A full conversation with canaries everywhere a secret could leak.
+    // A whole conversation with canaries everywhere a secret could leak:
+    // texts, nickname, passwords, tokens, a transfer note, a pause message,
+    // a return code, and the client's address.
     let from: std::net::IpAddr = "127.0.0.77".parse().unwrap();
     let server_addr = served.addr;
     let connect = |path: &str| {
         let url = format!("{base}{path}");
         async move { Ws::connect_from(&url, server_addr, from).await }
     };
-    let login = {
-        let socket = tokio::net::TcpSocket::new_v4().unwrap();
-        socket.bind(std::net::SocketAddr::new(from, 0)).unwrap();
-        let stream = socket.connect(served.addr).await.unwrap();
-        let (mut tx, conn) = hyper::client::conn::http1::handshake::<
-            _,
-            http_body_util::Full<hyper::body::Bytes>,
-        >(hyper_util::rt::TokioIo::new(stream))
-        .await
-        .unwrap();
-        tokio::spawn(conn);
-        let body = r#"{"name":"anna","password":"canary-password-77"}"#;
-        let req = hyper::Request::post("/api/v1/login")
-            .header("host", "x")
-            .header("content-type", "application/json")
-            .body(http_body_util::Full::new(hyper::body::Bytes::from(body)))
-            .unwrap();
-        let resp = tx.send_request(req).await.unwrap();
-        let bytes = http_body_util::BodyExt::collect(resp.into_body())
-            .await
-            .unwrap()
-            .to_bytes();
-        serde_json::from_slice::<serde_json::Value>(&bytes).unwrap()["token"]
-            .as_str()
-            .unwrap()
-            .to_owned()
-    };
+    let mut logins = Vec::new();
+    for name in ["anna", "bob", "coord"] {
+        let body = format!(r#"{{"name":"{name}","password":"canary-password-{name}"}}"#);
+        let reply = post_from(served.addr, from, "/api/v1/login", &body, None).await;
+        logins.push(reply["token"].as_str().unwrap().to_owned());
+    }
+    let pause = r#"{"message":"canary-pause-91"}"#;
+    post_from(
+        served.addr,
+        from,
+        "/api/v1/topics/algemeen/pause",
+        pause,
+        Some(&logins[2]),
+    )
+    .await;
+    post_from(
+        served.addr,
+        from,
+        "/api/v1/topics/algemeen/resume",
+        "{}",
+        Some(&logins[2]),
+    )
+    .await;
+
     let mut seeker = SeekerClient::new(connect("/ws/seeker").await);
     let s::ServerMessage::Welcome { token, .. } = seeker.hello(Some("CanaryNick")).await else {
         unreachable!()
@@ -367,7 +409,7 @@ async fn logs_carry_no_text_token_nickname_or_address() {
     let c::ServerMessage::Welcome {
         token: counsellor_token,
         ..
-    } = anna.hello(Some(&login)).await
+    } = anna.hello(Some(&logins[0])).await
     else {
         unreachable!()
     };
@@ -375,6 +417,23 @@ async fn logs_carry_no_text_token_nickname_or_address() {
     let session = anna.assigned().await;
     seeker.say("m1", "canary-text-seeker").await;
     anna.say(&session, "c1", "canary-text-counsellor").await;
+    let mut bob = CounsellorClient::new(connect("/ws/counsellor").await);
+    bob.hello(Some(&logins[1])).await;
+    anna.send(&c::ClientMessage::Transfer {
+        session: session.clone(),
+        to_counsellor: Some("bob".into()),
+        to_topic: None,
+        warm: false,
+        note: Some("canary-note-55".into()),
+    })
+    .await;
+    bob.expect("offer", |m| matches!(m, c::ServerMessage::Offer { .. }))
+        .await;
+    bob.send(&c::ClientMessage::Accept {
+        session: session.clone(),
+    })
+    .await;
+    bob.assigned().await;
     seeker.ws.drop_abruptly();
     let mut back = SeekerClient::new(connect("/ws/seeker").await);
     back.send(&s::ClientMessage::Resume {
@@ -385,6 +444,16 @@ async fn logs_carry_no_text_token_nickname_or_address() {
     back.expect("resumed", |m| matches!(m, s::ServerMessage::Resumed { .. }))
         .await;
     back.send(&s::ClientMessage::End).await;
+    let ended = back
+        .expect("ended", |m| matches!(m, s::ServerMessage::Ended { .. }))
+        .await;
+    let s::ServerMessage::Ended {
+        return_code: Some(return_code),
+        ..
+    } = ended
+    else {
+        panic!("{ended:?}")
+    };
     back.closed().await;
     sigterm(&served.child);
     wait_exit(&mut served.child, Duration::from_secs(10));
@@ -398,10 +467,15 @@ async fn logs_carry_no_text_token_nickname_or_address() {
         "canary-text-seeker",
         "canary-text-counsellor",
         "CanaryNick",
-        "canary-password-77",
+        "canary-password",
+        "canary-note-55",
+        "canary-pause-91",
+        return_code.as_str(),
         token.0.as_str(),
         counsellor_token.0.as_str(),
-        login.as_str(),
+        logins[0].as_str(),
+        logins[1].as_str(),
+        logins[2].as_str(),
         "127.0.0.77",
     ] {
         assert!(!log.contains(secret), "the log contains {secret:?}");
