@@ -384,19 +384,7 @@ impl Router {
         }
         let waited = s.waited_before;
         let topic = s.topic;
-        if let Some(entry) = self.counsellors.get_mut(&to) {
-            entry.sessions.insert(session);
-            entry.idle_since = now;
-        }
-        self.effects.push_back(Effect::Assigned {
-            session,
-            counsellor: to,
-            waited,
-            from: Some(from),
-            warm,
-        });
-        self.push_load(now, to);
-        self.refresh_ready(to);
+        self.take_on(now, session, to, waited, Some(from), warm);
         if !warm && self.check_owner(from, session).is_ok() {
             if let Some(Phase::Assigned { counsellors, .. }) =
                 self.seekers.get_mut(&session).map(|s| &mut s.phase)

@@ -292,6 +292,20 @@ impl Router {
             self.stats[topic].answered_wait += waited;
         }
         self.place(session);
+        self.take_on(now, session, c, waited, from, warm);
+    }
+
+    /// Puts a session on a counsellor who joins it (from the queue or by
+    /// transfer) and says so.
+    pub(super) fn take_on(
+        &mut self,
+        now: Instant,
+        session: SessionId,
+        c: CounsellorId,
+        waited: Duration,
+        from: Option<CounsellorId>,
+        warm: bool,
+    ) {
         if let Some(entry) = self.counsellors.get_mut(&c) {
             entry.sessions.insert(session);
             entry.idle_since = now;
