@@ -2,7 +2,10 @@
 
 #![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
 
+mod handover;
 mod properties;
 mod purity;
 mod router;
 mod simulation;
+mod support;
+mod waiting_room;
