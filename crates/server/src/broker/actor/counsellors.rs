@@ -1,0 +1,211 @@
+//! Counsellors connecting, resuming and dropping, and offers to them.
+
+use std::collections::HashMap;
+use std::sync::{Arc, MutexGuard};
+use std::time::Instant;
+
+use haven_core::{Activity, CounsellorId, Party, SessionId, Side};
+use haven_protocol::common::ResumeToken;
+use haven_protocol::counsellor::{self, ResumePoint, SessionInfo, SessionState};
+use tracing::{debug, info};
+
+use super::super::session::{CellState, Member, SessionCell};
+use super::super::{CounsellorLogin, ResumeFailed, ResumeTarget, secs};
+use super::{Actor, Link, now, wire_status};
+use crate::tokens;
+use crate::ws::conn::ConnHandle;
+use crate::ws::frames::encode_counsellor;
+
+impl Actor {
+    pub(super) fn counsellor_attach(
+        &mut self,
+        login: &CounsellorLogin,
+        conn: &ConnHandle,
+        points: Option<Vec<ResumePoint>>,
+        token: String,
+    ) -> Result<(), ResumeFailed> {
+        let id = login.id;
+        let at = now();
+        let resuming = points.is_some();
+        if resuming && self.router.counsellor(at, id).is_none() {
+            return Err(ResumeFailed);
+        }
+        let hash = tokens::hash(&token);
+        if let Some(old) = self.counsellors.remove(&id) {
+            if let Some(old_conn) = old.conn
+                && old_conn.id() != conn.id()
+            {
+                old_conn.close_now(haven_protocol::CloseCode::Replaced);
+            }
+            if let Some(t) = old.resume {
+                self.shared.resume.remove(&t);
+            }
+        }
+        self.shared
+            .resume
+            .insert(hash, ResumeTarget::Counsellor(id));
+        let display: Arc<str> = Arc::from(login.display_name.as_str());
+        self.counsellors.insert(
+            id,
+            Link {
+                conn: Some(conn.clone()),
+                name: login.name.clone(),
+                display: display.clone(),
+                topics: login.profile.topics.clone(),
+                max_capacity: login.profile.max_capacity,
+                resume: Some(hash),
+                auth: login.auth,
+            },
+        );
+        self.queues_sent.remove(&id);
+        let sessions = self
+            .router
+            .counsellor_connected(at, id, login.profile.clone());
+        let view = self.router.counsellor(at, id);
+        let (status, _) = wire_status(view.as_ref().map_or(Activity::Away, |v| v.activity));
+        let capacity = view.as_ref().map_or(login.profile.capacity, |v| v.capacity);
+
+        // Lock every cell involved, in id order, so the welcome, the states
+        // and the replays reach the client before any live message.
+        let mut cells: Vec<Arc<SessionCell>> =
+            sessions.iter().filter_map(|s| self.cell(*s)).collect();
+        cells.sort_by_key(|c| c.id);
+        let mut guards: Vec<MutexGuard<'_, CellState>> = cells.iter().map(|c| c.lock()).collect();
+        let known: HashMap<String, u64> = points
+            .unwrap_or_default()
+            .into_iter()
+            .map(|p| (p.session.0, p.last_seq))
+            .collect();
+        let mut states = Vec::with_capacity(cells.len());
+        let mut replays = Vec::with_capacity(cells.len());
+        for (cell, st) in cells.iter().zip(guards.iter_mut()) {
+            match st.member_mut(id) {
+                Some(member) => member.conn = Some(conn.clone()),
+                None => st.members.push(Member {
+                    id,
+                    conn: Some(conn.clone()),
+                    name: display.clone(),
+                }),
+            }
+            let last_seen = known.get(&cell.wire.0).copied().unwrap_or(0);
+            let delivered = st.conv.delivered(Side::Counsellor);
+            let seeker_connected = st.seeker.is_some();
+            let resume = st.conv.resume(Side::Counsellor, last_seen);
+            states.push(SessionState {
+                info: self.session_info(at, cell, seeker_connected),
+                last_seq: resume.last_seq,
+                delivered,
+                recovered: resume.recovered,
+            });
+            replays.push(resume.replay.into_iter().cloned().collect::<Vec<_>>());
+        }
+        let token = ResumeToken(token);
+        let plan = &self.shared.settings.plan;
+        conn.send(encode_counsellor(&if resuming {
+            counsellor::ServerMessage::Resumed {
+                token,
+                status,
+                sessions: states,
+            }
+        } else {
+            counsellor::ServerMessage::Welcome {
+                protocol: haven_protocol::PROTOCOL_VERSION,
+                name: login.name.clone(),
+                display_name: login.display_name.clone(),
+                capacity,
+                max_capacity: login.profile.max_capacity,
+                topics: login
+                    .profile
+                    .topics
+                    .iter()
+                    .map(|t| plan.topic_name(*t).to_owned())
+                    .collect(),
+                languages: login
+                    .profile
+                    .languages
+                    .iter()
+                    .map(|l| plan.language_tag(*l).to_owned())
+                    .collect(),
+                status,
+                token,
+                grace_secs: secs(plan.router.counsellor_grace),
+                epoch: self.shared.epoch.clone(),
+                limits: self.shared.settings.limits,
+                sessions: states,
+            }
+        }));
+        for frame in replays.into_iter().flatten() {
+            conn.send(frame);
+        }
+        drop(guards);
+        // Offers still standing (after a dropped connection).
+        for session in view.map(|v| v.offers).unwrap_or_default() {
+            self.send_offer(at, session, id);
+        }
+        info!(
+            counsellor = id.0,
+            sessions = cells.len(),
+            resumed = resuming,
+            "counsellor connected"
+        );
+        Ok(())
+    }
+
+    pub(super) fn counsellor_gone(&mut self, counsellor: CounsellorId, conn_id: u64) {
+        let Some(link) = self.counsellors.get_mut(&counsellor) else {
+            return;
+        };
+        if link.conn.as_ref().is_none_or(|c| c.id() != conn_id) {
+            return;
+        }
+        link.conn = None;
+        let sessions = self
+            .router
+            .counsellor(now(), counsellor)
+            .map(|c| c.sessions);
+        for session in sessions.unwrap_or_default() {
+            if let Some(cell) = self.cell(session)
+                && let Some(member) = cell.lock().member_mut(counsellor)
+            {
+                member.conn = None;
+            }
+        }
+        debug!(counsellor = counsellor.0, "counsellor disconnected");
+        let _ = self.router.detached(now(), Party::Counsellor(counsellor));
+    }
+
+    pub(super) fn session_info(
+        &self,
+        at: Instant,
+        cell: &SessionCell,
+        seeker_connected: bool,
+    ) -> SessionInfo {
+        SessionInfo {
+            session: cell.wire.clone(),
+            nickname: cell.info.nickname.clone(),
+            topic: cell.info.topic.clone(),
+            language: cell.info.language.clone(),
+            waited_secs: secs(self.router.waited(at, cell.id).unwrap_or_default()),
+            seeker_connected,
+            urgent: cell.info.urgent,
+            returning: cell.info.returning,
+        }
+    }
+
+    pub(super) fn send_offer(&self, at: Instant, session: SessionId, to: CounsellorId) {
+        let (Some(cell), Some(conn)) = (self.cell(session), self.conn_of(to)) else {
+            return;
+        };
+        let Some((_, remaining, from, warm)) = self.router.pending_offer(at, session) else {
+            return;
+        };
+        let seeker_connected = cell.lock().seeker.is_some();
+        conn.send(encode_counsellor(&counsellor::ServerMessage::Offer {
+            info: self.session_info(at, &cell, seeker_connected),
+            expires_in_secs: secs(remaining),
+            from: from.map(|f| self.display(f).to_string()),
+            warm,
+            note: from.and_then(|_| self.notes.get(&session).cloned()),
+        }));
+    }
+}

@@ -1,0 +1,336 @@
+//! Carrying out the router's effects, in the order it decided them.
+
+use std::time::Instant;
+
+use haven_core::router::{TransferFailed, Withdrawn};
+use haven_core::{CounsellorId, Effect, EndReason, Gate, Notice, SessionId, Side, TopicId};
+use haven_protocol::common;
+use haven_protocol::counsellor::{self, OfferEnd, TransferFailure};
+use haven_protocol::seeker::{self, TopicState};
+use tracing::{debug, info};
+
+use super::super::session::{Member, Phase};
+use super::super::{returns, secs};
+use super::{Actor, now, wire_reason, wire_status};
+use crate::ws::frames::{encode_counsellor, encode_seeker};
+
+impl Actor {
+    pub(super) fn run_effects(&mut self) {
+        while let Some(effect) = self.router.poll_effect() {
+            let at = now();
+            match effect {
+                Effect::Queued {
+                    session,
+                    position,
+                    wait,
+                    requeued,
+                } => {
+                    let Some(cell) = self.cell(session) else {
+                        continue;
+                    };
+                    let mut st = cell.lock();
+                    if requeued && st.phase == Phase::Assigned {
+                        st.phase = Phase::Waiting;
+                        st.members.clear();
+                        info!(session = %session, "help-seeker back in line");
+                    }
+                    if let Some(conn) = &st.seeker {
+                        conn.send(encode_seeker(&seeker::ServerMessage::Queued {
+                            position,
+                            wait_secs: wait.map(secs),
+                            requeued,
+                        }));
+                    }
+                }
+                Effect::Offered {
+                    session,
+                    counsellor,
+                    ..
+                } => self.send_offer(at, session, counsellor),
+                Effect::OfferWithdrawn {
+                    session,
+                    counsellor,
+                    reason,
+                } => {
+                    if let Some(conn) = self.conn_of(counsellor) {
+                        conn.send(encode_counsellor(
+                            &counsellor::ServerMessage::OfferWithdrawn {
+                                session: haven_protocol::SessionRef(session.to_string()),
+                                reason: match reason {
+                                    Withdrawn::TimedOut => OfferEnd::TimedOut,
+                                    Withdrawn::Ended => OfferEnd::Ended,
+                                },
+                            },
+                        ));
+                    }
+                }
+                Effect::Assigned {
+                    session,
+                    counsellor,
+                    waited,
+                    from,
+                    warm,
+                } => self.assign(at, session, counsellor, waited, from, warm),
+                Effect::Left {
+                    session,
+                    counsellor,
+                } => self.left(session, counsellor),
+                Effect::TransferFailed {
+                    session,
+                    from,
+                    to,
+                    reason,
+                } => {
+                    self.notes.remove(&session);
+                    let to_name = self
+                        .counsellors
+                        .get(&to)
+                        .map(|l| l.name.clone())
+                        .unwrap_or_default();
+                    if let Some(conn) = self.conn_of(from) {
+                        conn.send(encode_counsellor(
+                            &counsellor::ServerMessage::TransferFailed {
+                                session: haven_protocol::SessionRef(session.to_string()),
+                                to: to_name,
+                                reason: match reason {
+                                    TransferFailed::Declined => TransferFailure::Declined,
+                                    TransferFailed::TimedOut => TransferFailure::TimedOut,
+                                    TransferFailed::Gone => TransferFailure::Gone,
+                                },
+                            },
+                        ));
+                    }
+                }
+                Effect::Ended {
+                    session,
+                    topic,
+                    counsellors,
+                    reason,
+                    waited,
+                } => self.ended(at, session, topic, &counsellors, reason, waited),
+                Effect::Presence {
+                    session,
+                    to,
+                    connected,
+                } => {
+                    let Some(cell) = self.cell(session) else {
+                        continue;
+                    };
+                    let st = cell.lock();
+                    match to {
+                        Side::Seeker => {
+                            if let Some(conn) = &st.seeker {
+                                conn.send(encode_seeker(&seeker::ServerMessage::Peer {
+                                    connected,
+                                }));
+                            }
+                        }
+                        Side::Counsellor => st.to_counsellors(&encode_counsellor(
+                            &counsellor::ServerMessage::Peer {
+                                session: cell.wire.clone(),
+                                connected,
+                            },
+                        )),
+                    }
+                }
+                Effect::TopicNotice { session, notice } => {
+                    let Some(cell) = self.cell(session) else {
+                        continue;
+                    };
+                    let topic = self.router.topic_of(session);
+                    let (state, at_ms, message) = match notice {
+                        Notice::Gate(Gate::Open) | Notice::Paused(false) => {
+                            (TopicState::Open, None, None)
+                        }
+                        Notice::Gate(Gate::Closing { at_ms }) => {
+                            (TopicState::Closing, Some(at_ms), None)
+                        }
+                        Notice::Gate(Gate::Closed { opens_ms }) => {
+                            (TopicState::Closed, opens_ms, None)
+                        }
+                        Notice::Paused(true) => (
+                            TopicState::Paused,
+                            None,
+                            topic
+                                .and_then(|t| self.pauses.get(usize::from(t.0)).cloned().flatten()),
+                        ),
+                    };
+                    if let Some(conn) = &cell.lock().seeker {
+                        conn.send(encode_seeker(&seeker::ServerMessage::TopicStatus {
+                            state,
+                            at: at_ms,
+                            message,
+                        }));
+                    }
+                }
+                Effect::Load {
+                    counsellor,
+                    activity,
+                    capacity,
+                    active,
+                } => {
+                    if let Some(link) = self.counsellors.get(&counsellor)
+                        && let Some(conn) = &link.conn
+                    {
+                        let (status, wrap_up_secs) = wire_status(activity);
+                        conn.send(encode_counsellor(&counsellor::ServerMessage::Status {
+                            status,
+                            capacity,
+                            max_capacity: link.max_capacity,
+                            active,
+                            wrap_up_secs,
+                        }));
+                    }
+                }
+                Effect::CounsellorExpired { counsellor } => {
+                    info!(counsellor = counsellor.0, "counsellor did not come back");
+                    self.queues_sent.remove(&counsellor);
+                    if let Some(link) = self.counsellors.remove(&counsellor)
+                        && let Some(token) = link.resume
+                    {
+                        self.shared.resume.remove(&token);
+                    }
+                }
+            }
+        }
+    }
+
+    fn assign(
+        &mut self,
+        at: Instant,
+        session: SessionId,
+        c: CounsellorId,
+        waited: std::time::Duration,
+        from: Option<CounsellorId>,
+        warm: bool,
+    ) {
+        let Some(cell) = self.cell(session) else {
+            return;
+        };
+        let conn = self.conn_of(c).cloned();
+        let name = self.display(c);
+        let note = self.notes.remove(&session);
+        let from_name = from.map(|f| self.display(f).to_string());
+        let mut st = cell.lock();
+        st.phase = Phase::Assigned;
+        if st.member(c).is_none() {
+            st.members.push(Member {
+                id: c,
+                conn: conn.clone(),
+                name: name.clone(),
+            });
+        }
+        info!(session = %session, counsellor = c.0, waited_s = waited.as_secs(), transfer = from.is_some(), warm, "session assigned");
+        if let Some(seeker) = &st.seeker {
+            seeker.send(encode_seeker(&seeker::ServerMessage::Assigned {
+                counsellor: name.to_string(),
+            }));
+        }
+        let joined = encode_counsellor(&counsellor::ServerMessage::Participant {
+            session: cell.wire.clone(),
+            counsellor: name.to_string(),
+            joined: true,
+        });
+        for m in st.members.iter().filter(|m| m.id != c) {
+            if let Some(other) = &m.conn {
+                other.send(joined.clone());
+            }
+        }
+        if let Some(conn) = conn {
+            let info = self.session_info(at, &cell, st.seeker.is_some());
+            conn.send(encode_counsellor(
+                &counsellor::ServerMessage::SessionAssigned {
+                    info,
+                    from: from_name,
+                    note,
+                },
+            ));
+            // What the help-seeker wrote while waiting, or that nobody has
+            // confirmed yet, goes to the counsellor who takes over.
+            let resume = st.conv.resume(Side::Counsellor, 0);
+            for frame in resume.replay {
+                conn.send(frame.clone());
+            }
+        }
+    }
+
+    fn left(&mut self, session: SessionId, c: CounsellorId) {
+        let Some(cell) = self.cell(session) else {
+            return;
+        };
+        let name = self.display(c);
+        let mut st = cell.lock();
+        let member = st
+            .members
+            .iter()
+            .position(|m| m.id == c)
+            .map(|i| st.members.remove(i));
+        if let Some(conn) = member.and_then(|m| m.conn) {
+            conn.send(encode_counsellor(
+                &counsellor::ServerMessage::SessionEnded {
+                    session: cell.wire.clone(),
+                    reason: common::EndReason::Transferred,
+                },
+            ));
+        }
+        if let Some(seeker) = &st.seeker {
+            seeker.send(encode_seeker(&seeker::ServerMessage::CounsellorLeft {
+                counsellor: name.to_string(),
+            }));
+        }
+        st.to_counsellors(&encode_counsellor(
+            &counsellor::ServerMessage::Participant {
+                session: cell.wire.clone(),
+                counsellor: name.to_string(),
+                joined: false,
+            },
+        ));
+        debug!(session = %session, counsellor = c.0, "counsellor left the session");
+    }
+
+    fn ended(
+        &mut self,
+        at: Instant,
+        session: SessionId,
+        topic: TopicId,
+        counsellors: &[CounsellorId],
+        reason: EndReason,
+        waited: std::time::Duration,
+    ) {
+        info!(session = %session, reason = ?reason, waited_s = waited.as_secs(), answered = !counsellors.is_empty(), "session ended");
+        self.notes.remove(&session);
+        let Some((_, cell)) = self.shared.sessions.remove(&session) else {
+            return;
+        };
+        let plan = self.shared.settings.plan.clone();
+        let return_code = match (reason, counsellors.first()) {
+            (EndReason::SeekerEnded | EndReason::CounsellorEnded, Some(c))
+                if plan.topic_plan(topic).is_some_and(|t| t.return_codes) =>
+            {
+                let code = returns::new_code();
+                self.router.remember_return(at, code, *c);
+                Some(returns::format_code(code))
+            }
+            _ => None,
+        };
+        let mut st = cell.lock();
+        st.phase = Phase::Ended;
+        if let Some(token) = st.seeker_token.take() {
+            self.shared.resume.remove(&token);
+        }
+        let reason = wire_reason(reason);
+        if let Some(conn) = st.seeker.take() {
+            conn.send(encode_seeker(&seeker::ServerMessage::Ended {
+                reason,
+                return_code,
+            }));
+            conn.close_after_queued(haven_protocol::CloseCode::Normal);
+        }
+        let frame = encode_counsellor(&counsellor::ServerMessage::SessionEnded {
+            session: cell.wire.clone(),
+            reason,
+        });
+        st.to_counsellors(&frame);
+        st.members.clear();
+    }
+}

@@ -1,0 +1,153 @@
+//! Help-seekers arriving and coming back.
+
+use std::sync::Arc;
+
+use axum::extract::ws::Utf8Bytes;
+use haven_core::{Arrival, Gate, Refusal, SessionId, Side};
+use haven_protocol::common::ResumeToken;
+use haven_protocol::seeker::{self, TopicState, Unavailability};
+use tracing::info;
+
+use super::super::session::{Phase, SessionCell};
+use super::super::{HelloRefused, HelloRequest, ResumeFailed, ResumeTarget, secs};
+use super::{Actor, now};
+use crate::tokens;
+use crate::ws::conn::ConnHandle;
+use crate::ws::frames::encode_seeker;
+
+impl Actor {
+    pub(super) fn seeker_hello(
+        &mut self,
+        request: HelloRequest,
+        conn: &ConnHandle,
+    ) -> Result<Arc<SessionCell>, HelloRefused> {
+        let at = now();
+        let prefer = request
+            .return_code
+            .and_then(|code| self.router.redeem_return(at, code));
+        let mut id = tokens::new_session_id();
+        while self.shared.sessions.contains_key(&id) {
+            id = tokens::new_session_id();
+        }
+        let arrival = Arrival {
+            topic: request.topic,
+            language: request.language,
+            urgent: request.info.urgent,
+            prefer,
+        };
+        if let Err(refusal) = self.router.seeker_arrived(at, id, arrival) {
+            let (reason, opens_at) = match refusal {
+                Refusal::Closed { opens_ms } => (Unavailability::Closed, opens_ms),
+                Refusal::Paused => (Unavailability::Paused, None),
+                Refusal::Full => (Unavailability::Full, None),
+                _ => (Unavailability::UnknownTopic, None),
+            };
+            let message = (reason == Unavailability::Paused)
+                .then(|| {
+                    self.pauses
+                        .get(usize::from(request.topic.0))
+                        .cloned()
+                        .flatten()
+                })
+                .flatten();
+            return Err(HelloRefused {
+                reason,
+                opens_at,
+                message,
+            });
+        }
+        let token = tokens::new_token();
+        let hash = tokens::hash(&token);
+        let mut info = request.info;
+        info.returning = prefer.is_some();
+        let settings = &self.shared.settings;
+        let cell = SessionCell::new(id, info, settings.replay, conn.clone(), hash);
+        self.shared.sessions.insert(id, cell.clone());
+        self.shared.resume.insert(hash, ResumeTarget::Seeker(id));
+        let plan = &settings.plan;
+        let topic = plan.topic_plan(request.topic);
+        conn.send(encode_seeker(&seeker::ServerMessage::Welcome {
+            protocol: haven_protocol::PROTOCOL_VERSION,
+            session: cell.wire.clone(),
+            token: ResumeToken(token),
+            grace_secs: secs(plan.router.seeker_grace),
+            epoch: self.shared.epoch.clone(),
+            limits: settings.limits,
+            topic: cell.info.topic.clone(),
+            alternatives: topic.map(|t| t.alternatives.clone()).unwrap_or_default(),
+        }));
+        if let Some(Gate::Closing { at_ms }) = self.gates.get(usize::from(request.topic.0)) {
+            conn.send(encode_seeker(&seeker::ServerMessage::TopicStatus {
+                state: TopicState::Closing,
+                at: Some(*at_ms),
+                message: None,
+            }));
+        }
+        info!(session = %id, topic = %cell.info.topic, urgent = cell.info.urgent, returning = cell.info.returning, "help-seeker arrived");
+        Ok(cell)
+    }
+
+    pub(super) fn seeker_resume(
+        &mut self,
+        session: SessionId,
+        conn: &ConnHandle,
+        last_seq: u64,
+        token: String,
+    ) -> Result<Arc<SessionCell>, ResumeFailed> {
+        let cell = self.cell(session).ok_or(ResumeFailed)?;
+        let hash = tokens::hash(&token);
+        {
+            let mut st = cell.lock();
+            if st.phase == Phase::Ended {
+                return Err(ResumeFailed);
+            }
+            if let Some(old) = st.seeker.replace(conn.clone())
+                && old.id() != conn.id()
+            {
+                old.close_now(haven_protocol::CloseCode::Replaced);
+            }
+            st.seeker_token = Some(hash);
+            self.shared
+                .resume
+                .insert(hash, ResumeTarget::Seeker(session));
+
+            let delivered = st.conv.delivered(Side::Seeker);
+            let resume = st.conv.resume(Side::Seeker, last_seq);
+            conn.send(encode_seeker(&seeker::ServerMessage::Resumed {
+                token: ResumeToken(token),
+                recovered: resume.recovered,
+                last_seq: resume.last_seq,
+                delivered,
+            }));
+            let replay: Vec<Utf8Bytes> = resume.replay.into_iter().cloned().collect();
+            match st.phase {
+                Phase::Waiting => {
+                    let position = self.router.position(session).unwrap_or(1);
+                    let wait = self.router.estimated_wait(session);
+                    conn.send(encode_seeker(&seeker::ServerMessage::Queued {
+                        position,
+                        wait_secs: wait.map(secs),
+                        requeued: false,
+                    }));
+                }
+                Phase::Assigned => {
+                    for member in &st.members {
+                        conn.send(encode_seeker(&seeker::ServerMessage::Assigned {
+                            counsellor: member.name.to_string(),
+                        }));
+                    }
+                    conn.send(encode_seeker(&seeker::ServerMessage::Peer {
+                        connected: st.counsellor_conns().next().is_some(),
+                    }));
+                }
+                Phase::Ended => {}
+            }
+            for frame in replay {
+                conn.send(frame);
+            }
+        }
+        let _ = self.router.seeker_reattached(now(), session);
+        info!(session = %session, "help-seeker resumed");
+        Ok(cell)
+    }
+}

@@ -1,0 +1,89 @@
+//! Topics: opening hours fed to the router, and the queue overview sent to
+//! counsellors.
+
+use std::time::Instant;
+
+use haven_core::TopicId;
+use haven_protocol::counsellor::{self, QueueSummary};
+use tracing::info;
+
+use super::super::secs;
+use super::{Actor, now};
+use crate::ws::frames::encode_counsellor;
+
+impl Actor {
+    /// Re-evaluates every topic's opening hours and schedules the next look.
+    pub(super) fn refresh_hours(&mut self) {
+        let wall = jiff::Timestamp::now();
+        let at = now();
+        let mut due: Option<Instant> = None;
+        let plan = self.shared.settings.plan.clone();
+        for (t, topic) in plan.topics.iter().enumerate() {
+            let Some(schedule) = &topic.schedule else {
+                continue;
+            };
+            let (gate, next) = schedule.gate_at(wall);
+            let id = TopicId(u16::try_from(t).unwrap_or(u16::MAX));
+            if self.gates[t] != gate {
+                self.gates[t] = gate;
+                info!(topic = %topic.name, ?gate, "opening hours");
+                let _ = self.router.set_gate(at, id, gate);
+            }
+            if let Some(next) = next {
+                // A little after the change, so the new state is certain.
+                let wait = std::time::Duration::try_from(next.duration_since(wall))
+                    .unwrap_or_default()
+                    + std::time::Duration::from_millis(50);
+                let when = at + wait;
+                due = Some(due.map_or(when, |d| d.min(when)));
+            }
+        }
+        self.hours_due = due;
+    }
+
+    /// Every topic's summary, in topic order. O(topics × counsellors).
+    pub(super) fn queue_summaries(&self) -> Vec<QueueSummary> {
+        let at = now();
+        let plan = &self.shared.settings.plan;
+        (0..plan.topics.len())
+            .filter_map(|t| u16::try_from(t).ok().map(TopicId))
+            .filter_map(|t| {
+                let s = self.router.topic_summary(at, t)?;
+                Some(QueueSummary {
+                    topic: plan.topic_name(t).to_owned(),
+                    waiting: u32::try_from(s.waiting).unwrap_or(u32::MAX),
+                    longest_wait_secs: secs(s.longest_wait),
+                    free_seats: s.free,
+                    paused: s.paused,
+                })
+            })
+            .collect()
+    }
+
+    /// Sends each connected counsellor the queues they serve, when changed.
+    /// The summaries are computed once per round, not per counsellor.
+    pub(super) fn send_queue_overviews(&mut self) {
+        if self.counsellors.values().all(|l| l.conn.is_none()) {
+            return;
+        }
+        let all = self.queue_summaries();
+        let mut sends = Vec::new();
+        for (id, link) in &self.counsellors {
+            let Some(conn) = &link.conn else { continue };
+            let topics: Vec<QueueSummary> = link
+                .topics
+                .iter()
+                .filter_map(|t| all.get(usize::from(t.0)).cloned())
+                .collect();
+            if self.queues_sent.get(id) != Some(&topics) {
+                sends.push((*id, conn.clone(), topics));
+            }
+        }
+        for (id, conn, topics) in sends {
+            conn.send(encode_counsellor(&counsellor::ServerMessage::Queues {
+                topics: topics.clone(),
+            }));
+            self.queues_sent.insert(id, topics);
+        }
+    }
+}
