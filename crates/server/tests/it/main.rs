@@ -12,3 +12,5 @@ mod resume;
 mod routing;
 mod security;
 mod shutdown;
+mod topics;
+mod waiting_room;
