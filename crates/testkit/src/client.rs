@@ -329,6 +329,14 @@ impl CounsellorClient {
         .await;
     }
 
+    /// Accepts the offer of `session`.
+    pub async fn accept(&mut self, session: &haven_protocol::SessionRef) {
+        self.send(&counsellor::ClientMessage::Accept {
+            session: session.clone(),
+        })
+        .await;
+    }
+
     /// Waits for the next assignment and returns its session id.
     pub async fn assigned(&mut self) -> haven_protocol::SessionRef {
         match self

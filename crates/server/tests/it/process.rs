@@ -429,10 +429,7 @@ async fn logs_carry_no_text_token_nickname_or_address() {
     .await;
     bob.expect("offer", |m| matches!(m, c::ServerMessage::Offer { .. }))
         .await;
-    bob.send(&c::ClientMessage::Accept {
-        session: session.clone(),
-    })
-    .await;
+    bob.accept(&session).await;
     bob.assigned().await;
     seeker.ws.drop_abruptly();
     let mut back = SeekerClient::new(connect("/ws/seeker").await);

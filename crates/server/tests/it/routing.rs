@@ -213,10 +213,7 @@ async fn an_offer_can_be_declined_and_times_out_to_the_next_counsellor() {
     );
     status(&mut bob, CounsellorStatus::Away).await;
     let late = bob.try_recv(Duration::from_millis(100)).await;
-    bob.send(&c::ClientMessage::Accept {
-        session: session.clone(),
-    })
-    .await;
+    bob.accept(&session).await;
     let err = bob
         .expect("error", |m| matches!(m, c::ServerMessage::Error { .. }))
         .await;
@@ -237,10 +234,7 @@ async fn an_offer_can_be_declined_and_times_out_to_the_next_counsellor() {
         .await;
     clem.available().await;
     assert_eq!(offered(&mut clem).await, session);
-    clem.send(&c::ClientMessage::Accept {
-        session: session.clone(),
-    })
-    .await;
+    clem.accept(&session).await;
     assert_eq!(clem.assigned().await, session);
     let a = seeker
         .expect("assigned", |m| {
@@ -279,10 +273,7 @@ async fn a_cold_transfer_hands_the_chat_to_a_colleague_with_a_private_note() {
         if from.as_deref() == Some("Anna") && note.as_deref() == Some("Gaat over school.")),
         "{offer:?}"
     );
-    bob.send(&c::ClientMessage::Accept {
-        session: session.clone(),
-    })
-    .await;
+    bob.accept(&session).await;
     let got = bob
         .expect("assigned", |m| {
             matches!(m, c::ServerMessage::SessionAssigned { .. })
@@ -404,10 +395,7 @@ async fn a_warm_transfer_keeps_both_until_the_first_leaves_and_a_decline_keeps_t
     // Warm: both in; each sees the help-seeker and the other's messages.
     anna.send(&transfer(true)).await;
     offered(&mut bob).await;
-    bob.send(&c::ClientMessage::Accept {
-        session: session.clone(),
-    })
-    .await;
+    bob.accept(&session).await;
     bob.assigned().await;
     anna.expect("bob joined", |m| {
         matches!(m, c::ServerMessage::Participant { joined: true, .. })
@@ -506,10 +494,7 @@ async fn a_transfer_to_a_topic_puts_the_seeker_at_its_front_with_the_note() {
         matches!(offer, c::ServerMessage::Offer { ref info, .. } if info.session == session),
         "{offer:?}"
     );
-    bob.send(&c::ClientMessage::Accept {
-        session: session.clone(),
-    })
-    .await;
+    bob.accept(&session).await;
     let got = bob
         .expect("assigned", |m| {
             matches!(m, c::ServerMessage::SessionAssigned { .. })
