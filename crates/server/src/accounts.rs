@@ -123,6 +123,35 @@ struct AccountsFile {
     accounts: Vec<Account>,
 }
 
+impl AccountsFile {
+    /// Appends a new account with the next id.
+    fn push(
+        &mut self,
+        name: &str,
+        role: Role,
+        password_hash: String,
+        spec: &AccountSpec,
+    ) -> &Account {
+        self.next_id = self.next_id.max(1);
+        self.accounts.push(Account {
+            id: self.next_id,
+            name: name.to_owned(),
+            display_name: spec
+                .display_name
+                .clone()
+                .unwrap_or_else(|| capitalise(name)),
+            role,
+            capacity: spec.capacity,
+            max_capacity: spec.max_capacity,
+            topics: spec.topics.clone(),
+            languages: spec.languages.clone(),
+            password_hash,
+        });
+        self.next_id += 1;
+        &self.accounts[self.accounts.len() - 1]
+    }
+}
+
 /// Problems with the account store.
 #[derive(Debug, thiserror::Error)]
 pub enum AccountError {
@@ -299,24 +328,32 @@ impl AccountStore {
             if file.accounts.iter().any(|a| a.name == name) {
                 return Err(AccountError::Exists(name.to_owned()));
             }
-            file.next_id = file.next_id.max(1);
-            let account = Account {
-                id: file.next_id,
-                name: name.to_owned(),
-                display_name: spec
-                    .display_name
-                    .clone()
-                    .unwrap_or_else(|| capitalise(name)),
-                role,
-                capacity: spec.capacity,
-                max_capacity: spec.max_capacity,
-                topics: spec.topics.clone(),
-                languages: spec.languages.clone(),
-                password_hash,
-            };
-            file.next_id += 1;
-            file.accounts.push(account.clone());
-            Ok(account)
+            Ok(file.push(name, role, password_hash, spec).clone())
+        })
+    }
+
+    /// Adds many accounts sharing one password, already hashed, in a single
+    /// write: the load generator's counsellor bots. Names that exist are
+    /// left as they are. Returns how many were added.
+    pub fn add_many_hashed(
+        &self,
+        names: &[String],
+        role: Role,
+        password_hash: &str,
+        spec: &AccountSpec,
+    ) -> Result<usize, AccountError> {
+        if let Some(bad) = names.iter().find(|n| !valid_name(n)) {
+            return Err(AccountError::BadName(bad.clone()));
+        }
+        self.update_file(|file| {
+            let existing: std::collections::HashSet<String> =
+                file.accounts.iter().map(|a| a.name.clone()).collect();
+            let mut added = 0;
+            for name in names.iter().filter(|n| !existing.contains(*n)) {
+                file.push(name, role, password_hash.to_owned(), spec);
+                added += 1;
+            }
+            Ok(added)
         })
     }
 
@@ -547,5 +584,53 @@ mod tests {
         let admin = store.get("admin").unwrap().unwrap();
         assert_eq!(admin.role, Role::Admin);
         assert!(verify_password(&pw, &admin.password_hash));
+    }
+
+    #[test]
+    fn many_accounts_share_one_hash_in_one_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = AccountStore::new(dir.path());
+        store
+            .add(
+                "anna",
+                Role::Counsellor,
+                "correct horse battery",
+                &AccountSpec::default(),
+            )
+            .unwrap();
+        let hash = hash_password("bots-password-1").unwrap();
+        let names: Vec<String> = ["bot-0", "bot-1", "anna"].map(String::from).to_vec();
+        let spec = AccountSpec {
+            capacity: Some(2),
+            ..AccountSpec::default()
+        };
+        assert_eq!(
+            store
+                .add_many_hashed(&names, Role::Counsellor, &hash, &spec)
+                .unwrap(),
+            2
+        );
+        // Again: nothing new, and anna keeps her own password.
+        assert_eq!(
+            store
+                .add_many_hashed(&names, Role::Counsellor, &hash, &spec)
+                .unwrap(),
+            0
+        );
+        let bot = store.get("bot-1").unwrap().unwrap();
+        assert_eq!(bot.capacity, Some(2));
+        assert!(verify_password("bots-password-1", &bot.password_hash));
+        let anna = store.get("anna").unwrap().unwrap();
+        assert!(verify_password(
+            "correct horse battery",
+            &anna.password_hash
+        ));
+        let ids: std::collections::HashSet<u64> =
+            store.list().unwrap().iter().map(|a| a.id).collect();
+        assert_eq!(ids.len(), 3);
+        assert!(matches!(
+            store.add_many_hashed(&["Bad Name".to_owned()], Role::Counsellor, &hash, &spec),
+            Err(AccountError::BadName(_))
+        ));
     }
 }

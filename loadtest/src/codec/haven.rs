@@ -1,0 +1,295 @@
+//! Haven's own protocol, from `haven-protocol`: a help-seeker who says
+//! hello and chats, and a counsellor bot that goes available, accepts
+//! what it is offered and answers in every session it has.
+//!
+//! Both confirm what they received with cumulative `received` frames when
+//! the driver asks (every `--confirm-every`), as docs/protocol.md §4 allows.
+
+use std::collections::HashMap;
+
+use haven_protocol::common::{AuthToken, ChatText, ClientMsgId, SessionRef};
+use haven_protocol::counsellor::{self, CounsellorStatus};
+use haven_protocol::{ErrorCode, PROTOCOL_VERSION, seeker};
+use serde::Serialize;
+
+use super::{Codec, Event, Key, single};
+
+fn json<T: Serialize>(msg: &T) -> String {
+    serde_json::to_string(msg).unwrap_or_default()
+}
+
+fn code_name(code: ErrorCode) -> String {
+    serde_json::to_value(code)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_else(|| format!("{code:?}"))
+}
+
+/// A help-seeker.
+#[derive(Debug, Default)]
+pub struct Seeker {
+    topic: Option<String>,
+    last_seq: u64,
+    confirmed: u64,
+}
+
+impl Seeker {
+    /// One who asks for `topic` (the server's default when `None`).
+    pub fn new(topic: Option<String>) -> Self {
+        Self {
+            topic,
+            ..Self::default()
+        }
+    }
+}
+
+impl Codec for Seeker {
+    fn path(&self) -> String {
+        "/ws/seeker".to_owned()
+    }
+
+    fn greet(&mut self, out: &mut Vec<String>) -> bool {
+        out.push(json(&seeker::ClientMessage::Hello {
+            protocol: PROTOCOL_VERSION,
+            nickname: None,
+            topic: self.topic.clone(),
+            language: None,
+            urgent: false,
+            return_code: None,
+        }));
+        false
+    }
+
+    fn chat(&mut self, _key: &Key, n: u64, text: &str) -> String {
+        json(&seeker::ClientMessage::Send {
+            id: ClientMsgId(n.to_string()),
+            text: ChatText(text.to_owned()),
+        })
+    }
+
+    fn acks(&self) -> bool {
+        true
+    }
+
+    fn decode(&mut self, frame: &str, out: &mut Vec<Event>) {
+        use seeker::ServerMessage as M;
+        let Ok(msg) = serde_json::from_str::<M>(frame) else {
+            return out.push(Event::Refused("undecodable frame".to_owned()));
+        };
+        match msg {
+            M::Assigned { .. } => out.push(Event::Matched(single())),
+            M::Message { seq, text, .. } => {
+                self.last_seq = self.last_seq.max(seq);
+                out.push(Event::Chat {
+                    key: single(),
+                    text: text.0,
+                    seq: Some(seq),
+                });
+            }
+            M::Ack { .. } => out.push(Event::Accepted),
+            M::Queued { .. } => out.push(Event::Position),
+            M::Error { code, .. } => out.push(Event::Refused(code_name(code))),
+            M::Unavailable { reason, .. } => {
+                out.push(Event::Refused(format!("unavailable: {reason:?}")));
+            }
+            M::Ended { .. } => out.push(Event::Ended(single())),
+            M::Welcome { .. }
+            | M::Resumed { .. }
+            | M::TopicStatus { .. }
+            | M::CounsellorLeft { .. }
+            | M::Delivered { .. }
+            | M::Typing { .. }
+            | M::Peer { .. }
+            | M::Pong => {}
+        }
+    }
+
+    fn confirm(&mut self, out: &mut Vec<String>) {
+        if self.last_seq > self.confirmed {
+            self.confirmed = self.last_seq;
+            out.push(json(&seeker::ClientMessage::Received {
+                up_to: self.last_seq,
+            }));
+        }
+    }
+
+    fn end(&mut self, _key: &Key, out: &mut Vec<String>) {
+        out.push(json(&seeker::ClientMessage::End));
+    }
+}
+
+/// Receipts of one session on a counsellor's socket.
+#[derive(Debug, Default)]
+struct Receipt {
+    last_seq: u64,
+    confirmed: u64,
+}
+
+/// A counsellor bot.
+#[derive(Debug)]
+pub struct Counsellor {
+    token: String,
+    sessions: HashMap<Key, Receipt>,
+}
+
+impl Counsellor {
+    /// A bot logged in with `token`.
+    pub fn new(token: String) -> Self {
+        Self {
+            token,
+            sessions: HashMap::new(),
+        }
+    }
+}
+
+impl Codec for Counsellor {
+    fn path(&self) -> String {
+        "/ws/counsellor".to_owned()
+    }
+
+    fn greet(&mut self, out: &mut Vec<String>) -> bool {
+        out.push(json(&counsellor::ClientMessage::Hello {
+            protocol: PROTOCOL_VERSION,
+            token: Some(AuthToken(self.token.clone())),
+        }));
+        false
+    }
+
+    fn chat(&mut self, key: &Key, n: u64, text: &str) -> String {
+        json(&counsellor::ClientMessage::Send {
+            session: SessionRef(key.to_string()),
+            id: ClientMsgId(n.to_string()),
+            text: ChatText(text.to_owned()),
+        })
+    }
+
+    fn acks(&self) -> bool {
+        true
+    }
+
+    fn decode(&mut self, frame: &str, out: &mut Vec<Event>) {
+        use counsellor::ServerMessage as M;
+        let Ok(msg) = serde_json::from_str::<M>(frame) else {
+            return out.push(Event::Refused("undecodable frame".to_owned()));
+        };
+        match msg {
+            M::Welcome { .. } => {
+                out.push(Event::Reply(json(&counsellor::ClientMessage::SetStatus {
+                    status: CounsellorStatus::Available,
+                })));
+            }
+            M::Status { status, .. } => {
+                if status == CounsellorStatus::Available {
+                    out.push(Event::Available);
+                }
+            }
+            M::Offer { info, .. } => {
+                out.push(Event::Reply(json(&counsellor::ClientMessage::Accept {
+                    session: info.session,
+                })));
+            }
+            M::SessionAssigned { info, .. } => {
+                let key = Key::from(info.session.0);
+                self.sessions.insert(key.clone(), Receipt::default());
+                out.push(Event::Matched(key));
+            }
+            M::Message {
+                session, seq, text, ..
+            } => {
+                let key = Key::from(session.0);
+                let receipt = self.sessions.entry(key.clone()).or_default();
+                receipt.last_seq = receipt.last_seq.max(seq);
+                out.push(Event::Chat {
+                    key,
+                    text: text.0,
+                    seq: Some(seq),
+                });
+            }
+            M::Ack { .. } => out.push(Event::Accepted),
+            M::Error { code, .. } => out.push(Event::Refused(code_name(code))),
+            M::SessionEnded { session, .. } => {
+                let key = Key::from(session.0);
+                self.sessions.remove(&key);
+                out.push(Event::Ended(key));
+            }
+            M::Resumed { .. }
+            | M::Queues { .. }
+            | M::OfferWithdrawn { .. }
+            | M::TransferFailed { .. }
+            | M::Participant { .. }
+            | M::Said { .. }
+            | M::Delivered { .. }
+            | M::Typing { .. }
+            | M::Peer { .. }
+            | M::Pong => {}
+        }
+    }
+
+    fn confirm(&mut self, out: &mut Vec<String>) {
+        for (key, receipt) in &mut self.sessions {
+            if receipt.last_seq > receipt.confirmed {
+                receipt.confirmed = receipt.last_seq;
+                out.push(json(&counsellor::ClientMessage::Received {
+                    session: SessionRef(key.to_string()),
+                    up_to: receipt.last_seq,
+                }));
+            }
+        }
+    }
+
+    fn end(&mut self, key: &Key, out: &mut Vec<String>) {
+        out.push(json(&counsellor::ClientMessage::End {
+            session: SessionRef(key.to_string()),
+        }));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_seeker_confirms_only_what_is_new() {
+        let mut s = Seeker::new(None);
+        let mut ev = Vec::new();
+        s.decode(
+            r#"{"type":"message","seq":3,"text":"0.1.","at":1,"from":"Anna"}"#,
+            &mut ev,
+        );
+        assert_eq!(
+            ev,
+            [Event::Chat {
+                key: single(),
+                text: "0.1.".into(),
+                seq: Some(3)
+            }]
+        );
+        let mut out = Vec::new();
+        s.confirm(&mut out);
+        assert_eq!(out, [r#"{"type":"received","up_to":3}"#]);
+        out.clear();
+        s.confirm(&mut out);
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn a_bot_goes_available_accepts_offers_and_names_errors() {
+        let mut c = Counsellor::new("t".into());
+        let mut ev = Vec::new();
+        c.decode(
+            r#"{"type":"error","code":"peer_backlog_full","id":"4"}"#,
+            &mut ev,
+        );
+        c.decode("not json", &mut ev);
+        assert_eq!(
+            ev,
+            [
+                Event::Refused("peer_backlog_full".into()),
+                Event::Refused("undecodable frame".into())
+            ]
+        );
+        let mut out = Vec::new();
+        c.end(&Key::from("abc"), &mut out);
+        assert_eq!(out, [r#"{"type":"end","session":"abc"}"#]);
+    }
+}
