@@ -208,7 +208,11 @@ pub async fn initiator<C: Codec>(
             }
             () = &mut sleep, if next_due.is_some() => {
                 let (Some(due), Some(k)) = (next_due, key.as_ref()) else { continue };
-                Payload { n: sent, due_us: due }.encode(plan.size, &mut payload);
+                let now = stats.now_us();
+                if stats.in_window(due) {
+                    stats.send_lag.record(plan.idx, Duration::from_micros(now.saturating_sub(due)));
+                }
+                Payload { n: sent, due_us: due, sent_us: now }.encode(plan.size, &mut payload);
                 frames.push(codec.chat(k, sent, &payload));
                 stats.out.sent.incr();
                 if !codec.acks() {
@@ -251,7 +255,7 @@ pub async fn initiator<C: Codec>(
                                 stats.relayed();
                                 let now = stats.now_us();
                                 if stats.in_window(p.due_us) {
-                                    stats.rtt.record(plan.idx, Duration::from_micros(now.saturating_sub(p.due_us)));
+                                    stats.rtt.record(plan.idx, Duration::from_micros(now.saturating_sub(p.sent_us)));
                                 }
                             }
                             Event::Accepted => stats.out.accepted.incr(),

@@ -1,10 +1,12 @@
-//! The chat text the load generator sends: a per-session counter and the
-//! time the message was *due* (not when it actually went out), padded to
-//! the requested size.
+//! The chat text the load generator sends: a per-session counter, the time
+//! the message was *due* on the open-loop schedule and the time it actually
+//! went out, padded to the requested size.
 //!
-//! Timing from the due time is what keeps the latency honest when the
-//! generator falls behind: a late send shows up as latency instead of
-//! silently thinning the load (no coordinated omission).
+//! The round trip is timed from the actual send, so the timer's millisecond
+//! granularity does not pose as server latency. How late each send was
+//! (actual minus due) is reported on its own: a generator that falls behind
+//! shows up there instead of silently thinning the load (no coordinated
+//! omission hides behind it).
 
 use std::fmt::Write as _;
 
@@ -15,13 +17,16 @@ pub struct Payload {
     pub n: u64,
     /// When it was due, in microseconds since the run's start.
     pub due_us: u64,
+    /// When it went out, in microseconds since the run's start.
+    pub sent_us: u64,
 }
 
 impl Payload {
-    /// Writes `n.due.` in hex, padded with `x` to `size` bytes, into `out`.
+    /// Writes `n.due.sent.` in hex, padded with `x` to `size` bytes, into
+    /// `out`.
     pub fn encode(self, size: usize, out: &mut String) {
         out.clear();
-        let _ = write!(out, "{:x}.{:x}.", self.n, self.due_us);
+        let _ = write!(out, "{:x}.{:x}.{:x}.", self.n, self.due_us, self.sent_us);
         while out.len() < size {
             out.push('x');
         }
@@ -30,11 +35,13 @@ impl Payload {
     /// Reads a payload back; `None` for anything the generator did not
     /// write.
     pub fn decode(text: &str) -> Option<Payload> {
-        let mut parts = text.splitn(3, '.');
-        let n = u64::from_str_radix(parts.next()?, 16).ok()?;
-        let due_us = u64::from_str_radix(parts.next()?, 16).ok()?;
+        let mut parts = text.splitn(4, '.');
+        let mut field = || u64::from_str_radix(parts.next()?, 16).ok();
+        let n = field()?;
+        let due_us = field()?;
+        let sent_us = field()?;
         parts.next()?;
-        Some(Payload { n, due_us })
+        Some(Payload { n, due_us, sent_us })
     }
 }
 
@@ -48,6 +55,7 @@ mod tests {
         let p = Payload {
             n: 41,
             due_us: 1_234_567,
+            sent_us: 1_234_999,
         };
         p.encode(100, &mut s);
         assert_eq!(s.len(), 100);
@@ -56,6 +64,7 @@ mod tests {
         p.encode(4, &mut s);
         assert_eq!(Payload::decode(&s), Some(p));
         assert_eq!(Payload::decode("hello"), None);
-        assert_eq!(Payload::decode("zz.1."), None);
+        assert_eq!(Payload::decode("zz.1.2."), None);
+        assert_eq!(Payload::decode("1.2."), None);
     }
 }

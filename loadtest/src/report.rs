@@ -81,8 +81,10 @@ pub struct Report {
     pub errors: u64,
     /// Errors by kind.
     pub error_kinds: BTreeMap<String, u64>,
-    /// Round trips of messages due inside the window.
+    /// Round trips of messages due inside the window, from their send.
     pub rtt: Percentiles,
+    /// How late the generator sent against its open-loop schedule.
+    pub send_lag: Percentiles,
     /// Hello to matched.
     #[serde(rename = "match")]
     pub matched: Percentiles,
@@ -121,9 +123,30 @@ pub struct Report {
     pub loadavg_before: f64,
     /// One-minute load average after the window.
     pub loadavg_after: f64,
+    /// Why the numbers may not mean what they seem (a generator that fell
+    /// behind, a busy machine).
+    pub warnings: Vec<String>,
 }
 
 impl Report {
+    /// Adds warnings about the run itself: a generator behind its schedule
+    /// (its latencies then understate), a machine already busy.
+    pub fn check_conditions(&mut self) {
+        if self.send_lag.p99 > 5.0 {
+            self.warnings.push(format!(
+                "the generator fell behind its schedule (send lag p99 {:.1} ms): \
+                 it, not the server, may be the bottleneck",
+                self.send_lag.p99
+            ));
+        }
+        if self.loadavg_before > 1.5 {
+            self.warnings.push(format!(
+                "the machine was busy before the run (load average {:.2})",
+                self.loadavg_before
+            ));
+        }
+    }
+
     /// Whether delivery was perfect and nothing went wrong.
     pub fn clean(&self) -> bool {
         self.lost == 0
@@ -155,6 +178,7 @@ impl Report {
         );
         if self.rtt.count > 0 {
             let _ = writeln!(s, "  round trip {}", line(&self.rtt));
+            let _ = writeln!(s, "  send lag   {}", line(&self.send_lag));
         }
         if self.matched.count > 0 {
             let _ = writeln!(s, "  matched    {}", line(&self.matched));
@@ -207,6 +231,9 @@ impl Report {
             "NOT CLEAN: see delivery and errors above"
         };
         let _ = writeln!(s, "  verdict    {verdict}");
+        for w in &self.warnings {
+            let _ = writeln!(s, "  warning    {w}");
+        }
         s
     }
 }

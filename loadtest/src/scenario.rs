@@ -115,8 +115,8 @@ fn validate(scenario: Scenario, args: &RunArgs) -> anyhow::Result<()> {
 pub async fn run(scenario: Scenario, args: &RunArgs) -> anyhow::Result<Report> {
     validate(scenario, args)?;
     let shape = Shape::of(scenario, args);
-    // Our sockets, plus the spawned server's (it inherits the limit).
-    raise_file_limit(shape.connections * 2 + 1024)?;
+    // Our sockets (a spawned server inherits the raised limit for its own).
+    raise_file_limit(shape.connections + 1024)?;
     let loadavg_before = sysinfo::loadavg().unwrap_or(0.0);
     let password = args.bot_password.clone();
     let bots = Bots {
@@ -171,6 +171,7 @@ pub async fn run(scenario: Scenario, args: &RunArgs) -> anyhow::Result<Report> {
     }
     let mut report = result?;
     report.loadavg_before = loadavg_before;
+    report.check_conditions();
     Ok(report)
 }
 
@@ -567,6 +568,7 @@ impl<'a> Runner<'a> {
             errors: errors.values().sum(),
             error_kinds: errors,
             rtt,
+            send_lag: Percentiles::of(&s.send_lag.merged()),
             matched,
             sessions_done: s.sessions_done.get(),
             churn_match: Percentiles::of(&s.churn_matched.merged()),
@@ -596,6 +598,7 @@ impl<'a> Runner<'a> {
             client_cpus: sysinfo::cpus() as u64,
             loadavg_before: 0.0,
             loadavg_after: sysinfo::loadavg().unwrap_or(0.0),
+            warnings: Vec::new(),
         }
     }
 }

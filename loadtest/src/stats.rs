@@ -116,8 +116,10 @@ pub struct Stats {
     pub out: Direction,
     /// The echoes back.
     pub back: Direction,
-    /// Round trips due inside the window.
+    /// Round trips of messages due inside the window, from their send.
     pub rtt: Shards,
+    /// How late sends went out against the open-loop schedule.
+    pub send_lag: Shards,
     /// Hello to matched, for sessions of the main load.
     pub matched: Shards,
     /// Hello to matched, for churn sessions.
@@ -149,6 +151,7 @@ impl Stats {
             out: Direction::default(),
             back: Direction::default(),
             rtt: Shards::default(),
+            send_lag: Shards::default(),
             matched: Shards::default(),
             churn_matched: Shards::default(),
             window_msgs: Counter::default(),

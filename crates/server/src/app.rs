@@ -28,6 +28,7 @@ use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post};
 use haven_core::ReplayLimits;
+use haven_protocol::CloseCode;
 use haven_protocol::common::Limits;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
@@ -43,6 +44,7 @@ use crate::auth::Logins;
 use crate::broker::{Broker, BrokerSettings};
 use crate::config::{Config, Plan};
 use crate::limits::{ConnectionCap, SourceLimiter};
+use crate::ws::conn::Registry;
 use crate::{api, ws};
 
 /// HTTP connections allowed beyond the WebSocket cap (plain requests,
@@ -60,8 +62,10 @@ pub(crate) struct AppInner {
     pub(crate) sources: SourceLimiter,
     /// Set when shutdown starts: `/readyz` answers 503 and upgrades stop.
     pub(crate) draining: AtomicBool,
-    /// Fires when sockets must close.
+    /// Fires when the broker must stop.
     pub(crate) shutdown: CancellationToken,
+    /// Every open socket, to close at shutdown.
+    pub(crate) connections: Registry,
     /// Every socket task; shutdown waits for it to empty.
     pub(crate) sockets: TaskTracker,
 }
@@ -151,6 +155,7 @@ impl Server {
             broker,
             accounts,
             shutdown,
+            connections: Registry::default(),
             sockets,
             config,
         }));
@@ -243,7 +248,8 @@ impl Server {
                     phase = Phase::Draining(tokio::time::Instant::now() + config.drain_delay);
                 }
                 () = sleep_until_phase(phase), if matches!(phase, Phase::Draining(_)) => {
-                    info!(sockets = state.cap.open(), "closing sockets");
+                    info!(sockets = state.connections.len(), "closing sockets");
+                    state.connections.close_all(CloseCode::GoingAway);
                     state.shutdown.cancel();
                     state.sockets.close();
                     phase = Phase::Closing(tokio::time::Instant::now() + config.shutdown_timeout);

@@ -23,7 +23,7 @@ use haven_protocol::common::{ChatText, ClientMsgId, SessionRef};
 use haven_protocol::{ErrorCode, counsellor, seeker};
 
 use crate::tokens::TokenHash;
-use crate::ws::conn::ConnHandle;
+use crate::ws::conn::{Bookkeeping, ConnHandle};
 use crate::ws::frames::{encode_counsellor, encode_seeker};
 
 /// What the help-seeker told us at hello. Shown to the counsellor; never
@@ -300,19 +300,25 @@ impl SessionCell {
         if !Self::may_act(&st, by, counsellor) {
             return false;
         }
+        // Delivery marks are bookkeeping: they may wait a moment to share a
+        // write with the next frame.
         if let Some(mark) = st.conv.confirm(by, up_to) {
             match by {
                 Side::Seeker => {
-                    st.to_counsellors(&encode_counsellor(&counsellor::ServerMessage::Delivered {
+                    let frame = encode_counsellor(&counsellor::ServerMessage::Delivered {
                         session: self.wire.clone(),
                         up_to: mark,
-                    }));
+                    });
+                    for conn in st.counsellor_conns() {
+                        conn.send_lazy(frame.clone(), Bookkeeping::Receipt);
+                    }
                 }
                 Side::Counsellor => {
                     if let Some(conn) = &st.seeker {
-                        conn.send(encode_seeker(&seeker::ServerMessage::Delivered {
-                            up_to: mark,
-                        }));
+                        conn.send_lazy(
+                            encode_seeker(&seeker::ServerMessage::Delivered { up_to: mark }),
+                            Bookkeeping::Receipt,
+                        );
                     }
                 }
             }

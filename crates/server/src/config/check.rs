@@ -34,7 +34,7 @@ impl Config {
         }
         let s = &self.session;
         let l = &self.limits;
-        let checks: [(&'static str, bool, &str); 16] = [
+        let checks: [(&'static str, bool, &str); 18] = [
             ("session.max_chars", s.max_chars >= 1, "must be at least 1"),
             (
                 "session.max_chars",
@@ -75,6 +75,16 @@ impl Config {
                 "session.idle_timeout",
                 s.idle_timeout > s.ping_interval,
                 "must be longer than session.ping_interval",
+            ),
+            (
+                "session.ack_delay",
+                s.ack_delay <= Duration::from_secs(1),
+                "must be at most 1s (acks tell the sender its message is safe)",
+            ),
+            (
+                "session.receipt_delay",
+                s.receipt_delay <= Duration::from_secs(2),
+                "must be at most 2s",
             ),
             (
                 "limits.max_connections",
@@ -134,7 +144,7 @@ impl Config {
             }
         }
         // Deadlines are `Instant + Duration`, which must never overflow.
-        let durations: [(&'static str, Duration); 11] = [
+        let durations: [(&'static str, Duration); 13] = [
             ("drain_delay", self.drain_delay),
             ("shutdown_timeout", self.shutdown_timeout),
             ("session.seeker_grace", s.seeker_grace),
@@ -142,6 +152,8 @@ impl Config {
             ("session.hello_timeout", s.hello_timeout),
             ("session.ping_interval", s.ping_interval),
             ("session.idle_timeout", s.idle_timeout),
+            ("session.ack_delay", s.ack_delay),
+            ("session.receipt_delay", s.receipt_delay),
             ("limits.source_key_rotation", l.source_key_rotation),
             ("limits.header_timeout", l.header_timeout),
             ("auth.token_ttl", self.auth.token_ttl),

@@ -109,6 +109,14 @@ pub struct SessionConfig {
     /// A socket that sends nothing (not even a pong) for this long is closed.
     #[serde(with = "humantime_serde")]
     pub idle_timeout: Duration,
+    /// How long an ack or delivery mark may wait to share a write with the
+    /// next frame to the same socket (zero: never waits).
+    #[serde(with = "humantime_serde")]
+    pub ack_delay: Duration,
+    /// How long a delivery mark may wait to share a write with the next
+    /// frame to the same socket (zero: never waits).
+    #[serde(with = "humantime_serde")]
+    pub receipt_delay: Duration,
     /// Longest chat message, in characters.
     pub max_chars: u32,
     /// Most unconfirmed messages kept per session and direction for resume.
@@ -234,6 +242,8 @@ impl Default for SessionConfig {
             hello_timeout: Duration::from_secs(10),
             ping_interval: Duration::from_secs(25),
             idle_timeout: Duration::from_secs(60),
+            ack_delay: Duration::from_millis(10),
+            receipt_delay: Duration::from_millis(250),
             max_chars: 4000,
             replay_max_messages: 256,
             replay_max_bytes: 256 * 1024,
@@ -249,7 +259,7 @@ impl Default for LimitsConfig {
         Self {
             max_connections: 5000,
             max_frame_bytes: 16 * 1024,
-            read_buffer_bytes: 4096,
+            read_buffer_bytes: 1024,
             write_buffer_bytes: 4096,
             outbound_queue: 512,
             seeker_messages_per_minute: 120,

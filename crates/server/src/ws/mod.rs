@@ -26,7 +26,7 @@ use haven_protocol::{CloseCode, ErrorCode};
 use tokio_util::task::task_tracker::TaskTrackerToken;
 use tracing::debug;
 
-use self::conn::{ConnHandle, run_writer};
+use self::conn::{ConnHandle, WriterSettings, run_writer};
 use self::reader::{Rate, Reader, ReaderLimits, Role};
 
 use crate::api::{AUTH_COOKIE, ApiError, cookie};
@@ -198,6 +198,7 @@ pub(crate) async fn counsellor_handler(
 /// An upgraded socket: its outbound queue and writer task, and its reader.
 #[derive(Debug)]
 pub(crate) struct Socket {
+    state: AppState,
     pub(crate) conn: ConnHandle,
     pub(crate) reader: Reader,
     writer: tokio::task::JoinHandle<()>,
@@ -215,11 +216,16 @@ impl Socket {
     ) -> Self {
         let (sink, stream) = socket.split();
         let (conn, rx) = ConnHandle::new(state.config.limits.outbound_queue as usize);
+        state.connections.add(&conn);
         let writer = state.sockets.spawn(run_writer(
             sink,
             rx,
             conn.clone(),
-            state.config.session.ping_interval,
+            WriterSettings {
+                ping_every: state.config.session.ping_interval,
+                ack_delay: state.config.session.ack_delay,
+                receipt_delay: state.config.session.receipt_delay,
+            },
         ));
         let l = &state.config.limits;
         let (frames, messages) = match role {
@@ -251,8 +257,9 @@ impl Socket {
             messages,
             flood_strikes: l.flood_strikes,
         };
-        let reader = Reader::new(stream, conn.clone(), role, limits, state.shutdown.clone());
+        let reader = Reader::new(stream, conn.clone(), role, limits);
         Self {
+            state: state.clone(),
             conn,
             reader,
             writer,
@@ -268,6 +275,7 @@ impl Socket {
         farewell.await;
         self.reader.drain().await;
         let _ = self.writer.await;
+        self.state.connections.remove(&self.conn);
     }
 }
 

@@ -16,6 +16,7 @@
 //! see messages to decode.
 
 use std::num::NonZeroU32;
+use std::pin::Pin;
 use std::time::Duration;
 
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket};
@@ -23,11 +24,10 @@ use futures_util::StreamExt as _;
 use futures_util::stream::SplitStream;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use haven_protocol::{CloseCode, ErrorCode};
-use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
+use tokio::time::{Instant, Sleep};
 use tracing::debug;
 
-use super::conn::ConnHandle;
+use super::conn::{ConnHandle, Half};
 use super::frames::{counsellor_error, seeker_error};
 
 /// A flood warning is sent at most this often.
@@ -93,7 +93,13 @@ pub(crate) struct Reader {
     frames: DefaultDirectRateLimiter,
     messages: DefaultDirectRateLimiter,
     flood: Flood,
-    shutdown: CancellationToken,
+    /// Wakes the reader at the hello deadline or the idle timeout. Frames
+    /// only move `last_heard`; the timer is re-armed lazily when it fires
+    /// early, so a busy socket never touches the timer wheel per frame.
+    timer: Pin<Box<Sleep>>,
+    /// Whether the timer runs on the idle timeout (after the greeting)
+    /// rather than the hello deadline.
+    timing_idle: bool,
     opened: Instant,
     last_heard: Instant,
 }
@@ -116,7 +122,6 @@ impl Reader {
         conn: ConnHandle,
         role: Role,
         limits: ReaderLimits,
-        shutdown: CancellationToken,
     ) -> Self {
         let now = Instant::now();
         Self {
@@ -127,7 +132,8 @@ impl Reader {
             frames: limits.frames.limiter(),
             messages: limits.messages.limiter(),
             flood: Flood::default(),
-            shutdown,
+            timer: Box::pin(tokio::time::sleep_until(now + limits.hello_timeout)),
+            timing_idle: false,
             opened: now,
             last_heard: now,
         }
@@ -138,26 +144,23 @@ impl Reader {
     /// client has sent its `hello`/`resume`: before that, the hello deadline
     /// applies instead of the idle timeout.
     pub(crate) async fn next(&mut self, greeted: bool) -> Option<Utf8Bytes> {
+        if greeted != self.timing_idle {
+            // The rule changed (the client greeted): the new deadline may be
+            // earlier than the one armed, so arm it now.
+            self.timing_idle = greeted;
+            let (deadline, _) = self.deadline();
+            self.timer.as_mut().reset(deadline);
+        }
         loop {
-            let (deadline, on_timeout) = if greeted {
-                (
-                    self.last_heard + self.limits.idle_timeout,
-                    CloseCode::HeartbeatTimeout,
-                )
-            } else {
-                (
-                    self.opened + self.limits.hello_timeout,
-                    CloseCode::HelloTimeout,
-                )
-            };
             let msg = tokio::select! {
                 biased;
-                () = self.conn.closed() => return None,
-                () = self.shutdown.cancelled() => {
-                    self.conn.close_now(CloseCode::GoingAway);
-                    return None;
-                }
-                () = tokio::time::sleep_until(deadline) => {
+                () = self.conn.closed(Half::Reader) => return None,
+                () = &mut self.timer => {
+                    let (deadline, on_timeout) = self.deadline();
+                    if Instant::now() < deadline {
+                        self.timer.as_mut().reset(deadline);
+                        continue;
+                    }
                     debug!(code = on_timeout.code(), "closing a silent socket");
                     self.conn.close_now(on_timeout);
                     return None;
@@ -192,6 +195,21 @@ impl Reader {
                 Message::Ping(_) | Message::Pong(_) => {}
                 Message::Close(_) => return None,
             }
+        }
+    }
+
+    /// When the socket times out if nothing arrives, and with which code.
+    fn deadline(&self) -> (Instant, CloseCode) {
+        if self.timing_idle {
+            (
+                self.last_heard + self.limits.idle_timeout,
+                CloseCode::HeartbeatTimeout,
+            )
+        } else {
+            (
+                self.opened + self.limits.hello_timeout,
+                CloseCode::HelloTimeout,
+            )
         }
     }
 

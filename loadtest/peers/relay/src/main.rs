@@ -43,8 +43,14 @@ async fn main() -> anyhow::Result<()> {
     let listener = TcpListener::bind(args.listen).await?;
     eprintln!("haven-bare-relay listening on {}", listener.local_addr()?);
     let peers: Peers = Arc::default();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     loop {
-        let (stream, _) = match listener.accept().await {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+            _ = term.recv() => return Ok(()),
+        };
+        let (stream, _) = match accepted {
             Ok(accepted) => accepted,
             Err(e) => {
                 // Out of file descriptors and the like: keep serving.
