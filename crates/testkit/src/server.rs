@@ -27,6 +27,9 @@ pub fn test_config(data_dir: &Path) -> Config {
     config.limits.source_upgrade_burst = 100_000;
     config.limits.source_max_connections = 100_000;
     config.auth.secure_cookie = false;
+    // Acks still take the delayed path, but briefly, so tests that wait for
+    // one stay quick.
+    config.session.ack_delay = std::time::Duration::from_millis(5);
     // No wrap-up unless a test asks for it: most tests hand sessions out
     // back to back.
     config.topics.insert(

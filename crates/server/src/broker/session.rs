@@ -23,7 +23,7 @@ use haven_protocol::common::{ChatText, ClientMsgId, SessionRef};
 use haven_protocol::{ErrorCode, counsellor, seeker};
 
 use crate::tokens::TokenHash;
-use crate::ws::conn::{Bookkeeping, ConnHandle};
+use crate::ws::conn::ConnHandle;
 use crate::ws::frames::{encode_counsellor, encode_seeker};
 
 /// What the help-seeker told us at hello. Shown to the counsellor; never
@@ -310,15 +310,14 @@ impl SessionCell {
                         up_to: mark,
                     });
                     for conn in st.counsellor_conns() {
-                        conn.send_lazy(frame.clone(), Bookkeeping::Receipt);
+                        conn.send_lazy(frame.clone());
                     }
                 }
                 Side::Counsellor => {
                     if let Some(conn) = &st.seeker {
-                        conn.send_lazy(
-                            encode_seeker(&seeker::ServerMessage::Delivered { up_to: mark }),
-                            Bookkeeping::Receipt,
-                        );
+                        conn.send_lazy(encode_seeker(&seeker::ServerMessage::Delivered {
+                            up_to: mark,
+                        }));
                     }
                 }
             }

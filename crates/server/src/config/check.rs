@@ -34,7 +34,7 @@ impl Config {
         }
         let s = &self.session;
         let l = &self.limits;
-        let checks: [(&'static str, bool, &str); 18] = [
+        let checks: [(&'static str, bool, &str); 17] = [
             ("session.max_chars", s.max_chars >= 1, "must be at least 1"),
             (
                 "session.max_chars",
@@ -80,11 +80,6 @@ impl Config {
                 "session.ack_delay",
                 s.ack_delay <= Duration::from_secs(1),
                 "must be at most 1s (acks tell the sender its message is safe)",
-            ),
-            (
-                "session.receipt_delay",
-                s.receipt_delay <= Duration::from_secs(2),
-                "must be at most 2s",
             ),
             (
                 "limits.max_connections",
@@ -144,7 +139,7 @@ impl Config {
             }
         }
         // Deadlines are `Instant + Duration`, which must never overflow.
-        let durations: [(&'static str, Duration); 13] = [
+        let durations: [(&'static str, Duration); 12] = [
             ("drain_delay", self.drain_delay),
             ("shutdown_timeout", self.shutdown_timeout),
             ("session.seeker_grace", s.seeker_grace),
@@ -153,7 +148,6 @@ impl Config {
             ("session.ping_interval", s.ping_interval),
             ("session.idle_timeout", s.idle_timeout),
             ("session.ack_delay", s.ack_delay),
-            ("session.receipt_delay", s.receipt_delay),
             ("limits.source_key_rotation", l.source_key_rotation),
             ("limits.header_timeout", l.header_timeout),
             ("auth.token_ttl", self.auth.token_ttl),

@@ -113,10 +113,6 @@ pub struct SessionConfig {
     /// next frame to the same socket (zero: never waits).
     #[serde(with = "humantime_serde")]
     pub ack_delay: Duration,
-    /// How long a delivery mark may wait to share a write with the next
-    /// frame to the same socket (zero: never waits).
-    #[serde(with = "humantime_serde")]
-    pub receipt_delay: Duration,
     /// Longest chat message, in characters.
     pub max_chars: u32,
     /// Most unconfirmed messages kept per session and direction for resume.
@@ -242,8 +238,7 @@ impl Default for SessionConfig {
             hello_timeout: Duration::from_secs(10),
             ping_interval: Duration::from_secs(25),
             idle_timeout: Duration::from_secs(60),
-            ack_delay: Duration::from_millis(10),
-            receipt_delay: Duration::from_millis(250),
+            ack_delay: Duration::from_millis(250),
             max_chars: 4000,
             replay_max_messages: 256,
             replay_max_bytes: 256 * 1024,

@@ -8,11 +8,11 @@
 //! session's replay buffer). The writer feeds every frame that is ready and
 //! flushes once per wake-up, so a burst costs one syscall, not one each.
 //!
-//! Bookkeeping frames go in with [`ConnHandle::send_lazy`]: the writer
-//! holds an ack for up to `ack_delay`, and a delivery mark for up to
-//! `receipt_delay`, so they ride along with the next frame that matters, as
-//! TCP delays its ACKs. In a lively chat the ack of a message and the reply
-//! to it leave in one write instead of two; nothing waits longer than its
+//! Bookkeeping frames (acks and delivery marks) go in with
+//! [`ConnHandle::send_lazy`]: the writer holds them for up to `ack_delay`
+//! so they ride along with the next frame that matters, as TCP delays its
+//! ACKs. In a lively chat an ack leaves with the next message to the same
+//! socket instead of in a write of its own; nothing waits longer than the
 //! delay.
 //!
 //! A close is a flag and two wakers (the socket's reader and writer), so
@@ -46,19 +46,10 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 pub(crate) enum Outbound {
     /// One JSON text frame, to go out now.
     Frame(Utf8Bytes),
-    /// A bookkeeping frame that may wait a little for company.
-    Lazy(Utf8Bytes, Bookkeeping),
+    /// A bookkeeping frame that may wait up to the ack delay for company.
+    Lazy(Utf8Bytes),
     /// Close after everything queued before it.
     Close(CloseCode),
-}
-
-/// Kinds of bookkeeping frame, by how long each may wait.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Bookkeeping {
-    /// An `ack`: the sender learns its message is safe.
-    Ack,
-    /// A `delivered` mark: the sender learns the other side has it.
-    Receipt,
 }
 
 /// A socket's close: why, whether it fired, and who to wake.
@@ -181,10 +172,10 @@ impl ConnHandle {
         self.push(Outbound::Frame(frame))
     }
 
-    /// Queues a bookkeeping frame that may wait (up to its kind's delay)
-    /// to share a write with the next frame.
-    pub(crate) fn send_lazy(&self, frame: Utf8Bytes, kind: Bookkeeping) -> bool {
-        self.push(Outbound::Lazy(frame, kind))
+    /// Queues a bookkeeping frame (an ack, a delivery mark) that may wait
+    /// up to the ack delay to share a write with the next frame.
+    pub(crate) fn send_lazy(&self, frame: Utf8Bytes) -> bool {
+        self.push(Outbound::Lazy(frame))
     }
 
     fn push(&self, out: Outbound) -> bool {
@@ -242,19 +233,8 @@ impl ConnHandle {
 pub(crate) struct WriterSettings {
     /// How often to ping an otherwise quiet client.
     pub(crate) ping_every: Duration,
-    /// How long an ack may wait for company.
+    /// How long a bookkeeping frame may wait for company.
     pub(crate) ack_delay: Duration,
-    /// How long a delivery mark may wait for company.
-    pub(crate) receipt_delay: Duration,
-}
-
-impl WriterSettings {
-    fn delay(&self, kind: Bookkeeping) -> Duration {
-        match kind {
-            Bookkeeping::Ack => self.ack_delay,
-            Bookkeeping::Receipt => self.receipt_delay,
-        }
-    }
 }
 
 /// Frames fed since the last flush.
@@ -263,8 +243,8 @@ struct Batch {
     fed: usize,
     /// Something in it must go out now.
     urgent: bool,
-    /// The batch must go out by then: the earliest deadline of the
-    /// bookkeeping frames in it.
+    /// The batch must go out by then: the ack delay after its first
+    /// bookkeeping frame.
     due: Option<Instant>,
     /// A close was asked for after it.
     close: Option<CloseCode>,
@@ -371,13 +351,11 @@ async fn feed(
                 batch.urgent = true;
                 text
             }
-            Outbound::Lazy(text, kind) => {
-                let delay = settings.delay(kind);
-                if delay.is_zero() {
+            Outbound::Lazy(text) => {
+                if settings.ack_delay.is_zero() {
                     batch.urgent = true;
-                } else {
-                    let due = Instant::now() + delay;
-                    batch.due = Some(batch.due.map_or(due, |d| d.min(due)));
+                } else if batch.due.is_none() {
+                    batch.due = Some(Instant::now() + settings.ack_delay);
                 }
                 text
             }

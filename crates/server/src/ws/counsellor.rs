@@ -14,7 +14,7 @@ use haven_protocol::counsellor::{ClientMessage, CounsellorStatus};
 use haven_protocol::{CloseCode, ErrorCode, PROTOCOL_VERSION, decode_counsellor};
 use tokio::time::Instant;
 
-use super::conn::{Bookkeeping, ConnHandle};
+use super::conn::ConnHandle;
 use super::frames::counsellor_error;
 use super::reader::{Reader, Role};
 use super::validate;
@@ -273,7 +273,7 @@ async fn handle(
             };
             match cell.counsellor_send(me.id, id.clone(), text) {
                 Ok(ack) => {
-                    conn.send_lazy(ack, Bookkeeping::Ack);
+                    conn.send_lazy(ack);
                 }
                 Err(refused) => {
                     conn.send(counsellor_error(

@@ -224,7 +224,6 @@ impl Socket {
             WriterSettings {
                 ping_every: state.config.session.ping_interval,
                 ack_delay: state.config.session.ack_delay,
-                receipt_delay: state.config.session.receipt_delay,
             },
         ));
         let l = &state.config.limits;

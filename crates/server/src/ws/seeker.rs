@@ -7,7 +7,7 @@ use haven_core::{Side, TopicId};
 use haven_protocol::seeker::{self, ClientMessage, Unavailability};
 use haven_protocol::{CloseCode, ErrorCode, PROTOCOL_VERSION, decode_seeker};
 
-use super::conn::{Bookkeeping, ConnHandle};
+use super::conn::ConnHandle;
 use super::frames::{encode_seeker, seeker_error};
 use super::reader::{Reader, Role};
 use super::validate;
@@ -254,7 +254,7 @@ async fn handle(
             }
             match cell.seeker_send(id.clone(), text) {
                 Ok(ack) => {
-                    conn.send_lazy(ack, Bookkeeping::Ack);
+                    conn.send_lazy(ack);
                 }
                 Err(refused) => {
                     conn.send(seeker_error(refused.code(), Some(id), None));

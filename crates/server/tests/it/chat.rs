@@ -327,3 +327,59 @@ async fn health_and_readiness() {
     assert_eq!(ready.headers["x-content-type-options"], "nosniff");
     assert_eq!(server.get("/nope").await.status, 404);
 }
+
+#[tokio::test]
+async fn an_ack_waits_for_the_next_frame_but_never_longer_than_the_delay() {
+    use std::time::{Duration, Instant};
+    let server = TestServer::start_with(|c| c.session.ack_delay = Duration::from_secs(1)).await;
+    let mut seeker = server.seeker().await;
+    seeker.hello(None).await;
+    let (mut anna, _) = server.counsellor("anna", 1).await;
+    anna.available().await;
+    let session = anna.assigned().await;
+
+    // A reply takes the waiting ack along: both arrive long before the
+    // delay is up.
+    let sent = Instant::now();
+    seeker
+        .send(&s::ClientMessage::Send {
+            id: haven_protocol::ClientMsgId("m1".into()),
+            text: haven_protocol::ChatText("Hallo?".into()),
+        })
+        .await;
+    assert_eq!(anna.heard(&session).await, (1, "Hallo?".into()));
+    anna.send(&c::ClientMessage::Send {
+        session: session.clone(),
+        id: haven_protocol::ClientMsgId("r1".into()),
+        text: haven_protocol::ChatText("Ik ben er.".into()),
+    })
+    .await;
+    let ack = seeker
+        .expect("ack", |m| matches!(m, s::ServerMessage::Ack { .. }))
+        .await;
+    assert!(
+        matches!(ack, s::ServerMessage::Ack { seq: 1, .. }),
+        "{ack:?}"
+    );
+    assert_eq!(seeker.heard().await, (1, "Ik ben er.".into()));
+    assert!(
+        sent.elapsed() < Duration::from_millis(900),
+        "{:?}",
+        sent.elapsed()
+    );
+
+    // With nothing to ride along, the ack goes out on its own once the
+    // delay is up (anna's ack of r1 above, too).
+    let sent = Instant::now();
+    assert_eq!(seeker.say("m2", "Nog iets.").await, 2);
+    assert!(
+        sent.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        sent.elapsed()
+    );
+    assert!(matches!(
+        anna.expect("ack", |m| matches!(m, c::ServerMessage::Ack { .. }))
+            .await,
+        c::ServerMessage::Ack { seq: 1, .. }
+    ));
+}
