@@ -1,6 +1,8 @@
 //! Parsing one text frame into a role's message.
 //!
-//! The happy path is a single typed `serde_json` parse. Only when that fails
+//! The hot frames (`send`, `received`, `typing`, `ping`) take the exact
+//! shortcut in [`crate::fast`]; everything else, and anything unusual about
+//! those, is a single typed `serde_json` parse. Only when that fails
 //! does the decoder look again to tell the client *why*: not JSON, a `type`
 //! nobody knows, a `type` of the other role, or a known `type` with bad
 //! fields. The `detail` may quote the client's own input, so it goes back to
@@ -29,6 +31,9 @@ pub struct DecodeError {
 
 /// Parses a help-seeker's frame.
 pub fn decode_seeker(text: &str) -> Result<seeker::ClientMessage, DecodeError> {
+    if let Some(msg) = crate::fast::decode_seeker(text) {
+        return Ok(msg);
+    }
     decode(
         text,
         seeker::ClientMessage::TYPES,
@@ -38,6 +43,9 @@ pub fn decode_seeker(text: &str) -> Result<seeker::ClientMessage, DecodeError> {
 
 /// Parses a counsellor's frame.
 pub fn decode_counsellor(text: &str) -> Result<counsellor::ClientMessage, DecodeError> {
+    if let Some(msg) = crate::fast::decode_counsellor(text) {
+        return Ok(msg);
+    }
     decode(
         text,
         counsellor::ClientMessage::TYPES,

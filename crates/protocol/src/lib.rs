@@ -15,6 +15,9 @@
 //! - [`error`]: error codes carried by `{"type": "error"}` messages.
 //! - [`decode`]: parsing a text frame into a role's message, with a precise
 //!   error code when that fails.
+//! - [`fast`]: exact shortcuts for the frames every chat message produces
+//!   (decoding `send`, encoding `message` and `ack`), held to the derived
+//!   serde code by property tests.
 //!
 //! Every frame is one JSON object in one WebSocket text frame. Privacy lives
 //! in the types: [`common::ChatText`] and the token types redact themselves
@@ -25,6 +28,7 @@ pub mod common;
 pub mod counsellor;
 pub mod decode;
 pub mod error;
+pub mod fast;
 pub mod seeker;
 
 pub use close::{CloseCode, Reconnect};

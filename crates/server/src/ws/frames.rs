@@ -3,14 +3,13 @@
 use axum::extract::ws::Utf8Bytes;
 use haven_protocol::common::{ClientMsgId, SessionRef};
 use haven_protocol::{ErrorCode, counsellor, seeker};
-use serde::Serialize;
 
 /// Served if encoding ever failed (it cannot for these types: every map key
 /// is a string), so a client still gets a well-formed frame.
 const INTERNAL: &str = r#"{"type":"error","code":"internal"}"#;
 
-fn encode<T: Serialize>(msg: &T) -> Utf8Bytes {
-    match serde_json::to_string(msg) {
+fn frame(encoded: serde_json::Result<String>) -> Utf8Bytes {
+    match encoded {
         Ok(text) => text.into(),
         Err(_) => Utf8Bytes::from_static(INTERNAL),
     }
@@ -18,12 +17,12 @@ fn encode<T: Serialize>(msg: &T) -> Utf8Bytes {
 
 /// Encodes a frame for a help-seeker.
 pub(crate) fn encode_seeker(msg: &seeker::ServerMessage) -> Utf8Bytes {
-    encode(msg)
+    frame(haven_protocol::fast::encode_seeker(msg))
 }
 
 /// Encodes a frame for a counsellor.
 pub(crate) fn encode_counsellor(msg: &counsellor::ServerMessage) -> Utf8Bytes {
-    encode(msg)
+    frame(haven_protocol::fast::encode_counsellor(msg))
 }
 
 /// An error frame for a help-seeker.
