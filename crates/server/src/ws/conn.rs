@@ -327,10 +327,12 @@ pub(crate) async fn run_writer(
         code: code.code(),
         reason: Utf8Bytes::from_static(code.reason()),
     });
-    let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
+    // Boxed: it runs once, at the end, and would otherwise enlarge the
+    // task for the socket's whole life.
+    let _ = Box::pin(tokio::time::timeout(CLOSE_TIMEOUT, async {
         let _ = sink.send(Message::Close(frame)).await;
         let _ = sink.close().await;
-    })
+    }))
     .await;
 }
 

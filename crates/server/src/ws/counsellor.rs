@@ -37,10 +37,13 @@ pub(super) async fn run(
     let mut socket = Socket::open(&state, socket, Role::Counsellor, admission);
     let mut login: Option<CounsellorLogin> = None;
     let mut checked = Instant::now();
+    // The socket's task waits here for most of its life, so it is kept
+    // small: everything that awaits the router is boxed and lives only
+    // while it runs.
     while let Some(text) = socket.reader.next(login.is_some()).await {
         match &login {
             None => {
-                login = greet(&state, &socket.conn, &text, cookie_token.as_deref()).await;
+                login = Box::pin(greet(&state, &socket.conn, &text, cookie_token.as_deref())).await;
                 if login.is_none() {
                     break;
                 }
@@ -59,18 +62,19 @@ pub(super) async fn run(
                         break;
                     }
                 }
-                handle(&state, &socket.conn, &mut socket.reader, me, &text).await;
+                if let Some(msg) = handle(&state, &socket.conn, &mut socket.reader, me, &text) {
+                    Box::pin(control(&state, &socket.conn, me, msg)).await;
+                }
             }
         }
     }
     let conn_id = socket.conn.id();
-    socket
-        .close(async {
-            if let Some(me) = login {
-                state.broker.counsellor_gone(me.id, conn_id).await;
-            }
-        })
-        .await;
+    Box::pin(socket.close(async {
+        if let Some(me) = login {
+            state.broker.counsellor_gone(me.id, conn_id).await;
+        }
+    }))
+    .await;
 }
 
 /// Resolves a login token (from the message or the cookie) to an account
@@ -237,18 +241,20 @@ fn not_yours(conn: &ConnHandle, session: SessionRef) {
     ));
 }
 
-async fn handle(
+/// Handles a frame. Chat frames are dealt with at once; what needs the
+/// router is returned, for [`control`].
+fn handle(
     state: &AppState,
     conn: &ConnHandle,
     reader: &mut Reader,
     me: &CounsellorLogin,
     text: &Utf8Bytes,
-) {
+) -> Option<ClientMessage> {
     let msg = match decode_counsellor(text.as_str()) {
         Ok(msg) => msg,
         Err(e) => {
             conn.send(counsellor_error(e.code, None, None, Some(e.detail)));
-            return;
+            return None;
         }
     };
     match msg {
@@ -257,7 +263,7 @@ async fn handle(
                 .and_then(|()| validate::text(&text, state.config.session.max_chars));
             if let Err(code) = checked {
                 conn.send(counsellor_error(code, Some(session), Some(id), None));
-                return;
+                return None;
             }
             if !reader.admit_message() {
                 conn.send(counsellor_error(
@@ -266,11 +272,9 @@ async fn handle(
                     Some(id),
                     Some("slow down: message not accepted, retry later".to_owned()),
                 ));
-                return;
+                return None;
             }
-            let Some(cell) = session_of(state, conn, &session) else {
-                return;
-            };
+            let cell = session_of(state, conn, &session)?;
             match cell.counsellor_send(me.id, id.clone(), text) {
                 Ok(ack) => {
                     conn.send_lazy(ack);
@@ -286,21 +290,37 @@ async fn handle(
             }
         }
         ClientMessage::Typing { session, active } => {
-            let Some(cell) = session_of(state, conn, &session) else {
-                return;
-            };
+            let cell = session_of(state, conn, &session)?;
             if !cell.typing(Side::Counsellor, Some(me.id), active) {
                 not_yours(conn, session);
             }
         }
         ClientMessage::Received { session, up_to } => {
-            let Some(cell) = session_of(state, conn, &session) else {
-                return;
-            };
+            let cell = session_of(state, conn, &session)?;
             if !cell.confirm(Side::Counsellor, Some(me.id), up_to) {
                 not_yours(conn, session);
             }
         }
+        ClientMessage::Ping => {
+            conn.send(Utf8Bytes::from_static(PONG));
+        }
+        ClientMessage::Hello { .. } | ClientMessage::Resume { .. } => {
+            conn.send(counsellor_error(
+                ErrorCode::WrongState,
+                None,
+                None,
+                Some("this socket is already greeted".to_owned()),
+            ));
+        }
+        other => return Some(other),
+    }
+    None
+}
+
+/// The frames that need the router: status, capacity, offers, transfers,
+/// ending sessions.
+async fn control(state: &AppState, conn: &ConnHandle, me: &CounsellorLogin, msg: ClientMessage) {
+    match msg {
         ClientMessage::End { session } => {
             let Some(cell) = session_of(state, conn, &session) else {
                 return;
@@ -348,17 +368,13 @@ async fn handle(
             };
             state.broker.set_status(me.id, status).await;
         }
-        ClientMessage::Ping => {
-            conn.send(Utf8Bytes::from_static(PONG));
-        }
-        ClientMessage::Hello { .. } | ClientMessage::Resume { .. } => {
-            conn.send(counsellor_error(
-                ErrorCode::WrongState,
-                None,
-                None,
-                Some("this socket is already greeted".to_owned()),
-            ));
-        }
+        // Handled in `handle`.
+        ClientMessage::Send { .. }
+        | ClientMessage::Typing { .. }
+        | ClientMessage::Received { .. }
+        | ClientMessage::Ping
+        | ClientMessage::Hello { .. }
+        | ClientMessage::Resume { .. } => {}
     }
 }
 

@@ -23,25 +23,31 @@ const PONG: &str = r#"{"type":"pong"}"#;
 pub(super) async fn run(state: AppState, socket: WebSocket, admission: Admission) {
     let mut socket = Socket::open(&state, socket, Role::Seeker, admission);
     let mut cell: Option<Arc<SessionCell>> = None;
+    // The socket's task waits here for most of its life, so it is kept
+    // small: everything that awaits the router is boxed and lives only
+    // while it runs.
     while let Some(text) = socket.reader.next(cell.is_some()).await {
         match &cell {
             None => {
-                cell = greet(&state, &socket.conn, &text).await;
+                cell = Box::pin(greet(&state, &socket.conn, &text)).await;
                 if cell.is_none() {
                     break;
                 }
             }
-            Some(c) => handle(&state, &socket.conn, &mut socket.reader, c, &text).await,
+            Some(c) => {
+                if handle(&state, &socket.conn, &mut socket.reader, c, &text) {
+                    Box::pin(state.broker.seeker_end(c.id)).await;
+                }
+            }
         }
     }
     let conn_id = socket.conn.id();
-    socket
-        .close(async {
-            if let Some(cell) = cell {
-                state.broker.seeker_gone(cell.id, conn_id).await;
-            }
-        })
-        .await;
+    Box::pin(socket.close(async {
+        if let Some(cell) = cell {
+            state.broker.seeker_gone(cell.id, conn_id).await;
+        }
+    }))
+    .await;
 }
 
 /// The first frame must be `hello` or `resume`.
@@ -222,18 +228,20 @@ fn unavailable(state: &AppState, conn: &ConnHandle, topic: Option<TopicId>, refu
     conn.close_after_queued(CloseCode::Normal);
 }
 
-async fn handle(
+/// Handles a frame. Returns whether the help-seeker asked to end the
+/// session, which the caller takes to the router.
+fn handle(
     state: &AppState,
     conn: &ConnHandle,
     reader: &mut Reader,
     cell: &SessionCell,
     text: &Utf8Bytes,
-) {
+) -> bool {
     let msg = match decode_seeker(text.as_str()) {
         Ok(msg) => msg,
         Err(e) => {
             conn.send(seeker_error(e.code, None, Some(e.detail)));
-            return;
+            return false;
         }
     };
     match msg {
@@ -242,7 +250,7 @@ async fn handle(
                 .and_then(|()| validate::text(&text, state.config.session.max_chars));
             if let Err(code) = checked {
                 conn.send(seeker_error(code, Some(id), None));
-                return;
+                return false;
             }
             if !reader.admit_message() {
                 conn.send(seeker_error(
@@ -250,7 +258,7 @@ async fn handle(
                     Some(id),
                     Some("slow down: message not accepted, retry later".to_owned()),
                 ));
-                return;
+                return false;
             }
             match cell.seeker_send(id.clone(), text) {
                 Ok(ack) => {
@@ -267,7 +275,7 @@ async fn handle(
         ClientMessage::Received { up_to } => {
             cell.confirm(Side::Seeker, None, up_to);
         }
-        ClientMessage::End => state.broker.seeker_end(cell.id).await,
+        ClientMessage::End => return true,
         ClientMessage::Ping => {
             conn.send(Utf8Bytes::from_static(PONG));
         }
@@ -279,4 +287,5 @@ async fn handle(
             ));
         }
     }
+    false
 }
