@@ -182,6 +182,7 @@ fn serve(loaded: Loaded) -> anyhow::Result<()> {
                 "redis_url is set, but this version keeps events in-process; Redis is not used yet"
             );
         }
+        raise_file_limit(config.limits.max_connections);
         let data_dir = config.data_dir.clone();
         let mut server = Server::bind(config).await?;
         if let Some(password) = server.take_initial_admin_password() {
@@ -190,6 +191,35 @@ fn serve(loaded: Loaded) -> anyhow::Result<()> {
         server.run(shutdown_signal()).await;
         anyhow::Ok(())
     })
+}
+
+/// Each socket is a file descriptor, and service managers often start
+/// processes with a soft limit of 1024. Raises the soft limit to the hard
+/// one, and warns when `limits.max_connections` still does not fit.
+fn raise_file_limit(max_connections: u32) {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    let hard = limit.maximum;
+    if limit.current != hard {
+        let _ = setrlimit(
+            Resource::Nofile,
+            Rlimit {
+                current: hard,
+                maximum: hard,
+            },
+        );
+    }
+    let soft = getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX);
+    // Room for the listener, logs, the accounts file and plain HTTP.
+    let needed = u64::from(max_connections) + 128;
+    if soft < needed {
+        warn!(
+            open_files = soft,
+            max_connections,
+            "the open-file limit is below limits.max_connections: upgrades beyond it fail; \
+             raise it (LimitNOFILE= in the systemd unit, ulimit -n) or lower max_connections"
+        );
+    }
 }
 
 /// Shows the generated admin password once: on the terminal when there is

@@ -13,7 +13,13 @@ use haven_testkit::{CounsellorClient, SeekerClient, Ws};
 const HAVEN: &str = env!("CARGO_BIN_EXE_haven");
 
 fn haven(dir: &Path) -> Command {
-    let mut cmd = Command::new(HAVEN);
+    command(HAVEN, dir)
+}
+
+/// `program` in `dir`, with the data dir there and no other `HAVEN_*`
+/// variables from the test's environment.
+fn command(program: &str, dir: &Path) -> Command {
+    let mut cmd = Command::new(program);
     cmd.current_dir(dir)
         .env_remove("RUST_LOG")
         .env("HAVEN_DATA_DIR", dir.join("data"));
@@ -209,8 +215,13 @@ struct Served {
 
 fn serve(dir: &Path, envs: &[(&str, &str)]) -> Served {
     let mut cmd = haven(dir);
-    cmd.arg("serve")
-        .env("HAVEN_LISTEN", "127.0.0.1:0")
+    cmd.arg("serve");
+    serve_command(cmd, envs)
+}
+
+/// Starts `cmd` (which runs `haven serve`) on port 0 with a JSON log.
+fn serve_command(mut cmd: Command, envs: &[(&str, &str)]) -> Served {
+    cmd.env("HAVEN_LISTEN", "127.0.0.1:0")
         .env("HAVEN_LOG__FORMAT", "json")
         .stderr(Stdio::piped())
         .stdout(Stdio::null());
@@ -307,6 +318,33 @@ async fn sigterm_closes_sockets_with_1001_and_exits_cleanly() {
     let status = wait_exit(&mut served.child, Duration::from_secs(8));
     assert!(status.success(), "{status:?}");
     assert!(served.log.lock().unwrap().contains("SIGTERM received"));
+}
+
+#[test]
+fn serve_raises_its_open_file_limit_and_warns_when_it_is_still_too_low() {
+    let dir = tempfile::tempdir().unwrap();
+    // Started the way a service manager often starts it: soft limit 256.
+    let mut cmd = command("sh", dir.path());
+    cmd.args(["-c", "ulimit -Sn 256 && exec \"$0\" serve", HAVEN]);
+    let mut served = serve_command(cmd, &[("HAVEN_LIMITS__MAX_CONNECTIONS", "4000000000")]);
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", served.child.id())).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    let numbers: Vec<u64> = line
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    assert!(numbers[0] > 256 && numbers[0] == numbers[1], "{line}");
+    // Four billion sockets still do not fit: the log says so.
+    sigterm(&served.child);
+    wait_exit(&mut served.child, Duration::from_secs(8));
+    assert!(
+        served.log.lock().unwrap().contains("open-file limit"),
+        "{}",
+        served.log.lock().unwrap()
+    );
 }
 
 /// Sends an HTTP POST with a JSON body from the given local address.
