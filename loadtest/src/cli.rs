@@ -76,8 +76,11 @@ pub struct RunArgs {
     pub server_cpus: Option<String>,
 
     /// The pid of the server behind `--url`, for its CPU time and memory.
-    #[arg(long, value_name = "PID")]
-    pub server_pid: Option<u32>,
+    /// Give it again for processes the server relies on (such as the Redis
+    /// its messages go through): their CPU and memory count as the
+    /// server's.
+    #[arg(long = "server-pid", value_name = "PID")]
+    pub server_pids: Vec<u32>,
 
     /// The protocol to speak.
     #[arg(long, value_enum, default_value = "haven")]

@@ -100,9 +100,9 @@ pub struct Report {
     pub rtt_p99_ms: f64,
     /// Hello-to-matched 99th percentile, ms.
     pub match_p99_ms: f64,
-    /// The server's pid, when known.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub server_pid: Option<u32>,
+    /// The server's processes (CPU and memory are their sum).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub server_pids: Vec<u32>,
     /// Server CPU time per relayed message, µs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_cpu_us_per_msg: Option<f64>,
@@ -121,6 +121,9 @@ pub struct Report {
     pub client_cpus: u64,
     /// One-minute load average before the run.
     pub loadavg_before: f64,
+    /// How busy the machine was just before the run, percent of all CPUs.
+    #[serde(default)]
+    pub machine_busy_before_pct: f64,
     /// One-minute load average after the window.
     pub loadavg_after: f64,
     /// Why the numbers may not mean what they seem (a generator that fell
@@ -139,10 +142,10 @@ impl Report {
                 self.send_lag.p99
             ));
         }
-        if self.loadavg_before > 1.5 {
+        if self.machine_busy_before_pct > 15.0 {
             self.warnings.push(format!(
-                "the machine was busy before the run (load average {:.2})",
-                self.loadavg_before
+                "the machine was busy before the run ({:.0}% of its CPUs)",
+                self.machine_busy_before_pct
             ));
         }
     }
@@ -204,8 +207,9 @@ impl Report {
             let _ = write!(s, "; {kind} × {n}");
         }
         let _ = writeln!(s);
-        if let Some(pid) = self.server_pid {
-            let _ = write!(s, "  server     pid {pid}");
+        if !self.server_pids.is_empty() {
+            let pids: Vec<String> = self.server_pids.iter().map(u32::to_string).collect();
+            let _ = write!(s, "  server     pid {}", pids.join("+"));
             if let Some(us) = self.server_cpu_us_per_msg {
                 let _ = write!(s, ", {us:.1} µs CPU per message");
             }
@@ -222,8 +226,12 @@ impl Report {
         }
         let _ = writeln!(
             s,
-            "  generator  {:.0}% of a CPU ({} available); load average {:.2} before, {:.2} after",
-            self.client_cpu_pct, self.client_cpus, self.loadavg_before, self.loadavg_after
+            "  generator  {:.0}% of a CPU ({} available); machine {:.0}% busy before; load average {:.2} before, {:.2} after",
+            self.client_cpu_pct,
+            self.client_cpus,
+            self.machine_busy_before_pct,
+            self.loadavg_before,
+            self.loadavg_after
         );
         let verdict = if self.clean() {
             "clean: nothing lost, duplicated or reordered, no errors"

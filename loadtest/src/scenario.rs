@@ -118,6 +118,9 @@ pub async fn run(scenario: Scenario, args: &RunArgs) -> anyhow::Result<Report> {
     // Our sockets (a spawned server inherits the raised limit for its own).
     raise_file_limit(shape.connections + 1024)?;
     let loadavg_before = sysinfo::loadavg().unwrap_or(0.0);
+    let busy_before = sysinfo::machine_busy(Duration::from_millis(500))
+        .await
+        .unwrap_or(0.0);
     let password = args.bot_password.clone();
     let bots = Bots {
         prefix: args.bot_prefix.clone(),
@@ -148,8 +151,8 @@ pub async fn run(scenario: Scenario, args: &RunArgs) -> anyhow::Result<Report> {
         }
         None => None,
     };
-    let (endpoint, pid) = match &spawned {
-        Some(s) => (s.endpoint.clone(), Some(s.pid)),
+    let (endpoint, mut pids) = match &spawned {
+        Some(s) => (s.endpoint.clone(), vec![s.pid]),
         None => {
             let url = args.url.as_deref().context("give --url or --spawn")?;
             if args.target == Target::Haven && args.bot_password.is_none() && shape.bots > 0 {
@@ -158,10 +161,11 @@ pub async fn run(scenario: Scenario, args: &RunArgs) -> anyhow::Result<Report> {
                      HAVEN_LOADTEST_PASSWORD); create them with `haven-loadtest provision`"
                 );
             }
-            (Endpoint::resolve(url).await?, args.server_pid)
+            (Endpoint::resolve(url).await?, Vec::new())
         }
     };
-    let mut runner = Runner::new(scenario, args, shape, endpoint, pid, bots);
+    pids.extend(&args.server_pids);
+    let mut runner = Runner::new(scenario, args, shape, endpoint, pids, bots);
     let result = runner.drive().await;
     if let Some(s) = spawned {
         let stopped = s.stop().await;
@@ -171,6 +175,7 @@ pub async fn run(scenario: Scenario, args: &RunArgs) -> anyhow::Result<Report> {
     }
     let mut report = result?;
     report.loadavg_before = loadavg_before;
+    report.machine_busy_before_pct = busy_before;
     report.check_conditions();
     Ok(report)
 }
@@ -196,7 +201,8 @@ struct Runner<'a> {
     shape: Shape,
     endpoint: Arc<Endpoint>,
     sources: Arc<Sources>,
-    pid: Option<u32>,
+    /// The server's processes, summed.
+    pids: Vec<u32>,
     bots: Bots,
     stats: Arc<Stats>,
     phase: watch::Sender<Phase>,
@@ -211,7 +217,7 @@ impl<'a> Runner<'a> {
         args: &'a RunArgs,
         shape: Shape,
         endpoint: Endpoint,
-        pid: Option<u32>,
+        pids: Vec<u32>,
         bots: Bots,
     ) -> Self {
         let sources = Sources::new(endpoint.addr, args.sources, shape.connections);
@@ -221,7 +227,7 @@ impl<'a> Runner<'a> {
             shape,
             endpoint: Arc::new(endpoint),
             sources: Arc::new(sources),
-            pid,
+            pids,
             bots,
             stats: Arc::new(Stats::new()),
             phase: watch::Sender::new(Phase::Ramp),
@@ -233,7 +239,7 @@ impl<'a> Runner<'a> {
 
     fn readings(&self) -> Readings {
         Readings {
-            server: self.pid.and_then(|pid| sysinfo::sample(pid).ok()),
+            server: sysinfo::sample_all(&self.pids),
             client: sysinfo::sample(std::process::id()).ok(),
         }
     }
@@ -576,7 +582,7 @@ impl<'a> Runner<'a> {
             rtt_p50_ms: rtt.p50,
             rtt_p99_ms: rtt.p99,
             match_p99_ms: matched.p99,
-            server_pid: self.pid,
+            server_pids: self.pids.clone(),
             server_cpu_us_per_msg: server_cpu
                 .filter(|_| messages > 0)
                 .map(|cpu| cpu * 1e6 / messages as f64),
@@ -597,6 +603,7 @@ impl<'a> Runner<'a> {
             },
             client_cpus: sysinfo::cpus() as u64,
             loadavg_before: 0.0,
+            machine_busy_before_pct: 0.0,
             loadavg_after: sysinfo::loadavg().unwrap_or(0.0),
             warnings: Vec::new(),
         }

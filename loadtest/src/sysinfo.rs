@@ -29,6 +29,26 @@ pub fn sample(pid: u32) -> anyhow::Result<ProcSample> {
     })
 }
 
+/// The sum over `pids`; `None` when there are none or one cannot be read.
+pub fn sample_all(pids: &[u32]) -> Option<ProcSample> {
+    if pids.is_empty() {
+        return None;
+    }
+    pids.iter().try_fold(
+        ProcSample {
+            cpu: Duration::ZERO,
+            rss_kb: 0,
+        },
+        |sum, &pid| {
+            let s = sample(pid).ok()?;
+            Some(ProcSample {
+                cpu: sum.cpu + s.cpu,
+                rss_kb: sum.rss_kb + s.rss_kb,
+            })
+        },
+    )
+}
+
 /// `utime + stime` in clock ticks. The command name (field 2) may hold
 /// spaces and parentheses, so fields are counted after its last `)`.
 fn parse_stat_ticks(stat: &str) -> Option<u64> {
@@ -48,6 +68,32 @@ fn parse_rss_kb(status: &str) -> Option<u64> {
         .next()?
         .parse()
         .ok()
+}
+
+/// How busy the whole machine is, in percent of all its CPUs, over
+/// `window` (from `/proc/stat`). Taken before a run, it tells whether
+/// something else is competing for the CPUs.
+pub async fn machine_busy(window: Duration) -> Option<f64> {
+    fn read() -> Option<(u64, u64)> {
+        let stat = std::fs::read_to_string("/proc/stat").ok()?;
+        let line = stat.lines().next()?.strip_prefix("cpu ")?;
+        let v: Vec<u64> = line
+            .split_ascii_whitespace()
+            .filter_map(|f| f.parse().ok())
+            .collect();
+        // user nice system idle iowait irq softirq steal ...
+        let idle = v.get(3)? + v.get(4).copied().unwrap_or(0);
+        Some((v.iter().sum(), idle))
+    }
+    let (total0, idle0) = read()?;
+    tokio::time::sleep(window).await;
+    let (total1, idle1) = read()?;
+    let total = total1.saturating_sub(total0);
+    if total == 0 {
+        return None;
+    }
+    let busy = total - idle1.saturating_sub(idle0).min(total);
+    Some(busy as f64 * 100.0 / total as f64)
 }
 
 /// The one-minute load average.
