@@ -5,7 +5,7 @@
 //! Both confirm what they received with cumulative `received` frames when
 //! the driver asks (every `--confirm-every`), as docs/protocol.md §4 allows.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
 use haven_protocol::common::{AuthToken, ChatText, ClientMsgId, SessionRef};
 use haven_protocol::counsellor::{self, CounsellorStatus};
@@ -125,11 +125,17 @@ struct Receipt {
     confirmed: u64,
 }
 
+/// Ended sessions a bot remembers, to recognise frames that crossed the
+/// end on the wire.
+const REMEMBER_ENDED: usize = 256;
+
 /// A counsellor bot.
 #[derive(Debug)]
 pub struct Counsellor {
     token: String,
     sessions: HashMap<Key, Receipt>,
+    /// The sessions that ended most recently, oldest first.
+    ended: VecDeque<Key>,
 }
 
 impl Counsellor {
@@ -138,6 +144,7 @@ impl Counsellor {
         Self {
             token,
             sessions: HashMap::new(),
+            ended: VecDeque::new(),
         }
     }
 }
@@ -206,10 +213,22 @@ impl Codec for Counsellor {
                 });
             }
             M::Ack { .. } => out.push(Event::Accepted),
+            // A help-seeker who ends a session races the bot's echo or
+            // `received` for it: the server refuses what arrives after the
+            // end, which is the protocol working, not an error of the run.
+            M::Error {
+                code: ErrorCode::UnknownSession,
+                session: Some(session),
+                ..
+            } if self.ended.iter().any(|k| **k == *session.0.as_str()) => {}
             M::Error { code, .. } => out.push(Event::Refused(code_name(code))),
             M::SessionEnded { session, .. } => {
                 let key = Key::from(session.0);
                 self.sessions.remove(&key);
+                if self.ended.len() == REMEMBER_ENDED {
+                    self.ended.pop_front();
+                }
+                self.ended.push_back(key.clone());
                 out.push(Event::Ended(key));
             }
             M::Resumed { .. }
@@ -291,5 +310,28 @@ mod tests {
         let mut out = Vec::new();
         c.end(&Key::from("abc"), &mut out);
         assert_eq!(out, [r#"{"type":"end","session":"abc"}"#]);
+    }
+
+    #[test]
+    fn a_refusal_that_crossed_the_end_is_not_an_error_but_others_are() {
+        let mut c = Counsellor::new("t".into());
+        let mut ev = Vec::new();
+        let unknown =
+            |s: &str| format!(r#"{{"type":"error","code":"unknown_session","session":"{s}"}}"#);
+        c.decode(&unknown("s1"), &mut ev);
+        c.decode(
+            r#"{"type":"session_ended","session":"s1","reason":"seeker_ended"}"#,
+            &mut ev,
+        );
+        c.decode(&unknown("s1"), &mut ev);
+        c.decode(&unknown("s2"), &mut ev);
+        assert_eq!(
+            ev,
+            [
+                Event::Refused("unknown_session".into()),
+                Event::Ended(Key::from("s1")),
+                Event::Refused("unknown_session".into()),
+            ]
+        );
     }
 }
