@@ -5,8 +5,9 @@
 //! [`ConnHandle::send`], which never waits: when the queue is full the
 //! client is not reading fast enough and is closed with
 //! [`CloseCode::SlowConsumer`] (reconnectable; what it missed is in its
-//! session's replay buffer). The writer feeds every frame that is ready and
-//! flushes once per wake-up, so a burst costs one syscall, not one each.
+//! session's replay buffer). The writer takes everything queued at once,
+//! feeds it and flushes once per wake-up, so a burst costs one syscall, not
+//! one each.
 //!
 //! Bookkeeping frames (acks and delivery marks) go in with
 //! [`ConnHandle::send_lazy`]: the writer holds them for up to `ack_delay`
@@ -15,15 +16,18 @@
 //! socket instead of in a write of its own; nothing waits longer than the
 //! delay.
 //!
-//! A close is a flag and two wakers (the socket's reader and writer), so
-//! checking for it on every wake-up costs an atomic load, not a lock. The
-//! [`Registry`] of open sockets lets shutdown close them all.
+//! The queue is a short mutex around a `VecDeque` that allocates only when
+//! frames arrive, and one waker: a quiet socket costs a few dozen bytes
+//! here, and the writer drains a burst under one lock. A close is a flag
+//! and two wakers (the socket's reader and writer), so checking for it on
+//! every wake-up costs an atomic load. The [`Registry`] of open sockets
+//! lets shutdown close them all.
 
-use std::future::Future;
-use std::pin::Pin;
+use std::collections::VecDeque;
+use std::future::poll_fn;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
-use std::task::{Context, Poll};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
@@ -32,7 +36,6 @@ use futures_util::SinkExt as _;
 use futures_util::stream::SplitSink;
 use futures_util::task::AtomicWaker;
 use haven_protocol::CloseCode;
-use tokio::sync::mpsc;
 
 /// Most frames fed before a flush, so one busy connection cannot keep its
 /// writer from flushing for long.
@@ -52,50 +55,85 @@ pub(crate) enum Outbound {
     Close(CloseCode),
 }
 
-/// A socket's close: why, whether it fired, and who to wake.
+/// The queue between everyone who sends and the writer.
 #[derive(Debug, Default)]
-pub(crate) struct CloseSignal {
-    code: OnceLock<CloseCode>,
-    fired: AtomicBool,
-    /// The reader's and the writer's wakers, by [`Half`].
-    wakers: [AtomicWaker; 2],
+struct Outbox {
+    queue: VecDeque<Outbound>,
+    /// The writer, when it waits for frames or a close.
+    writer: Option<Waker>,
+    /// The writer has ended: nothing queued will be sent.
+    gone: bool,
 }
 
-impl CloseSignal {
+/// What a socket's handles share.
+#[derive(Debug)]
+struct Shared {
+    id: u64,
+    capacity: usize,
+    outbox: Mutex<Outbox>,
+    /// Why the socket closes, once it is known.
+    code: OnceLock<CloseCode>,
+    /// A close that drops what is queued was asked for.
+    fired: AtomicBool,
+    /// The reader, when it waits for a close.
+    reader: AtomicWaker,
+}
+
+impl Shared {
+    /// Poisoning cannot leave a queue half-changed, so a poisoned lock is
+    /// taken over.
+    fn outbox(&self) -> MutexGuard<'_, Outbox> {
+        self.outbox.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn fire(&self, code: CloseCode) {
         let _ = self.code.set(code);
         if !self.fired.swap(true, Ordering::AcqRel) {
-            for waker in &self.wakers {
-                waker.wake();
+            self.reader.wake();
+            let writer = self.outbox().writer.take();
+            if let Some(writer) = writer {
+                writer.wake();
             }
         }
     }
-}
 
-/// Which of a socket's two tasks waits for its close.
-#[derive(Clone, Copy, Debug)]
-pub(crate) enum Half {
-    Reader = 0,
-    Writer = 1,
-}
+    fn fired(&self) -> bool {
+        self.fired.load(Ordering::Acquire)
+    }
 
-/// Resolves once the socket is told to close.
-#[derive(Debug)]
-pub(crate) struct Closed<'a> {
-    signal: &'a CloseSignal,
-    half: Half,
-}
+    /// The writer's wait: moves everything queued into `into` (which it
+    /// keeps between wake-ups), or reports a close.
+    fn poll_take(&self, cx: &mut Context<'_>, into: &mut VecDeque<Outbound>) -> Poll<Taken> {
+        if self.fired() {
+            return Poll::Ready(Taken::Closed);
+        }
+        let mut outbox = self.outbox();
+        if outbox.queue.is_empty() {
+            register(&mut outbox.writer, cx.waker());
+            drop(outbox);
+            // A close between the first check and the registration found
+            // no waker to wake.
+            return if self.fired() {
+                Poll::Ready(Taken::Closed)
+            } else {
+                Poll::Pending
+            };
+        }
+        if into.is_empty() {
+            std::mem::swap(&mut outbox.queue, into);
+        } else {
+            into.append(&mut outbox.queue);
+        }
+        Poll::Ready(Taken::Frames)
+    }
 
-impl Future for Closed<'_> {
-    type Output = ();
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if self.signal.fired.load(Ordering::Acquire) {
+    /// The writer's wait for a close alone (while a flush is stuck).
+    fn poll_closed(&self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.fired() {
             return Poll::Ready(());
         }
-        self.signal.wakers[self.half as usize].register(cx.waker());
-        // A close between the load and the registration must not be missed.
-        if self.signal.fired.load(Ordering::Acquire) {
+        register(&mut self.outbox().writer, cx.waker());
+        if self.fired() {
             Poll::Ready(())
         } else {
             Poll::Pending
@@ -103,10 +141,24 @@ impl Future for Closed<'_> {
     }
 }
 
+fn register(slot: &mut Option<Waker>, waker: &Waker) {
+    match slot {
+        Some(old) if old.will_wake(waker) => {}
+        _ => *slot = Some(waker.clone()),
+    }
+}
+
+/// What the writer's wait found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Taken {
+    Frames,
+    Closed,
+}
+
 /// Every open socket, so that shutdown can close them all with 1001.
 #[derive(Debug, Default)]
 pub(crate) struct Registry {
-    open: DashMap<u64, Arc<CloseSignal>>,
+    open: DashMap<u64, ConnHandle>,
     closing: AtomicBool,
 }
 
@@ -114,7 +166,7 @@ impl Registry {
     /// Adds a socket. One that arrives after [`Registry::close_all`] is
     /// closed at once.
     pub(crate) fn add(&self, conn: &ConnHandle) {
-        self.open.insert(conn.id, conn.close.clone());
+        self.open.insert(conn.id(), conn.clone());
         if self.closing.load(Ordering::SeqCst) {
             conn.close_now(CloseCode::GoingAway);
         }
@@ -122,14 +174,14 @@ impl Registry {
 
     /// Removes a socket that has ended.
     pub(crate) fn remove(&self, conn: &ConnHandle) {
-        self.open.remove(&conn.id);
+        self.open.remove(&conn.id());
     }
 
     /// Closes every socket, now and from now on, with `code`.
     pub(crate) fn close_all(&self, code: CloseCode) {
         self.closing.store(true, Ordering::SeqCst);
         for entry in &self.open {
-            entry.value().fire(code);
+            entry.value().close_now(code);
         }
     }
 
@@ -142,28 +194,30 @@ impl Registry {
 /// A cheap, cloneable handle to one socket's outbound queue.
 #[derive(Clone, Debug)]
 pub(crate) struct ConnHandle {
-    id: u64,
-    tx: mpsc::Sender<Outbound>,
-    close: Arc<CloseSignal>,
+    shared: Arc<Shared>,
 }
 
 static NEXT_CONN_ID: AtomicU64 = AtomicU64::new(1);
 
 impl ConnHandle {
-    /// A handle and the receiving end for its writer.
-    pub(crate) fn new(queue: usize) -> (Self, mpsc::Receiver<Outbound>) {
-        let (tx, rx) = mpsc::channel(queue);
-        let handle = Self {
-            id: NEXT_CONN_ID.fetch_add(1, Ordering::Relaxed),
-            tx,
-            close: Arc::new(CloseSignal::default()),
-        };
-        (handle, rx)
+    /// A handle to a new socket's queue, which holds at most `queue`
+    /// frames.
+    pub(crate) fn new(queue: usize) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                id: NEXT_CONN_ID.fetch_add(1, Ordering::Relaxed),
+                capacity: queue.max(1),
+                outbox: Mutex::default(),
+                code: OnceLock::new(),
+                fired: AtomicBool::new(false),
+                reader: AtomicWaker::new(),
+            }),
+        }
     }
 
     /// Unique per connection for the life of the process.
     pub(crate) fn id(&self) -> u64 {
-        self.id
+        self.shared.id
     }
 
     /// Queues a frame. Returns `false` when the frame will not be sent (the
@@ -179,22 +233,35 @@ impl ConnHandle {
     }
 
     fn push(&self, out: Outbound) -> bool {
-        match self.tx.try_send(out) {
-            Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                self.close_now(CloseCode::SlowConsumer);
-                false
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        let shared = &*self.shared;
+        if shared.fired() {
+            return false;
         }
+        let writer = {
+            let mut outbox = shared.outbox();
+            if outbox.gone {
+                return false;
+            }
+            if outbox.queue.len() >= shared.capacity {
+                drop(outbox);
+                shared.fire(CloseCode::SlowConsumer);
+                return false;
+            }
+            outbox.queue.push_back(out);
+            outbox.writer.take()
+        };
+        if let Some(writer) = writer {
+            writer.wake();
+        }
+        true
     }
 
     /// Closes after the frames already queued have gone out. The code is
     /// recorded at once, so [`ConnHandle::close_code`] tells that a close is
     /// on its way.
     pub(crate) fn close_after_queued(&self, code: CloseCode) {
-        let _ = self.close.code.set(code);
-        if self.tx.try_send(Outbound::Close(code)).is_err() {
+        let _ = self.shared.code.set(code);
+        if !self.push(Outbound::Close(code)) {
             self.close_now(code);
         }
     }
@@ -209,22 +276,52 @@ impl ConnHandle {
 
     /// Closes at once, dropping whatever is still queued.
     pub(crate) fn close_now(&self, code: CloseCode) {
-        self.close.fire(code);
+        self.shared.fire(code);
     }
 
-    /// Resolves when [`ConnHandle::close_now`] was called; `half` says
-    /// which of the socket's tasks waits.
-    pub(crate) fn closed(&self, half: Half) -> Closed<'_> {
-        Closed {
-            signal: &self.close,
-            half,
-        }
+    /// Resolves when [`ConnHandle::close_now`] was called. For the socket's
+    /// reader (the writer waits through its queue).
+    pub(crate) async fn closed(&self) {
+        let shared = &*self.shared;
+        poll_fn(|cx| {
+            if shared.fired() {
+                return Poll::Ready(());
+            }
+            shared.reader.register(cx.waker());
+            // A close between the load and the registration must not be
+            // missed.
+            if shared.fired() {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+        .await;
     }
 
     /// Whether a close was requested (now or after the queue), and with
     /// which code.
     pub(crate) fn close_code(&self) -> Option<CloseCode> {
-        self.close.code.get().copied()
+        self.shared.code.get().copied()
+    }
+
+    /// Frames waiting for the writer.
+    #[cfg(test)]
+    fn queued(&self) -> usize {
+        self.shared.outbox().queue.len()
+    }
+}
+
+/// Marks the queue as abandoned when the writer ends, however it ends, and
+/// frees what is still in it.
+struct WriterGone<'a>(&'a Shared);
+
+impl Drop for WriterGone<'_> {
+    fn drop(&mut self) {
+        let mut outbox = self.0.outbox();
+        outbox.gone = true;
+        outbox.writer = None;
+        outbox.queue = VecDeque::new();
     }
 }
 
@@ -250,79 +347,83 @@ struct Batch {
     close: Option<CloseCode>,
 }
 
-/// Drains `rx` into the socket until the queue closes or a close is asked
-/// for. Pings every `ping_every` so idle connections and proxies stay
-/// alive and dead peers are noticed.
+/// Drains the socket's queue into the socket until a close is asked for.
+/// Pings every `ping_every` so idle connections and proxies stay alive and
+/// dead peers are noticed.
 pub(crate) async fn run_writer(
     mut sink: SplitSink<WebSocket, Message>,
-    mut rx: mpsc::Receiver<Outbound>,
     handle: ConnHandle,
     settings: WriterSettings,
 ) {
+    let shared = &*handle.shared;
+    let _gone = WriterGone(shared);
     let every = settings.ping_every;
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let closed = handle.closed(Half::Writer);
-    tokio::pin!(closed);
+    // What was taken from the queue and not yet fed; kept between wake-ups
+    // so its allocation is reused.
+    let mut ready = VecDeque::new();
     let close_code = 'run: loop {
-        tokio::select! {
-            biased;
-            () = &mut closed => break handle.close_code(),
-            item = rx.recv() => {
-                let mut batch = Batch::default();
-                let mut next = item;
-                // Registered with the timer only if polled, that is, only
-                // when the batch is bookkeeping alone.
-                let company = tokio::time::sleep(Duration::ZERO);
-                tokio::pin!(company);
-                let mut armed_for = None;
-                loop {
-                    if !feed(&mut sink, &mut rx, &mut batch, &settings, next.take()).await {
+        if ready.is_empty() {
+            tokio::select! {
+                biased;
+                taken = poll_fn(|cx| shared.poll_take(cx, &mut ready)) => {
+                    if taken == Taken::Closed {
+                        break handle.close_code();
+                    }
+                }
+                _ = ping.tick() => {
+                    if sink.send(Message::Ping(Default::default())).await.is_err() {
                         return;
                     }
-                    let due = match batch.due {
-                        Some(due) if !batch.urgent && batch.close.is_none() => due,
-                        _ => break,
-                    };
-                    if armed_for != Some(due) {
-                        company.as_mut().reset(due.into());
-                        armed_for = Some(due);
-                    }
-                    // Only bookkeeping so far: give a frame that matters a
-                    // moment to come along and share the write.
-                    tokio::select! {
-                        biased;
-                        () = &mut closed => break 'run handle.close_code(),
-                        () = &mut company => break,
-                        item = rx.recv() => next = item,
-                    }
-                    if next.is_none() {
-                        break;
-                    }
-                }
-                if let Some(code) = batch.close {
-                    // Tell the reader too, so both halves end.
-                    handle.close_now(code);
-                    break Some(code);
-                }
-                // A flush can stall on a client that stopped reading; a close
-                // request must still get through, so race them.
-                tokio::select! {
-                    biased;
-                    () = &mut closed => break handle.close_code(),
-                    r = sink.flush() => if r.is_err() { return },
-                }
-                if rx.is_closed() && rx.is_empty() {
-                    break None;
-                }
-            }
-            _ = ping.tick() => {
-                if sink.send(Message::Ping(Default::default())).await.is_err() {
-                    return;
+                    continue;
                 }
             }
         }
+        let mut batch = Batch::default();
+        // Registered with the timer only if polled, that is, only when the
+        // batch is bookkeeping alone.
+        let company = tokio::time::sleep(Duration::ZERO);
+        tokio::pin!(company);
+        let mut armed_for = None;
+        loop {
+            if !feed(&mut sink, &mut ready, &mut batch, &settings).await {
+                return;
+            }
+            let due = match batch.due {
+                Some(due) if !batch.urgent && batch.close.is_none() => due,
+                _ => break,
+            };
+            if armed_for != Some(due) {
+                company.as_mut().reset(due.into());
+                armed_for = Some(due);
+            }
+            // Only bookkeeping so far: give a frame that matters a moment
+            // to come along and share the write.
+            tokio::select! {
+                biased;
+                taken = poll_fn(|cx| shared.poll_take(cx, &mut ready)) => {
+                    if taken == Taken::Closed {
+                        break 'run handle.close_code();
+                    }
+                }
+                () = &mut company => break,
+            }
+        }
+        if let Some(code) = batch.close {
+            // Tell the reader too, so both halves end.
+            handle.close_now(code);
+            break Some(code);
+        }
+        // A flush can stall on a client that stopped reading; a close
+        // request must still get through, so race them.
+        tokio::select! {
+            biased;
+            () = poll_fn(|cx| shared.poll_closed(cx)) => break handle.close_code(),
+            r = sink.flush() => if r.is_err() { return },
+        }
     };
+    drop(ready);
     let frame = close_code.map(|code| CloseFrame {
         code: code.code(),
         reason: Utf8Bytes::from_static(code.reason()),
@@ -336,18 +437,16 @@ pub(crate) async fn run_writer(
     .await;
 }
 
-/// Feeds `first` and whatever else is queued (up to [`MAX_BATCH`] frames
-/// per batch) without flushing. Stops at a close. False when the socket
-/// failed.
+/// Feeds what is `ready` (up to [`MAX_BATCH`] frames per batch) without
+/// flushing. Stops at a close, dropping what follows it. False when the
+/// socket failed.
 async fn feed(
     sink: &mut SplitSink<WebSocket, Message>,
-    rx: &mut mpsc::Receiver<Outbound>,
+    ready: &mut VecDeque<Outbound>,
     batch: &mut Batch,
     settings: &WriterSettings,
-    first: Option<Outbound>,
 ) -> bool {
-    let mut next = first;
-    while let Some(out) = next.take() {
+    while let Some(out) = ready.pop_front() {
         let text = match out {
             Outbound::Frame(text) => {
                 batch.urgent = true;
@@ -363,6 +462,7 @@ async fn feed(
             }
             Outbound::Close(code) => {
                 batch.close = Some(code);
+                ready.clear();
                 return true;
             }
         };
@@ -370,12 +470,115 @@ async fn feed(
             return false;
         }
         batch.fed += 1;
-        if batch.fed < MAX_BATCH {
-            next = rx.try_recv().ok();
-        } else {
-            // A full batch goes out now, whatever it holds.
+        if batch.fed >= MAX_BATCH {
+            // A full batch goes out now, whatever it holds; the rest of
+            // what is ready follows in the next.
             batch.urgent = true;
+            break;
         }
     }
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+
+    use futures_util::task::{ArcWake, waker};
+
+    use super::*;
+
+    #[derive(Default)]
+    struct Count(AtomicUsize);
+
+    impl ArcWake for Count {
+        fn wake_by_ref(arc_self: &Arc<Self>) {
+            arc_self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn frame(s: &'static str) -> Utf8Bytes {
+        Utf8Bytes::from_static(s)
+    }
+
+    fn texts(ready: &VecDeque<Outbound>) -> Vec<String> {
+        ready
+            .iter()
+            .map(|o| match o {
+                Outbound::Frame(t) | Outbound::Lazy(t) => t.to_string(),
+                Outbound::Close(c) => format!("close {}", c.code()),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_writer_takes_everything_queued_in_order_and_is_woken_once_per_wait() {
+        let conn = ConnHandle::new(8);
+        let count = Arc::new(Count::default());
+        let w = waker(count.clone());
+        let mut cx = Context::from_waker(&w);
+        let mut ready = VecDeque::new();
+        assert_eq!(conn.shared.poll_take(&mut cx, &mut ready), Poll::Pending);
+        assert!(conn.send(frame("a")));
+        assert!(conn.send_lazy(frame("b")));
+        assert!(conn.send(frame("c")));
+        // The first push took the waker; the others found none to wake.
+        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        assert_eq!(
+            conn.shared.poll_take(&mut cx, &mut ready),
+            Poll::Ready(Taken::Frames)
+        );
+        assert_eq!(texts(&ready), ["a", "b", "c"]);
+        assert_eq!(conn.queued(), 0);
+    }
+
+    #[test]
+    fn a_full_queue_closes_the_socket_as_a_slow_consumer_and_refuses_more() {
+        let conn = ConnHandle::new(2);
+        assert!(conn.send(frame("1")));
+        assert!(conn.send(frame("2")));
+        assert!(!conn.send(frame("3")));
+        assert_eq!(conn.close_code(), Some(CloseCode::SlowConsumer));
+        assert!(!conn.send(frame("4")));
+        let w = futures_util::task::noop_waker();
+        let mut ready = VecDeque::new();
+        assert_eq!(
+            conn.shared
+                .poll_take(&mut Context::from_waker(&w), &mut ready),
+            Poll::Ready(Taken::Closed)
+        );
+    }
+
+    #[test]
+    fn a_close_wakes_a_waiting_writer_and_nothing_is_queued_once_it_is_gone() {
+        let conn = ConnHandle::new(8);
+        let count = Arc::new(Count::default());
+        let w = waker(count.clone());
+        let mut cx = Context::from_waker(&w);
+        assert_eq!(conn.shared.poll_closed(&mut cx), Poll::Pending);
+        conn.close_now(CloseCode::GoingAway);
+        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        assert_eq!(conn.shared.poll_closed(&mut cx), Poll::Ready(()));
+        drop(WriterGone(&conn.shared));
+        let fresh = ConnHandle::new(8);
+        drop(WriterGone(&fresh.shared));
+        assert!(!fresh.send(frame("late")));
+        assert_eq!(fresh.queued(), 0);
+    }
+
+    #[test]
+    fn a_close_after_the_queue_follows_what_was_queued() {
+        let conn = ConnHandle::new(4);
+        assert!(conn.send(frame("bye")));
+        conn.close_after_queued(CloseCode::Normal);
+        assert_eq!(conn.close_code(), Some(CloseCode::Normal));
+        let w = futures_util::task::noop_waker();
+        let mut ready = VecDeque::new();
+        assert_eq!(
+            conn.shared
+                .poll_take(&mut Context::from_waker(&w), &mut ready),
+            Poll::Ready(Taken::Frames)
+        );
+        assert_eq!(texts(&ready), ["bye", "close 1000"]);
+    }
 }

@@ -215,11 +215,10 @@ impl Socket {
         admission: Admission,
     ) -> Self {
         let (sink, stream) = socket.split();
-        let (conn, rx) = ConnHandle::new(state.config.limits.outbound_queue as usize);
+        let conn = ConnHandle::new(state.config.limits.outbound_queue as usize);
         state.connections.add(&conn);
         let writer = state.sockets.spawn(run_writer(
             sink,
-            rx,
             conn.clone(),
             WriterSettings {
                 ping_every: state.config.session.ping_interval,

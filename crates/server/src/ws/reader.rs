@@ -27,7 +27,7 @@ use haven_protocol::{CloseCode, ErrorCode};
 use tokio::time::{Instant, Sleep};
 use tracing::debug;
 
-use super::conn::{ConnHandle, Half};
+use super::conn::ConnHandle;
 use super::frames::{counsellor_error, seeker_error};
 
 /// A flood warning is sent at most this often.
@@ -154,7 +154,7 @@ impl Reader {
         loop {
             let msg = tokio::select! {
                 biased;
-                () = self.conn.closed(Half::Reader) => return None,
+                () = self.conn.closed() => return None,
                 () = &mut self.timer => {
                     let (deadline, on_timeout) = self.deadline();
                     if Instant::now() < deadline {
