@@ -4,7 +4,8 @@
 //!   to be matched, then sends numbered, timestamped payloads on an
 //!   open-loop schedule and times each echo;
 //! - the **responder** (a counsellor bot, or side `b`) echoes every new
-//!   payload in whichever of its sessions it arrives.
+//!   payload in whichever of its sessions it arrives, renumbered in its
+//!   own stream and keeping the original's timestamps.
 //!
 //! Both check each stream's order (payload counters, and the server's
 //! `seq`s where it has them) and record into the shared [`Stats`].
@@ -374,6 +375,7 @@ pub async fn responder<C: Codec>(
     let mut frames = Vec::new();
     let mut events = Vec::new();
     let mut sessions: HashMap<Key, Inbound> = HashMap::new();
+    let mut echo = String::new();
     if codec.greet(&mut frames) {
         sessions.insert(crate::codec::single(), Inbound::new());
         stats.peers_matched.incr();
@@ -428,7 +430,12 @@ pub async fn responder<C: Codec>(
                                 }
                                 stats.out.received.incr();
                                 stats.relayed();
-                                frames.push(codec.chat(&key, inbound.echoed, &text));
+                                // The echo is numbered in its own stream, so
+                                // the way back is checked on its own: a
+                                // message late on the way out is counted
+                                // once, not again when its echo is late.
+                                Payload { n: inbound.echoed, ..p }.encode(text.len(), &mut echo);
+                                frames.push(codec.chat(&key, inbound.echoed, &echo));
                                 inbound.echoed += 1;
                                 stats.back.sent.incr();
                                 if !codec.acks() {

@@ -155,13 +155,14 @@ pub async fn run(scenario: Scenario, args: &RunArgs) -> anyhow::Result<Report> {
         Some(s) => (s.endpoint.clone(), vec![s.pid]),
         None => {
             let url = args.url.as_deref().context("give --url or --spawn")?;
+            let endpoint = Endpoint::resolve(url).await?;
             if args.target == Target::Haven && args.bot_password.is_none() && shape.bots > 0 {
                 bail!(
                     "with --url, give the bots' password (--bot-password or \
                      HAVEN_LOADTEST_PASSWORD); create them with `haven-loadtest provision`"
                 );
             }
-            (Endpoint::resolve(url).await?, Vec::new())
+            (endpoint, Vec::new())
         }
     };
     pids.extend(&args.server_pids);
