@@ -236,30 +236,33 @@ fn idle_table(out: &mut String, g: &Group) {
 
 /// One target of the benchmark and how it went.
 struct Verdict {
-    target: &'static str,
+    target: String,
     measured: String,
     met: Option<bool>,
 }
 
 fn verdicts(groups: &[Group]) -> Vec<Verdict> {
     let mut v = Vec::new();
-    // The main chat load: the heaviest chat workload Haven ran.
-    let chat = groups
+    let mut chats: Vec<&Group> = groups
         .iter()
         .filter(|g| g.scenario == "chat" && g.row(HAVEN).is_some() && g.row(BARE).is_some())
-        .max_by(|a, b| (a.sessions as f64 * a.rate).total_cmp(&(b.sessions as f64 * b.rate)));
-    if let Some(g) = chat {
-        let haven = g.row(HAVEN);
+        .collect();
+    chats.sort_by(|a, b| (a.sessions as f64 * a.rate).total_cmp(&(b.sessions as f64 * b.rate)));
+    // The cost targets hold at every chat load the peers ran.
+    for g in &chats {
+        let at = format!("at {:.0} messages/s", g.sessions as f64 * g.rate * 2.0);
         let per_cpu = |label: &str| g.row(label).and_then(Row::msgs_per_cpu_s);
         let cpu_ratio = match (
-            haven.and_then(|r| r.cpu_us_per_msg),
+            g.row(HAVEN).and_then(|r| r.cpu_us_per_msg),
             g.row(BARE).and_then(|r| r.cpu_us_per_msg),
         ) {
             (Some(h), Some(b)) if b > 0.0 => Some(h / b),
             _ => None,
         };
         v.push(Verdict {
-            target: "Server CPU per relayed message ≤ 1.5× the bare relay (aim 1.25×)",
+            target: format!(
+                "Server CPU per relayed message ≤ 1.5× the bare relay (aim 1.25×), {at}"
+            ),
             measured: format!("{}×", num(cpu_ratio, 2)),
             met: cpu_ratio.map(|r| r <= 1.5),
         });
@@ -278,11 +281,15 @@ fn verdicts(groups: &[Group]) -> Vec<Verdict> {
                 _ => None,
             };
             v.push(Verdict {
-                target,
+                target: format!("{target}, {at}"),
                 measured: format!("{}×", num(ratio, 2)),
                 met: ratio.map(|r| r >= need),
             });
         }
+    }
+    // Latency at the heaviest of them.
+    if let Some(g) = chats.last() {
+        let haven = g.row(HAVEN);
         let rtt = haven.map(|r| r.rtt_p99);
         let bare_rtt = g.row(BARE).map(|r| r.rtt_p99);
         let rtt_ok = match (rtt, bare_rtt) {
@@ -290,7 +297,7 @@ fn verdicts(groups: &[Group]) -> Vec<Verdict> {
             _ => None,
         };
         v.push(Verdict {
-            target: "Round trip p99 under 10 ms and at most 2× the bare relay's",
+            target: "Round trip p99 under 10 ms and at most 2× the bare relay's".to_owned(),
             measured: format!(
                 "{} ms (bare relay {} ms) at {:.0} messages/s",
                 num(rtt, 2),
@@ -301,7 +308,7 @@ fn verdicts(groups: &[Group]) -> Vec<Verdict> {
         });
         let matched = haven.map(|r| r.match_p99);
         v.push(Verdict {
-            target: "Time to match p99 under 5 ms with a counsellor free",
+            target: "Time to match p99 under 5 ms with a counsellor free".to_owned(),
             measured: format!("{} ms", num(matched, 2)),
             met: matched.map(|m| m < 5.0),
         });
@@ -315,7 +322,7 @@ fn verdicts(groups: &[Group]) -> Vec<Verdict> {
         let ws = g.row("node-ws").and_then(|r| r.rss_kb_per_conn);
         // 10 KB = 10,000 bytes.
         v.push(Verdict {
-            target: "Idle memory ≤ 10 KB per socket (aim: below Node ws)",
+            target: "Idle memory ≤ 10 KB per socket (aim: below Node ws)".to_owned(),
             measured: format!(
                 "{} KiB ({} bytes) per socket at {} sessions; Node ws {} KiB",
                 num(kib, 1),
@@ -334,7 +341,7 @@ fn verdicts(groups: &[Group]) -> Vec<Verdict> {
         && let Some(r) = g.row(HAVEN)
     {
         v.push(Verdict {
-            target: "10,000 concurrent sessions with zero lost messages",
+            target: "10,000 concurrent sessions with zero lost messages".to_owned(),
             measured: format!(
                 "{} sessions ({} sockets): {} lost, {} errors",
                 g.sessions, r.connections, r.lost, r.errors
