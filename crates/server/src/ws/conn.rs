@@ -422,6 +422,12 @@ pub(crate) async fn run_writer(
             () = poll_fn(|cx| shared.poll_closed(cx)) => break handle.close_code(),
             r = sink.flush() => if r.is_err() { return },
         }
+        // After a burst (a replay, a slow client catching up), give the
+        // memory back: the queue and `ready` trade allocations, so this
+        // shrinks both over the next wake-ups.
+        if ready.is_empty() && ready.capacity() > MAX_BATCH {
+            ready = VecDeque::new();
+        }
     };
     drop(ready);
     let frame = close_code.map(|code| CloseFrame {
