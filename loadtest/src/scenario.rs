@@ -11,15 +11,21 @@ use tokio::sync::{Semaphore, oneshot, watch};
 use tokio::task::JoinSet;
 
 use crate::cli::{RunArgs, Target};
-use crate::codec::haven::{Counsellor, Seeker};
-use crate::codec::{Codec, pair};
-use crate::driver::{Phase, Plan, Start, initiator, responder};
-use crate::net::{ConnectError, Endpoint, Sources, connect, raise_file_limit};
+use crate::codec::Codec;
+use crate::codec::haven::Counsellor;
+use crate::driver::{Phase, Plan, Start, responder};
+use crate::net::{Endpoint, Sources, connect, raise_file_limit};
 use crate::progress::Progress;
 use crate::report::{Percentiles, Report};
 use crate::spawn::{Bots, Load, Spawned};
 use crate::stats::Stats;
 use crate::sysinfo::{self, ProcSample};
+
+mod open;
+mod shape;
+
+use open::Opener;
+use shape::{Shape, validate};
 
 /// Which workload.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,69 +53,6 @@ impl Scenario {
 
 /// Logins checked at once while connecting the bots.
 const LOGINS_AT_ONCE: usize = 16;
-
-/// How many sockets and bots a run needs.
-#[derive(Clone, Copy, Debug)]
-struct Shape {
-    /// Counsellor bots (Haven only).
-    bots: u32,
-    /// Sockets at the peak.
-    connections: u64,
-}
-
-impl Shape {
-    fn of(scenario: Scenario, args: &RunArgs) -> Self {
-        let sessions = u64::from(args.sessions);
-        // Churn sessions live a few milliseconds; this is ample room.
-        let churning = if scenario == Scenario::Churn {
-            u64::from(args.churn_rate) / 2 + 10
-        } else {
-            0
-        };
-        if args.target != Target::Haven {
-            return Self {
-                bots: 0,
-                connections: 2 * (sessions + churning),
-            };
-        }
-        let capacity = args.capacity.max(1);
-        let bots = match scenario {
-            Scenario::Queue => args.counsellors.unwrap_or(10),
-            _ => args
-                .counsellors
-                .unwrap_or_else(|| args.sessions.div_ceil(capacity)),
-        };
-        // Spare bots for churn sessions, which find the main ones full.
-        let spare = if scenario == Scenario::Churn {
-            (args.churn_rate / 5).max(4)
-        } else {
-            0
-        };
-        Self {
-            bots: bots + spare,
-            connections: sessions + u64::from(bots + spare) + churning,
-        }
-    }
-}
-
-fn validate(scenario: Scenario, args: &RunArgs) -> anyhow::Result<()> {
-    if args.sessions == 0 {
-        bail!("--sessions must be at least 1");
-    }
-    if scenario != Scenario::Idle && !(args.rate > 0.0 && args.rate.is_finite()) {
-        bail!("--rate must be a positive number of messages a second");
-    }
-    if scenario == Scenario::Queue && args.target != Target::Haven {
-        bail!("the queue scenario needs Haven's routing; peers only relay pairs");
-    }
-    if scenario == Scenario::Churn && args.churn_rate == 0 {
-        bail!("--churn-rate must be at least 1 for the churn scenario");
-    }
-    if args.duration.is_zero() {
-        bail!("--duration must be more than zero");
-    }
-    Ok(())
-}
 
 /// Runs `scenario` with `args`.
 pub async fn run(scenario: Scenario, args: &RunArgs) -> anyhow::Result<Report> {
@@ -607,65 +550,6 @@ impl<'a> Runner<'a> {
             machine_busy_before_pct: 0.0,
             loadavg_after: sysinfo::loadavg().unwrap_or(0.0),
             warnings: Vec::new(),
-        }
-    }
-}
-
-/// Opens sessions: a help-seeker for Haven, both sides for a pair target.
-#[derive(Clone)]
-struct Opener {
-    endpoint: Arc<Endpoint>,
-    sources: Arc<Sources>,
-    stats: Arc<Stats>,
-    phase: watch::Receiver<Phase>,
-    target: Target,
-    topic: Option<String>,
-    /// Where to report a connection failure that ends the run.
-    fatal: Option<Arc<OnceLock<String>>>,
-}
-
-impl Opener {
-    fn failed(&self, e: &ConnectError) {
-        self.stats.error(e.to_string());
-        if let Some(fatal) = &self.fatal {
-            let _ = fatal.set(e.to_string());
-        }
-    }
-
-    /// Connects session `idx` and runs it to its end.
-    fn open(&self, idx: u64, plan: Plan) -> impl Future<Output = ()> + Send + 'static {
-        let this = self.clone();
-        async move {
-            let stats = this.stats.clone();
-            let Some((first, second)) = pair(this.target, idx) else {
-                let codec = Seeker::new(this.topic.clone());
-                match connect(&this.endpoint, &this.sources, &codec.path()).await {
-                    Ok(ws) => initiator(ws, codec, plan, stats, this.phase.clone()).await,
-                    Err(e) => this.failed(&e),
-                }
-                return;
-            };
-            // The responder first, so nothing is sent to an empty seat.
-            let b = match connect(&this.endpoint, &this.sources, &second.path()).await {
-                Ok(ws) => ws,
-                Err(e) => return this.failed(&e),
-            };
-            let (leave, left) = oneshot::channel();
-            let back = tokio::spawn(responder(
-                b,
-                second,
-                None,
-                stats.clone(),
-                this.phase.clone(),
-                Some(left),
-            ));
-            match connect(&this.endpoint, &this.sources, &first.path()).await {
-                Ok(ws) => initiator(ws, first, plan, stats, this.phase.clone()).await,
-                Err(e) => this.failed(&e),
-            }
-            // The pair leaves together.
-            let _ = leave.send(());
-            let _ = back.await;
         }
     }
 }
