@@ -2,8 +2,9 @@
 # Haven's whole test suite: formatting, lints and every test.
 #
 # This is the command the README names and .ci/run calls. It installs what
-# the suite needs when it is missing; today that is only the Rust toolchain's
-# own components (rustfmt, clippy), which the machine image provides.
+# the suite needs when it is missing: the Rust toolchain's components
+# (rustfmt, clippy), Debian's chromium and Node for the browser tests, and
+# the browser tests' npm packages (playwright-core, axe-core).
 #
 # Usage: scripts/test.sh            # everything
 #        HAVEN_TEST_QUICK=1 scripts/test.sh   # skip fmt and clippy
@@ -23,6 +24,9 @@ need() {
 }
 
 need cargo cargo
+need chromium chromium
+need node nodejs
+need npm npm
 if ! cargo fmt --version >/dev/null 2>&1; then rustup component add rustfmt; fi
 if ! cargo clippy --version >/dev/null 2>&1; then rustup component add clippy; fi
 
@@ -37,5 +41,15 @@ fi
 
 step "cargo test"
 cargo test --workspace --locked
+
+step "browser tests (headless chromium)"
+cargo build --locked -p haven-server
+(
+    cd web-widget/tests
+    if [ ! -d node_modules/playwright-core ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+        npm ci --no-audit --no-fund
+    fi
+    HAVEN_BIN="$PWD/../../target/debug/haven" npm test
+)
 
 step "all passed in $(( $(date +%s) - started ))s"

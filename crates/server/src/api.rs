@@ -328,6 +328,24 @@ pub(crate) async fn topics(
     Ok(Json(json!({ "topics": state.broker.queues().await })).into_response())
 }
 
+/// `GET /api/v1/helpline`: what the widget's pre-chat form offers, for
+/// anyone (help-seekers have no login). Names only: the topics, the
+/// languages and the default topic, never who is on duty.
+pub(crate) async fn helpline(State(state): State<AppState>) -> Response {
+    let plan = state.broker.plan();
+    let topics: Vec<&str> = plan.topics.iter().map(|t| t.name.as_str()).collect();
+    let default_topic = plan
+        .topics
+        .get(usize::from(plan.default_topic.0))
+        .map(|t| t.name.as_str());
+    Json(json!({
+        "topics": topics,
+        "languages": plan.languages,
+        "default_topic": default_topic,
+    }))
+    .into_response()
+}
+
 #[derive(Deserialize, Default)]
 pub(crate) struct PauseRequest {
     #[serde(default)]

@@ -45,7 +45,7 @@ use crate::broker::{Broker, BrokerSettings};
 use crate::config::{Config, Plan};
 use crate::limits::{ConnectionCap, SourceLimiter};
 use crate::ws::conn::Registry;
-use crate::{api, ws};
+use crate::{api, assets, ws};
 
 /// HTTP connections allowed beyond the WebSocket cap (plain requests,
 /// upgrades in progress) before new TCP connections are dropped at accept.
@@ -340,9 +340,10 @@ fn routes(state: AppState) -> Router {
         .route("/api/v1/logout", post(api::logout))
         .route("/api/v1/me", get(api::me))
         .route("/api/v1/topics", get(api::topics))
+        .route("/api/v1/helpline", get(api::helpline))
         .route("/api/v1/topics/{topic}/pause", post(api::pause))
         .route("/api/v1/topics/{topic}/resume", post(api::resume))
-        .fallback(api::not_found)
+        .fallback(assets::serve)
         .layer(DefaultBodyLimit::max(8 * 1024))
         .layer(middleware::from_fn(security_headers))
         .with_state(state)

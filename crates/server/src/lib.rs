@@ -22,6 +22,7 @@
 pub mod accounts;
 mod api;
 mod app;
+mod assets;
 mod auth;
 mod broker;
 pub mod config;
