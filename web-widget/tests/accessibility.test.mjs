@@ -1,0 +1,78 @@
+// An axe-core scan (WCAG 2.1 AA) of the widget and the console in each
+// state a person meets: no serious or critical violations.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import AxeBuilder from '@axe-core/playwright';
+import { startHaven, launch, consoleLogin } from './harness.mjs';
+
+let haven;
+let browser;
+before(async () => {
+  haven = await startHaven();
+  browser = await launch();
+});
+after(async () => {
+  await browser?.close();
+  await haven?.stop();
+});
+
+async function scan(page, what) {
+  const result = await new AxeBuilder({ page }).withTags(['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']).analyze();
+  const bad = result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+  assert.deepEqual(
+    bad.map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`),
+    [],
+    `${what} has serious or critical accessibility violations`,
+  );
+}
+
+test('the widget and the console pass an accessibility scan', async () => {
+  const password = haven.account('eva', { display: 'Eva' });
+  const staffContext = await browser.newContext();
+  const login = await staffContext.newPage();
+  await login.goto(`${haven.base}/console/`);
+  await login.waitForSelector('#login:not([hidden])');
+  await scan(login, 'the console login');
+  await login.close();
+
+  const page = await (await browser.newContext()).newPage();
+  await page.goto(`${haven.base}/embed/chat.html?lang=nl`);
+  await page.waitForSelector('#prechat:not([hidden])');
+  await scan(page, 'the pre-chat form');
+  await page.fill('#nickname', 'Ari');
+  await page.click('#prechat button[type=submit]');
+  await page.waitForSelector('#waiting:not([hidden])');
+  await page.locator('#estimate:not(:empty)').waitFor();
+  await scan(page, 'the waiting room');
+
+  const desk = await consoleLogin(staffContext, haven.base, 'eva', password);
+  await page.locator('#counsellor', { hasText: 'Eva' }).waitFor();
+  await page.fill('#text', 'hallo');
+  await page.press('#text', 'Enter');
+  await desk.locator('.msg.in', { hasText: 'hallo' }).waitFor();
+  await scan(page, 'the chat');
+  await scan(desk, 'the console with a chat');
+  await page.click('#end');
+  await page.click('#end-yes');
+  await page.waitForSelector('#done:not([hidden])');
+  await scan(page, 'the end screen');
+});
+
+test('the widget works at 320 px wide', async () => {
+  const page = await browser.newPage({ viewport: { width: 320, height: 640 } });
+  await page.goto(`${haven.base}/demo/`);
+  await page.evaluate(() => /** @type {any} */ (window).HavenChat.open());
+  const frame = await (async () => {
+    for (;;) {
+      const f = page.frames().find((x) => x.url().includes('/embed/chat.html'));
+      if (f) return f;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  })();
+  await frame.waitForSelector('#prechat:not([hidden])');
+  const width = await frame.evaluate(() => document.documentElement.scrollWidth);
+  assert.ok(width <= 320, `the chat scrolls sideways: ${width}px`);
+  const exit = await frame.locator('#quick-exit').boundingBox();
+  assert.ok(exit && exit.x + exit.width <= 320, 'quick exit is on screen');
+});
