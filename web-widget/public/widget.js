@@ -27,8 +27,9 @@
   const host = document.createElement('div');
   host.id = 'haven-chat';
   const root = host.attachShadow({ mode: 'closed' });
-  root.innerHTML = `<style>
-:host{all:initial}
+  // A constructed stylesheet, not a <style> element: a host page whose
+  // Content-Security-Policy forbids inline styles still shows the launcher.
+  const css = `:host{all:initial}
 button{position:fixed;bottom:20px;${side}:20px;z-index:2147483646;font:600 16px system-ui,sans-serif;
 color:#fff;background:${colour};border:0;border-radius:28px;padding:14px 22px;cursor:pointer;
 box-shadow:0 2px 8px rgba(0,0,0,.3)}
@@ -39,7 +40,11 @@ max-width:calc(100vw - 40px);max-height:calc(100vh - 40px);box-shadow:0 4px 24px
 border-radius:10px;overflow:hidden;background:#fff}
 iframe{border:0;width:100%;height:100%}
 @media (max-width:480px){div{inset:0;width:100%;height:100%;max-width:none;max-height:none;border-radius:0}}
-</style><button type="button" aria-expanded="false"></button><div hidden></div>`;
+[hidden]{display:none}`;
+  const sheet = new CSSStyleSheet();
+  sheet.replaceSync(css);
+  root.adoptedStyleSheets = [sheet];
+  root.innerHTML = '<button type="button" aria-expanded="false"></button><div hidden></div>';
   const button = /** @type {HTMLButtonElement} */ (root.querySelector('button'));
   const panel = /** @type {HTMLDivElement} */ (root.querySelector('div'));
   button.textContent = label;

@@ -73,6 +73,8 @@ test('the widget works at 320 px wide', async () => {
   await frame.waitForSelector('#prechat:not([hidden])');
   const width = await frame.evaluate(() => document.documentElement.scrollWidth);
   assert.ok(width <= 320, `the chat scrolls sideways: ${width}px`);
+  const box = await (await frame.frameElement()).boundingBox();
+  assert.ok(box && box.width === 320 && box.height === 640, `the chat fills the screen: ${JSON.stringify(box)}`);
   const exit = await frame.locator('#quick-exit').boundingBox();
   assert.ok(exit && exit.x + exit.width <= 320, 'quick exit is on screen');
 });
