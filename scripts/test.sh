@@ -49,7 +49,7 @@ cargo build --locked -p haven-server
     if [ ! -d node_modules/playwright-core ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
         npm ci --no-audit --no-fund
     fi
-    HAVEN_BIN="$PWD/../../target/debug/haven" npm test
+    WEBTEST_HAVEN="$PWD/../../target/debug/haven" npm test
 )
 
 step "all passed in $(( $(date +%s) - started ))s"

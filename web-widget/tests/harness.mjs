@@ -16,7 +16,7 @@ export const artifacts = join(root, 'target', 'web-tests');
 
 /** The haven binary: HAVEN_BIN, else the debug build `cargo test` made. */
 export function havenBin() {
-  const bin = process.env.HAVEN_BIN ?? join(root, 'target', 'debug', 'haven');
+  const bin = process.env.WEBTEST_HAVEN ?? join(root, 'target', 'debug', 'haven');
   if (!existsSync(bin)) throw new Error(`no haven binary at ${bin}; run cargo build first`);
   return bin;
 }
