@@ -22,6 +22,7 @@ test('the loader and the chat app stay within their budgets', (t) => {
     'shared/socket.js',
     'shared/i18n.js',
     'shared/protocol.js',
+    'shared/tone.js',
     'i18n/nl-BE.json',
   ]);
   t.diagnostic(`loader ${loader} B gzipped; chat app ${app} B gzipped`);

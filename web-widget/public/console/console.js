@@ -10,6 +10,7 @@
 
 import { HavenSocket } from '/shared/socket.js';
 import { PROTOCOL_VERSION, CLOSE } from '/shared/protocol.js';
+import { tones } from '/shared/tone.js';
 
 const TYPING_IDLE_MS = 4000;
 const RETRY_MS = 3000;
@@ -604,24 +605,9 @@ function updateEmpty() {
   $('no-offers').hidden = $('offers').children.length > 0;
 }
 
-/** A short ring, made here: no sound file to fetch. */
+/** A short ring for a new session or offer. */
 function ring() {
-  try {
-    const audio = new AudioContext();
-    const gain = audio.createGain();
-    gain.gain.value = 0.15;
-    gain.connect(audio.destination);
-    [880, 660, 880].forEach((hz, i) => {
-      const osc = audio.createOscillator();
-      osc.frequency.value = hz;
-      osc.connect(gain);
-      osc.start(audio.currentTime + i * 0.2);
-      osc.stop(audio.currentTime + i * 0.2 + 0.15);
-    });
-    setTimeout(() => audio.close(), 1200);
-  } catch {
-    // No audio available.
-  }
+  tones([880, 660, 880], 0.15);
 }
 
 function wire() {

@@ -15,6 +15,7 @@
 import { HavenSocket } from '/shared/socket.js';
 import { pickLanguage, loadCatalogue, t, translate } from '/shared/i18n.js';
 import { PROTOCOL_VERSION, CLOSE } from '/shared/protocol.js';
+import { tones } from '/shared/tone.js';
 
 const STORE = 'haven.chat';
 /** Errors after which an unacked message is retried later. */
@@ -418,24 +419,9 @@ function attention() {
   if (!visible || document.hidden) post({ type: 'attention' });
 }
 
-/** Two soft tones, made here: no sound file to fetch. */
+/** Two soft tones. */
 function beep() {
-  try {
-    const audio = new AudioContext();
-    const gain = audio.createGain();
-    gain.gain.value = 0.08;
-    gain.connect(audio.destination);
-    [660, 880].forEach((hz, i) => {
-      const osc = audio.createOscillator();
-      osc.frequency.value = hz;
-      osc.connect(gain);
-      osc.start(audio.currentTime + i * 0.18);
-      osc.stop(audio.currentTime + i * 0.18 + 0.15);
-    });
-    setTimeout(() => audio.close(), 1000);
-  } catch {
-    // No audio: the title flash and the note still tell.
-  }
+  tones([660, 880], 0.08, 0.18);
 }
 
 // ---------------------------------------------------------------- actions
