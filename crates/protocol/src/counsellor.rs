@@ -52,6 +52,10 @@ pub struct SessionInfo {
     /// counsellor.
     #[serde(default, skip_serializing_if = "is_false")]
     pub returning: bool,
+    /// Whether a counsellor's hand is up about this session (a supervisor
+    /// was asked to look at it).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub hand_raised: bool,
 }
 
 /// One topic's queue, for the console's overview.
@@ -208,6 +212,14 @@ pub enum ClientMessage {
         /// The highest contiguous `seq` received.
         up_to: Seq,
     },
+    /// Raise a hand about a session (ask a supervisor to look at it), or
+    /// lower it again.
+    RaiseHand {
+        /// The session.
+        session: SessionRef,
+        /// `true` to raise, `false` to lower.
+        raised: bool,
+    },
     /// End a session, or leave it when a colleague is in it too.
     End {
         /// The session.
@@ -231,6 +243,7 @@ impl ClientMessage {
         "send",
         "typing",
         "received",
+        "raise_hand",
         "end",
         "ping",
     ];
@@ -249,6 +262,7 @@ impl ClientMessage {
             ClientMessage::Send { .. } => "send",
             ClientMessage::Typing { .. } => "typing",
             ClientMessage::Received { .. } => "received",
+            ClientMessage::RaiseHand { .. } => "raise_hand",
             ClientMessage::End { .. } => "end",
             ClientMessage::Ping => "ping",
         }
@@ -374,6 +388,16 @@ pub enum ServerMessage {
         /// Whether they joined (`true`) or left.
         joined: bool,
     },
+    /// A hand about a session went up or down (sent to everyone in it,
+    /// including whoever raised or lowered it).
+    Hand {
+        /// The session.
+        session: SessionRef,
+        /// Whether it is up now.
+        raised: bool,
+        /// The display name of who raised or lowered it.
+        by: String,
+    },
     /// What a colleague in a shared session wrote to the help-seeker.
     Said {
         /// The session.
@@ -463,6 +487,7 @@ impl ServerMessage {
         "session_assigned",
         "transfer_failed",
         "participant",
+        "hand",
         "said",
         "message",
         "ack",
@@ -486,6 +511,7 @@ impl ServerMessage {
             ServerMessage::SessionAssigned { .. } => "session_assigned",
             ServerMessage::TransferFailed { .. } => "transfer_failed",
             ServerMessage::Participant { .. } => "participant",
+            ServerMessage::Hand { .. } => "hand",
             ServerMessage::Said { .. } => "said",
             ServerMessage::Message { .. } => "message",
             ServerMessage::Ack { .. } => "ack",

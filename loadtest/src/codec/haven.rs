@@ -236,6 +236,7 @@ impl Codec for Counsellor {
             | M::OfferWithdrawn { .. }
             | M::TransferFailed { .. }
             | M::Participant { .. }
+            | M::Hand { .. }
             | M::Said { .. }
             | M::Delivered { .. }
             | M::Typing { .. }

@@ -66,7 +66,7 @@ export const SEEKER_SENDS = Object.freeze(['hello', 'resume', 'send', 'typing', 
 export const SEEKER_RECEIVES = Object.freeze(['welcome', 'unavailable', 'resumed', 'queued', 'topic_status', 'assigned', 'counsellor_left', 'message', 'ack', 'delivered', 'typing', 'peer', 'ended', 'error', 'pong']);
 
 /** Message `type`s. */
-export const COUNSELLOR_SENDS = Object.freeze(['hello', 'resume', 'set_status', 'set_capacity', 'ready', 'accept', 'decline', 'transfer', 'send', 'typing', 'received', 'end', 'ping']);
+export const COUNSELLOR_SENDS = Object.freeze(['hello', 'resume', 'set_status', 'set_capacity', 'ready', 'accept', 'decline', 'transfer', 'send', 'typing', 'received', 'raise_hand', 'end', 'ping']);
 
 /** Message `type`s. */
-export const COUNSELLOR_RECEIVES = Object.freeze(['welcome', 'resumed', 'status', 'queues', 'offer', 'offer_withdrawn', 'session_assigned', 'transfer_failed', 'participant', 'said', 'message', 'ack', 'delivered', 'typing', 'peer', 'session_ended', 'error', 'pong']);
+export const COUNSELLOR_RECEIVES = Object.freeze(['welcome', 'resumed', 'status', 'queues', 'offer', 'offer_withdrawn', 'session_assigned', 'transfer_failed', 'participant', 'hand', 'said', 'message', 'ack', 'delivered', 'typing', 'peer', 'session_ended', 'error', 'pong']);

@@ -309,6 +309,31 @@ impl Router {
         }
     }
 
+    /// A counsellor in a session raises (`true`) or lowers their hand: asks
+    /// a supervisor to look at it. Raising a hand already up changes
+    /// nothing and queues no effect.
+    pub fn raise_hand(
+        &mut self,
+        c: CounsellorId,
+        session: SessionId,
+        raised: bool,
+    ) -> Result<(), Refusal> {
+        self.check_owner(c, session)?;
+        let s = self
+            .seekers
+            .get_mut(&session)
+            .ok_or(Refusal::UnknownSession)?;
+        if s.hand != raised {
+            s.hand = raised;
+            self.effects.push_back(Effect::Hand {
+                session,
+                counsellor: c,
+                raised,
+            });
+        }
+        Ok(())
+    }
+
     /// A counsellor hands a session on: to a colleague (who is offered it)
     /// or back to a topic's queue (at its front).
     pub fn transfer(

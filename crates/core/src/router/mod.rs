@@ -147,6 +147,10 @@ struct Seeker {
     requeued: bool,
     /// Whether they have reached a counsellor at least once.
     answered: bool,
+    /// Whether a counsellor raised their hand about this session (asked a
+    /// supervisor to look at it). Stays up through transfers until a
+    /// counsellor in the session lowers it.
+    hand: bool,
     /// Invariant: matches the routing line that holds this session.
     slot: Slot,
 }
@@ -375,6 +379,7 @@ impl Router {
                 announced: None,
                 requeued: false,
                 answered: false,
+                hand: false,
                 slot: Slot::None,
             },
         );

@@ -49,6 +49,11 @@ impl Router {
         ))
     }
 
+    /// Whether a counsellor's hand is up about a session.
+    pub fn hand_raised(&self, session: SessionId) -> bool {
+        self.seekers.get(&session).is_some_and(|s| s.hand)
+    }
+
     /// A session's topic.
     pub fn topic_of(&self, session: SessionId) -> Option<TopicId> {
         self.seekers.get(&session).map(|s| s.topic)

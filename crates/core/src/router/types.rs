@@ -327,6 +327,16 @@ pub enum Effect {
         /// How many they have (offers included).
         active: u32,
     },
+    /// A counsellor raised or lowered their hand about a session: they ask
+    /// a supervisor to look at it, or no longer do.
+    Hand {
+        /// The session.
+        session: SessionId,
+        /// Who raised or lowered it.
+        counsellor: CounsellorId,
+        /// Whether the hand is up now.
+        raised: bool,
+    },
     /// A counsellor did not come back in time: their sessions went back to
     /// the queue and the shell should forget their connection.
     CounsellorExpired {

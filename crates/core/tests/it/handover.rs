@@ -136,6 +136,53 @@ fn a_cold_transfer_hands_the_session_over() {
 }
 
 #[test]
+fn a_raised_hand_stays_up_through_a_transfer_until_lowered() {
+    let mut h = Harness::simple();
+    h.staff(ANNA, &[ALGEMEEN], &[NL], 1);
+    h.arrive(s(1), ALGEMEEN, None);
+    h.staff(BOB, &[ALGEMEEN], &[NL], 1);
+    h.effects();
+    assert_eq!(h.router.raise_hand(BOB, s(1), true), Err(Refusal::NotYours));
+    assert_eq!(
+        h.router.raise_hand(ANNA, s(9), true),
+        Err(Refusal::UnknownSession)
+    );
+    h.router.raise_hand(ANNA, s(1), true).unwrap();
+    h.router.raise_hand(ANNA, s(1), true).unwrap();
+    assert_eq!(
+        h.effects(),
+        [Effect::Hand {
+            session: s(1),
+            counsellor: ANNA,
+            raised: true
+        }],
+        "raising a raised hand again says nothing"
+    );
+    assert!(h.router.hand_raised(s(1)));
+    h.router
+        .transfer(
+            h.now,
+            ANNA,
+            s(1),
+            Transfer::ToCounsellor {
+                to: BOB,
+                warm: false,
+            },
+        )
+        .unwrap();
+    h.router.accept(h.now, BOB, s(1)).unwrap();
+    h.effects();
+    assert!(h.router.hand_raised(s(1)), "the colleague sees it still up");
+    h.router.raise_hand(BOB, s(1), false).unwrap();
+    assert!(h.effects().contains(&Effect::Hand {
+        session: s(1),
+        counsellor: BOB,
+        raised: false
+    }));
+    assert!(!h.router.hand_raised(s(1)));
+}
+
+#[test]
 fn a_warm_transfer_keeps_both_until_the_first_leaves() {
     let mut h = Harness::simple();
     h.staff(ANNA, &[ALGEMEEN], &[NL], 1);

@@ -52,6 +52,7 @@ enum Op {
     CounsellorEnd(usize, usize),
     TransferTo(usize, usize, usize, bool),
     TransferToTopic(usize, usize, u16),
+    RaiseHand(usize, usize, bool),
     Advance(u64),
 }
 
@@ -72,6 +73,7 @@ fn op() -> impl Strategy<Value = Op> {
         3 => ((0..4usize), any::<usize>()).prop_map(|(c, i)| Op::CounsellorEnd(c, i)),
         1 => ((0..4usize), any::<usize>(), 0..4usize, any::<bool>()).prop_map(|(c, i, d, w)| Op::TransferTo(c, i, d, w)),
         1 => ((0..4usize), any::<usize>(), 0..TOPICS).prop_map(|(c, i, t)| Op::TransferToTopic(c, i, t)),
+        1 => ((0..4usize), any::<usize>(), any::<bool>()).prop_map(|(c, i, r)| Op::RaiseHand(c, i, r)),
         3 => (0..40u64).prop_map(Op::Advance),
     ]
 }
@@ -284,6 +286,19 @@ fn check(
             } => {
                 model.load.insert(counsellor, (activity, capacity));
             }
+            Effect::Hand {
+                session,
+                counsellor,
+                ..
+            } => {
+                prop_assert!(
+                    model
+                        .owners
+                        .get(&session)
+                        .is_some_and(|o| o.contains(&counsellor)),
+                    "a hand raised about a session not theirs"
+                );
+            }
             Effect::Presence { .. } | Effect::TopicNotice { .. } => {}
         }
     }
@@ -469,6 +484,14 @@ proptest! {
                     {
                         seen.topic = TopicId(t);
                         seen.requeued = true;
+                    }
+                }
+                Op::RaiseHand(c, i, raised) => {
+                    // Any session, so refusals are exercised too; the
+                    // effect check above proves only owners get through.
+                    let all: Vec<SessionId> = model.seekers.keys().copied().collect::<BTreeSet<_>>().into_iter().collect();
+                    if let Some(s) = pick(&all, i) {
+                        let _ = router.raise_hand(CounsellorId(c as u64), s, raised);
                     }
                 }
                 Op::Advance(secs) => {

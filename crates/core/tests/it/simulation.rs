@@ -283,6 +283,7 @@ impl Sim {
                 | Effect::Presence { .. }
                 | Effect::Load { .. }
                 | Effect::TopicNotice { .. }
+                | Effect::Hand { .. }
                 | Effect::TransferFailed { .. } => {}
             }
         }

@@ -149,6 +149,12 @@ enum Command {
         session: SessionId,
         reply: oneshot::Sender<Result<(), haven_core::Refusal>>,
     },
+    RaiseHand {
+        counsellor: CounsellorId,
+        session: SessionId,
+        raised: bool,
+        reply: oneshot::Sender<Result<(), haven_core::Refusal>>,
+    },
     Transfer {
         counsellor: CounsellorId,
         session: SessionId,
@@ -366,6 +372,23 @@ impl Broker {
         self.ask(|reply| Command::CounsellorEnd {
             counsellor,
             session,
+            reply,
+        })
+        .await
+        .unwrap_or(Err(GONE))
+    }
+
+    /// A counsellor raises or lowers their hand about a session.
+    pub(crate) async fn raise_hand(
+        &self,
+        counsellor: CounsellorId,
+        session: SessionId,
+        raised: bool,
+    ) -> Result<(), haven_core::Refusal> {
+        self.ask(|reply| Command::RaiseHand {
+            counsellor,
+            session,
+            raised,
             reply,
         })
         .await

@@ -329,6 +329,19 @@ async fn control(state: &AppState, conn: &ConnHandle, me: &CounsellorLogin, msg:
                 not_yours(conn, session);
             }
         }
+        ClientMessage::RaiseHand { session, raised } => {
+            let Some(cell) = session_of(state, conn, &session) else {
+                return;
+            };
+            if state
+                .broker
+                .raise_hand(me.id, cell.id, raised)
+                .await
+                .is_err()
+            {
+                not_yours(conn, session);
+            }
+        }
         ClientMessage::SetCapacity { capacity } => state.broker.set_capacity(me.id, capacity).await,
         ClientMessage::Ready => state.broker.ready(me.id).await,
         ClientMessage::Accept { session } => answer(state, conn, me, session, true).await,

@@ -8,6 +8,7 @@
 mod assets;
 mod bad_input;
 mod chat;
+mod hand;
 mod process;
 mod resume;
 mod routing;

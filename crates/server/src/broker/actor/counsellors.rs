@@ -189,6 +189,22 @@ impl Actor {
             seeker_connected,
             urgent: cell.info.urgent,
             returning: cell.info.returning,
+            hand_raised: self.router.hand_raised(cell.id),
+        }
+    }
+
+    /// Tells everyone in a session that a hand went up or down.
+    pub(super) fn hand(&self, session: SessionId, by: CounsellorId, raised: bool) {
+        info!(session = %session, counsellor = by.0, raised, "hand raised or lowered");
+        let frame = encode_counsellor(&counsellor::ServerMessage::Hand {
+            session: haven_protocol::SessionRef(session.to_string()),
+            raised,
+            by: self.display(by).to_string(),
+        });
+        for c in self.router.counsellors_of(session) {
+            if let Some(conn) = self.conn_of(*c) {
+                conn.send(frame.clone());
+            }
         }
     }
 

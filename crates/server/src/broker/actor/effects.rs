@@ -108,6 +108,11 @@ impl Actor {
                     reason,
                     waited,
                 } => self.ended(at, session, topic, &counsellors, reason, waited),
+                Effect::Hand {
+                    session,
+                    counsellor,
+                    raised,
+                } => self.hand(session, counsellor, raised),
                 Effect::Presence {
                     session,
                     to,

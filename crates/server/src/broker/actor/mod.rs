@@ -229,6 +229,14 @@ impl Actor {
             } => {
                 let _ = reply.send(self.router.counsellor_ended(now(), counsellor, session));
             }
+            Command::RaiseHand {
+                counsellor,
+                session,
+                raised,
+                reply,
+            } => {
+                let _ = reply.send(self.router.raise_hand(counsellor, session, raised));
+            }
             Command::Transfer {
                 counsellor,
                 session,
