@@ -346,6 +346,36 @@ pub(crate) async fn helpline(State(state): State<AppState>) -> Response {
     .into_response()
 }
 
+/// `GET /api/v1/console`: the console's settings for a logged-in account:
+/// the ring, the canned responses and the topics a session can be handed
+/// to.
+pub(crate) async fn console(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    authorised(&state, &headers, ANY_ROLE)?;
+    let console = &state.config.console;
+    let plan = state.broker.plan();
+    let topics: Vec<&str> = plan.topics.iter().map(|t| t.name.as_str()).collect();
+    Ok(Json(json!({
+        "ring": console.ring,
+        "ring_repeat_secs": console.ring_repeat.as_secs(),
+        "canned": console.canned,
+        "topics": topics,
+    }))
+    .into_response())
+}
+
+/// `GET /api/v1/colleagues`: the counsellors connected now, with their
+/// status and load, for choosing whom to hand a session to.
+pub(crate) async fn colleagues(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    authorised(&state, &headers, ANY_ROLE)?;
+    Ok(Json(json!({ "colleagues": state.broker.colleagues().await })).into_response())
+}
+
 #[derive(Deserialize, Default)]
 pub(crate) struct PauseRequest {
     #[serde(default)]

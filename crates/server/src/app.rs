@@ -341,6 +341,8 @@ fn routes(state: AppState) -> Router {
         .route("/api/v1/me", get(api::me))
         .route("/api/v1/topics", get(api::topics))
         .route("/api/v1/helpline", get(api::helpline))
+        .route("/api/v1/console", get(api::console))
+        .route("/api/v1/colleagues", get(api::colleagues))
         .route("/api/v1/topics/{topic}/pause", post(api::pause))
         .route("/api/v1/topics/{topic}/resume", post(api::resume))
         .fallback(assets::serve)

@@ -179,6 +179,27 @@ enum Command {
     Queues {
         reply: oneshot::Sender<Vec<QueueSummary>>,
     },
+    Colleagues {
+        reply: oneshot::Sender<Vec<Colleague>>,
+    },
+}
+
+/// A connected counsellor, as colleagues see them when choosing whom to
+/// hand a session to.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub(crate) struct Colleague {
+    /// Account name (what a transfer names).
+    pub(crate) name: String,
+    /// The name help-seekers see.
+    pub(crate) display_name: String,
+    /// Available, away or in wrap-up.
+    pub(crate) status: haven_protocol::counsellor::CounsellorStatus,
+    /// Sessions and offers they have.
+    pub(crate) active: u32,
+    /// Sessions they take at once.
+    pub(crate) capacity: u32,
+    /// The topics they serve.
+    pub(crate) topics: Vec<String>,
 }
 
 #[derive(Debug)]
@@ -446,6 +467,13 @@ impl Broker {
         })
         .await
         .unwrap_or(Err(GONE))
+    }
+
+    /// Every connected counsellor, by display name.
+    pub(crate) async fn colleagues(&self) -> Vec<Colleague> {
+        self.ask(|reply| Command::Colleagues { reply })
+            .await
+            .unwrap_or_default()
     }
 
     /// Every topic's queue at a glance.

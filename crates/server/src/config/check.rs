@@ -161,6 +161,17 @@ impl Config {
         if let Err((key, problem)) = self.plan() {
             return Err(invalid(&key, problem));
         }
+        if self.console.ring_repeat > MAX_DURATION {
+            return Err(invalid(
+                "console.ring_repeat",
+                "must be at most 30 days".into(),
+            ));
+        }
+        if let Err((key, problem)) = self.console.check(s.max_chars, &self.languages, |t| {
+            self.topics.contains_key(t)
+        }) {
+            return Err(invalid(&key, problem));
+        }
         if self.auth.max_concurrent_hashes == 0 {
             return Err(invalid(
                 "auth.max_concurrent_hashes",

@@ -10,6 +10,7 @@
 //! where its value came from (the file or the variable).
 
 mod check;
+mod console;
 mod plan;
 mod render;
 mod topics;
@@ -23,6 +24,7 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
+pub use self::console::{CannedResponse, ConsoleConfig, Ring};
 pub use self::plan::{Plan, TopicPlan};
 pub use self::topics::{AlternativeConfig, HoursConfig, Mode, RoutingConfig, TopicConfig};
 
@@ -67,6 +69,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// Counsellor login.
     pub auth: AuthConfig,
+    /// The counsellor console: ring and canned responses.
+    pub console: ConsoleConfig,
 }
 
 /// How logs are written.
@@ -217,6 +221,7 @@ impl Default for Config {
             session: SessionConfig::default(),
             limits: LimitsConfig::default(),
             auth: AuthConfig::default(),
+            console: ConsoleConfig::default(),
         }
     }
 }

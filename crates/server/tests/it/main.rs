@@ -8,6 +8,7 @@
 mod assets;
 mod bad_input;
 mod chat;
+mod console;
 mod hand;
 mod process;
 mod resume;

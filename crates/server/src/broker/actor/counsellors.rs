@@ -10,7 +10,7 @@ use haven_protocol::counsellor::{self, ResumePoint, SessionInfo, SessionState};
 use tracing::{debug, info};
 
 use super::super::session::{CellState, Member, SessionCell};
-use super::super::{CounsellorLogin, ResumeFailed, ResumeTarget, secs};
+use super::super::{Colleague, CounsellorLogin, ResumeFailed, ResumeTarget, secs};
 use super::{Actor, Link, now, wire_status};
 use crate::tokens;
 use crate::ws::conn::ConnHandle;
@@ -191,6 +191,35 @@ impl Actor {
             returning: cell.info.returning,
             hand_raised: self.router.hand_raised(cell.id),
         }
+    }
+
+    /// Every connected counsellor, by display name.
+    pub(super) fn colleagues(&self) -> Vec<Colleague> {
+        let at = now();
+        let plan = &self.shared.settings.plan;
+        let mut all: Vec<Colleague> = self
+            .counsellors
+            .iter()
+            .filter(|(_, link)| link.conn.is_some())
+            .filter_map(|(id, link)| {
+                let view = self.router.counsellor(at, *id)?;
+                Some(Colleague {
+                    name: link.name.clone(),
+                    display_name: link.display.to_string(),
+                    status: wire_status(view.activity).0,
+                    active: u32::try_from(view.sessions.len() + view.offers.len())
+                        .unwrap_or(u32::MAX),
+                    capacity: view.capacity,
+                    topics: link
+                        .topics
+                        .iter()
+                        .map(|t| plan.topic_name(*t).to_owned())
+                        .collect(),
+                })
+            })
+            .collect();
+        all.sort_by(|a, b| a.display_name.cmp(&b.display_name));
+        all
     }
 
     /// Tells everyone in a session that a hand went up or down.

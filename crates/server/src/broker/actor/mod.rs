@@ -294,6 +294,9 @@ impl Actor {
             Command::Queues { reply } => {
                 let _ = reply.send(self.queue_summaries());
             }
+            Command::Colleagues { reply } => {
+                let _ = reply.send(self.colleagues());
+            }
         }
     }
 }
