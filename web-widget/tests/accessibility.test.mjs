@@ -53,6 +53,11 @@ test('the widget and the console pass an accessibility scan', async () => {
   await desk.locator('.msg.in', { hasText: 'hallo' }).waitFor();
   await scan(page, 'the chat');
   await scan(desk, 'the console with a chat');
+  await desk.click('.pane:not([hidden]) button.transfer');
+  await desk.locator('#transfer[open]').waitFor();
+  await scan(desk, 'the transfer dialog');
+  await desk.click('#transfer button[value=cancel]');
+  await desk.locator('#transfer[open]').waitFor({ state: 'detached' });
   await page.click('#end');
   await page.click('#end-yes');
   await page.waitForSelector('#done:not([hidden])');

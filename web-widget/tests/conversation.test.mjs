@@ -45,8 +45,8 @@ test('a help-seeker and a counsellor chat from start to end', async () => {
   await pane.locator('.msg.in', { hasText: 'hoe ik moet beginnen' }).waitFor()
 
   await chat.locator('#counsellor', { hasText: 'Anna' }).waitFor()
-  await pane.locator('textarea').fill('Neem je tijd. Ik lees mee.')
-  await pane.locator('textarea').press('Enter')
+  await pane.locator('textarea.message').fill('Neem je tijd. Ik lees mee.')
+  await pane.locator('textarea.message').press('Enter')
   await chat.locator('.msg.in', { hasText: 'Neem je tijd' }).waitFor()
 
   // Both sides see their messages confirmed by the other.

@@ -146,3 +146,14 @@ export async function openWidget(page) {
   }
   throw new Error('the chat frame did not appear');
 }
+
+/** Opens the widget on `url`, gives a nickname and asks for a chat. */
+export async function startChat(context, url, nickname) {
+  const page = await context.newPage();
+  await page.goto(url);
+  const chat = await openWidget(page);
+  await chat.fill('#nickname', nickname);
+  await chat.click('#prechat button[type=submit]');
+  await chat.locator('#waiting:not([hidden]), #counsellor:not(:empty)').first().waitFor();
+  return { page, chat };
+}

@@ -3,7 +3,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
-import { startHaven, launch, consoleLogin, openWidget, shot, freePort } from './harness.mjs';
+import { startHaven, launch, consoleLogin, openWidget, startChat, shot, freePort } from './harness.mjs';
 
 let haven;
 let browser;
@@ -42,16 +42,6 @@ after(async () => {
 });
 
 /** Opens the widget on the demo page and gets the chat going. */
-async function startChat(context, url, nickname) {
-  const page = await context.newPage();
-  await page.goto(url);
-  const chat = await openWidget(page);
-  await chat.fill('#nickname', nickname);
-  await chat.click('#prechat button[type=submit]');
-  await chat.locator('#waiting:not([hidden]), #counsellor:not(:empty)').first().waitFor();
-  return { page, chat };
-}
-
 test('the host page cannot read what the help-seeker types or reads', async () => {
   const context = await browser.newContext();
   const { page, chat } = await startChat(context, `${siteOrigin}/`, 'Kim');
@@ -131,8 +121,8 @@ test('a dropped network resumes the chat with nothing lost or doubled', async ()
     await chat.press('#text', 'Enter');
   }
   for (const text of ['terwijl weg 1', 'terwijl weg 2', 'terwijl weg 3']) {
-    await pane.locator('textarea').fill(text);
-    await pane.locator('textarea').press('Enter');
+    await pane.locator('textarea.message').fill(text);
+    await pane.locator('textarea.message').press('Enter');
   }
   await pane.locator('.msg.out .state.sent').nth(2).waitFor();
   await context.setOffline(false);

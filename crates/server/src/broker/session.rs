@@ -231,7 +231,10 @@ impl SessionCell {
         let at = now_ms();
         // Only needed when a colleague is in the session too.
         let echo = (st.members.len() > 1).then(|| text.clone());
-        let accepted = st.conv.accept(Side::Counsellor, &id.0, weight, |seq| {
+        // Ids are the sender's own: two counsellors in a session (together,
+        // or one after the other) may pick the same one.
+        let key = format!("{}/{}", from.0, id.0);
+        let accepted = st.conv.accept(Side::Counsellor, &key, weight, |seq| {
             encode_seeker(&seeker::ServerMessage::Message {
                 seq,
                 text,

@@ -383,3 +383,50 @@ async fn an_ack_waits_for_the_next_frame_but_never_longer_than_the_delay() {
         c::ServerMessage::Ack { seq: 1, .. }
     ));
 }
+
+#[tokio::test]
+async fn counsellors_in_one_session_may_use_the_same_message_id() {
+    // Two consoles number their messages independently; the second one's
+    // "c-1" is a new message, not a retry of the first one's.
+    let server = TestServer::start().await;
+    let (mut anna, _) = server.counsellor("anna", 1).await;
+    anna.available().await;
+    let mut seeker = server.seeker().await;
+    seeker.hello(Some("Sam")).await;
+    let session = anna.assigned().await;
+    assert_eq!(anna.say(&session, "c-1", "Ik ben Anna.").await, 1);
+    let (mut bob, _) = server.counsellor("bob", 2).await;
+    anna.send(&c::ClientMessage::Transfer {
+        session: session.clone(),
+        to_counsellor: Some("bob".into()),
+        to_topic: None,
+        warm: true,
+        note: None,
+    })
+    .await;
+    bob.expect("offer", |m| matches!(m, c::ServerMessage::Offer { .. }))
+        .await;
+    bob.accept(&session).await;
+    bob.assigned().await;
+    assert_eq!(bob.say(&session, "c-1", "Ik ben Bob.").await, 2);
+    let mut heard = Vec::new();
+    while heard.len() < 2 {
+        if let s::ServerMessage::Message {
+            seq, text, from, ..
+        } = seeker
+            .expect("message", |m| matches!(m, s::ServerMessage::Message { .. }))
+            .await
+        {
+            heard.push((seq, text.0, from));
+        }
+    }
+    assert_eq!(
+        heard,
+        [
+            (1, "Ik ben Anna.".to_owned(), "Anna".to_owned()),
+            (2, "Ik ben Bob.".to_owned(), "Bob".to_owned())
+        ]
+    );
+    // A retry is still a retry: Bob's "c-1" again gets its first seq.
+    assert_eq!(bob.say(&session, "c-1", "Ik ben Bob.").await, 2);
+}
