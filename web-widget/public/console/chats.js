@@ -237,7 +237,13 @@ export function about(chat) {
 
 /** @param {Chat} chat */
 export function updateTab(chat) {
-  chat.tab.textContent = `${chat.info.hand_raised ? '✋ ' : ''}${chat.info.nickname || 'Anonymous'}`;
+  chat.tab.textContent = chat.info.nickname || 'Anonymous';
+  if (chat.info.hand_raised) {
+    const flag = document.createElement('span');
+    flag.className = 'hand-flag';
+    flag.textContent = 'hand up';
+    chat.tab.append(' ', flag);
+  }
   chat.tab.classList.toggle('urgent', Boolean(chat.info.urgent));
   chat.tab.classList.toggle('ended', chat.ended);
   if (chat.unread > 0) {

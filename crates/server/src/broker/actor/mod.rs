@@ -195,7 +195,12 @@ impl Actor {
                 token,
                 reply,
             } => {
-                let _ = reply.send(self.counsellor_attach(&login, &conn, points, token));
+                let attached = self.counsellor_attach(&login, &conn, points, token);
+                // The queues at once, after the welcome, not at the next tick.
+                if attached.is_ok() {
+                    self.send_queue_overviews();
+                }
+                let _ = reply.send(attached);
             }
             Command::SetStatus { counsellor, status } => {
                 let _ = self.router.set_status(now(), counsellor, status);
