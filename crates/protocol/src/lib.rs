@@ -13,6 +13,8 @@
 //! - [`common`]: values both roles share (ids, chat text, tokens, limits).
 //! - [`close`]: WebSocket close codes and whether a client should reconnect.
 //! - [`error`]: error codes carried by `{"type": "error"}` messages.
+//! - [`events`]: queue and staffing events for the supervisor view (Redis
+//!   channel `haven:events`), documented in `docs/events.md`.
 //! - [`decode`]: parsing a text frame into a role's message, with a precise
 //!   error code when that fails.
 //! - [`fast`]: exact shortcuts for the frames every chat message produces
@@ -28,6 +30,7 @@ pub mod common;
 pub mod counsellor;
 pub mod decode;
 pub mod error;
+pub mod events;
 pub mod fast;
 pub mod seeker;
 

@@ -11,7 +11,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use haven_protocol::{counsellor, seeker};
+use haven_protocol::{counsellor, events, seeker};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -105,6 +105,41 @@ fn counsellor_server_messages() {
         "counsellor/server",
         counsellor::ServerMessage::TYPES,
         counsellor::ServerMessage::type_name,
+    );
+}
+
+#[test]
+fn events() {
+    let files = fixtures("events");
+    let names: BTreeSet<String> = files.iter().map(|(n, _)| n.clone()).collect();
+    let declared: BTreeSet<String> = events::Event::TYPES
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+    assert_eq!(names, declared, "events: fixtures differ from TYPES");
+    assert_eq!(serde_variants::<events::Event>(), declared);
+    for (name, text) in files {
+        let record: events::Record = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("events/{name}.json does not parse: {e}"));
+        assert_eq!(record.event.type_name(), name);
+        let back = serde_json::to_value(&record).unwrap();
+        let want: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, want, "events/{name}.json does not round-trip");
+    }
+}
+
+#[test]
+fn events_document_quotes_every_fixture() {
+    let doc_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/events.md");
+    let doc = std::fs::read_to_string(&doc_path).unwrap();
+    let missing: Vec<String> = fixtures("events")
+        .into_iter()
+        .filter(|(_, text)| !doc.contains(text.as_str()))
+        .map(|(name, _)| format!("events/{name}.json"))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "docs/events.md lacks these fixtures verbatim: {missing:?}"
     );
 }
 

@@ -297,7 +297,11 @@ pub(crate) async fn me(
 }
 
 /// The account behind a request's login, if it has one of `roles`.
-fn authorised(state: &AppState, headers: &HeaderMap, roles: &[Role]) -> Result<Account, ApiError> {
+pub(crate) fn authorised(
+    state: &AppState,
+    headers: &HeaderMap,
+    roles: &[Role],
+) -> Result<Account, ApiError> {
     let token = token_from_headers(headers).ok_or(ApiError::Unauthorized)?;
     let (_, login) = state
         .logins

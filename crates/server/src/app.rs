@@ -43,9 +43,10 @@ use crate::accounts::{AccountError, AccountStore};
 use crate::auth::Logins;
 use crate::broker::{Broker, BrokerSettings};
 use crate::config::{Config, Plan};
+use crate::events::Events;
 use crate::limits::{ConnectionCap, SourceLimiter};
 use crate::ws::conn::Registry;
-use crate::{api, assets, ws};
+use crate::{api, assets, supervisor, ws};
 
 /// HTTP connections allowed beyond the WebSocket cap (plain requests,
 /// upgrades in progress) before new TCP connections are dropped at accept.
@@ -56,6 +57,7 @@ const EXTRA_TCP_CONNECTIONS: usize = 1024;
 pub(crate) struct AppInner {
     pub(crate) config: Config,
     pub(crate) broker: Broker,
+    pub(crate) events: Arc<Events>,
     pub(crate) accounts: Arc<AccountStore>,
     pub(crate) logins: Logins,
     pub(crate) cap: Arc<ConnectionCap>,
@@ -146,13 +148,19 @@ impl Server {
         let plan = config
             .plan()
             .map_err(|(key, problem)| StartError::Plan { key, problem })?;
-        let broker = Broker::start(broker_settings(&config, plan), shutdown.clone(), &sockets);
+        let events = Events::start(&config, &shutdown, &sockets);
+        let broker = Broker::start(
+            broker_settings(&config, plan, events.clone()),
+            shutdown.clone(),
+            &sockets,
+        );
         let state = AppState(Arc::new(AppInner {
             logins: Logins::new(config.auth.clone()),
             cap: ConnectionCap::new(config.limits.max_connections),
             sources: SourceLimiter::new(&config.limits),
             draining: AtomicBool::new(false),
             broker,
+            events,
             accounts,
             shutdown,
             connections: Registry::default(),
@@ -297,8 +305,10 @@ async fn first_byte_within(stream: &TcpStream, limit: Duration) -> bool {
     matches!(tokio::time::timeout(limit, stream.peek(&mut byte)).await, Ok(Ok(n)) if n > 0)
 }
 
-fn broker_settings(config: &Config, plan: Plan) -> BrokerSettings {
+fn broker_settings(config: &Config, plan: Plan, events: Arc<Events>) -> BrokerSettings {
     BrokerSettings {
+        events,
+        supervisor: config.supervisor.clone(),
         plan: Arc::new(plan),
         replay: ReplayLimits {
             max_entries: config.session.replay_max_messages as usize,
@@ -343,6 +353,7 @@ fn routes(state: AppState) -> Router {
         .route("/api/v1/helpline", get(api::helpline))
         .route("/api/v1/console", get(api::console))
         .route("/api/v1/colleagues", get(api::colleagues))
+        .route("/api/v1/supervisor/feed", get(supervisor::feed))
         .route("/api/v1/topics/{topic}/pause", post(api::pause))
         .route("/api/v1/topics/{topic}/resume", post(api::resume))
         .fallback(assets::serve)

@@ -18,8 +18,10 @@
 
 mod client;
 mod http;
+mod redis;
 mod server;
 
 pub use client::{Client, CounsellorClient, Event, SeekerClient, WAIT, Ws, WsError};
-pub use http::HttpResponse;
+pub use http::{HttpResponse, SseStream};
+pub use redis::RedisServer;
 pub use server::{TestServer, test_config};

@@ -179,6 +179,11 @@ impl TestServer {
         request(self.addr, method, path, headers, body).await
     }
 
+    /// Opens a server-sent event stream at `path`.
+    pub async fn sse(&self, path: &str, headers: &[(&str, &str)]) -> crate::SseStream {
+        crate::SseStream::open(self.addr, path, headers).await
+    }
+
     /// `GET path`.
     pub async fn get(&self, path: &str) -> HttpResponse {
         self.http(Method::GET, path, &[], None).await

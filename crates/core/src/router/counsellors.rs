@@ -6,8 +6,8 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use super::{
-    Counsellor, Effect, EndReason, Link, Offer, Phase, Profile, Refusal, Router, Status, Timer,
-    Transfer, TransferFailed, Withdrawn,
+    Counsellor, Effect, EndReason, Event, Link, Offer, Phase, Profile, Refusal, Router, Status,
+    Timer, Transfer, TransferFailed, Withdrawn,
 };
 use crate::ids::{CounsellorId, SessionId, Side};
 use crate::router::types::Assignment;
@@ -148,6 +148,13 @@ impl Router {
         session: SessionId,
     ) -> Result<(), Refusal> {
         let offer = self.offer_for(c, session)?;
+        if let Some(topic) = self.topic_of(session) {
+            self.emit(Event::Accepted {
+                session,
+                topic,
+                counsellor: c,
+            });
+        }
         match offer.from {
             None => self.assign(now, session, c, None, false),
             Some(from) => {
@@ -169,6 +176,13 @@ impl Router {
         session: SessionId,
     ) -> Result<(), Refusal> {
         self.offer_for(c, session)?;
+        if let Some(topic) = self.topic_of(session) {
+            self.emit(Event::Declined {
+                session,
+                topic,
+                counsellor: c,
+            });
+        }
         if let Some(offer) = self.clear_offer(session) {
             self.offer_failed(now, session, offer, TransferFailed::Declined);
         }
@@ -189,6 +203,13 @@ impl Router {
             return;
         };
         let to = offer.to;
+        if let Some(topic) = self.topic_of(session) {
+            self.emit(Event::OfferTimedOut {
+                session,
+                topic,
+                counsellor: to,
+            });
+        }
         self.offer_failed(now, session, offer, TransferFailed::TimedOut);
         if self.config.away_after_missed_offer
             && let Some(entry) = self.counsellors.get_mut(&to)
@@ -325,8 +346,15 @@ impl Router {
             .ok_or(Refusal::UnknownSession)?;
         if s.hand != raised {
             s.hand = raised;
+            let topic = s.topic;
             self.effects.push_back(Effect::Hand {
                 session,
+                counsellor: c,
+                raised,
+            });
+            self.emit(Event::Hand {
+                session,
+                topic,
                 counsellor: c,
                 raised,
             });
@@ -382,6 +410,13 @@ impl Router {
                     });
                     self.release(now, other, session, current_topic);
                 }
+                self.emit(Event::Transferred {
+                    session,
+                    topic,
+                    from: c,
+                    to: None,
+                    warm: false,
+                });
                 self.requeue(now, session, topic);
             }
         }
@@ -409,6 +444,13 @@ impl Router {
         }
         let waited = s.waited_before;
         let topic = s.topic;
+        self.emit(Event::Transferred {
+            session,
+            topic,
+            from,
+            to: Some(to),
+            warm,
+        });
         self.take_on(now, session, to, waited, Some(from), warm);
         if !warm && self.check_owner(from, session).is_ok() {
             if let Some(Phase::Assigned { counsellors, .. }) =
@@ -465,6 +507,7 @@ impl Router {
                 if let Some(offer) = self.clear_offer(session) {
                     self.withdraw(now, session, offer, Withdrawn::Ended);
                 }
+                self.emit(Event::Requeued { session, topic });
                 self.requeue(now, session, topic);
             } else {
                 self.effects.push_back(Effect::Left {
@@ -488,5 +531,6 @@ impl Router {
         }
         self.effects
             .push_back(Effect::CounsellorExpired { counsellor: c });
+        self.emit(Event::CounsellorOffline { counsellor: c });
     }
 }

@@ -12,7 +12,8 @@
 use std::time::{Duration, Instant};
 
 use super::{
-    Counsellor, Effect, EndReason, Link, Offer, Phase, REQUEUE_HEAD_START, Router, Slot, Timer,
+    Counsellor, Effect, EndReason, Event, Link, Offer, Phase, REQUEUE_HEAD_START, Router, Slot,
+    Timer,
 };
 use crate::ids::{CounsellorId, SessionId, TopicId};
 use crate::queue::Line;
@@ -230,10 +231,17 @@ impl Router {
             from,
             warm,
         });
+        let topic = s.topic;
         self.timers.insert((until, Timer::Offer(session)));
         if let Some(entry) = self.counsellors.get_mut(&c) {
             entry.offers.insert(session);
         }
+        self.emit(Event::Offered {
+            session,
+            topic,
+            counsellor: c,
+            from,
+        });
         self.effects.push_back(Effect::Offered {
             session,
             counsellor: c,
@@ -291,7 +299,16 @@ impl Router {
             self.stats[topic].answered += 1;
             self.stats[topic].answered_wait += waited;
         }
+        let topic_id = s.topic;
         self.place(session);
+        if from.is_none() {
+            self.emit(Event::Started {
+                session,
+                topic: topic_id,
+                counsellor: c,
+                waited,
+            });
+        }
         self.take_on(now, session, c, waited, from, warm);
     }
 
@@ -389,13 +406,28 @@ impl Router {
                     self.stats[topic].abandoned += 1;
                     self.stats[topic].abandoned_wait += waited;
                 }
+                self.emit(Event::Abandoned {
+                    session,
+                    topic: s.topic,
+                    waited,
+                    reason,
+                });
                 Vec::new()
             }
             Phase::Assigned { counsellors, since } => {
-                self.waits[topic].observe(now.saturating_duration_since(since));
+                let duration = now.saturating_duration_since(since);
+                self.waits[topic].observe(duration);
                 for &c in &counsellors {
                     self.release(now, c, session, s.topic);
                 }
+                self.emit(Event::Ended {
+                    session,
+                    topic: s.topic,
+                    counsellors: counsellors.clone(),
+                    reason,
+                    waited,
+                    duration,
+                });
                 counsellors
             }
         };
@@ -437,11 +469,20 @@ impl Router {
     /// Tells the shell a counsellor's state and load.
     pub(super) fn push_load(&mut self, now: Instant, c: CounsellorId) {
         if let Some(entry) = self.counsellors.get(&c) {
+            let activity = entry.activity(now);
+            let capacity = entry.profile.capacity;
+            let active = u32::try_from(entry.load()).unwrap_or(u32::MAX);
             self.effects.push_back(Effect::Load {
                 counsellor: c,
-                activity: entry.activity(now),
-                capacity: entry.profile.capacity,
-                active: u32::try_from(entry.load()).unwrap_or(u32::MAX),
+                activity,
+                capacity,
+                active,
+            });
+            self.events.push_back(Event::Counsellor {
+                counsellor: c,
+                activity,
+                capacity,
+                active,
             });
         }
     }

@@ -42,6 +42,7 @@
 
 mod counsellors;
 mod dispatch;
+mod events;
 mod queries;
 mod types;
 mod waits;
@@ -49,6 +50,7 @@ mod waits;
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
+pub use self::events::Event;
 pub use self::types::{
     Activity, Arrival, Assignment, CounsellorView, Effect, EndReason, Gate, Notice, Profile,
     Refusal, RouterConfig, Status, TopicRules, TopicStats, TopicSummary, Transfer, TransferFailed,
@@ -222,6 +224,8 @@ pub struct Router {
     topics: Vec<TopicState>,
     timers: BTreeSet<(Instant, Timer)>,
     effects: VecDeque<Effect>,
+    /// What happened, for the supervisor view; drained by the shell.
+    events: VecDeque<Event>,
     next_arrival: u64,
     dirty_seekers: Vec<SessionId>,
     dirty_counsellors: Vec<CounsellorId>,
@@ -265,6 +269,7 @@ impl Router {
             ],
             timers: BTreeSet::new(),
             effects: VecDeque::new(),
+            events: VecDeque::new(),
             next_arrival: 0,
             dirty_seekers: Vec::new(),
             dirty_counsellors: Vec::new(),
@@ -275,6 +280,16 @@ impl Router {
             ticking: false,
             config,
         }
+    }
+
+    /// The next event for the supervisor view, in the order they happened.
+    /// The shell should drain these as it does effects.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    pub(super) fn emit(&mut self, event: Event) {
+        self.events.push_back(event);
     }
 
     /// The settings in use.
@@ -384,6 +399,12 @@ impl Router {
             },
         );
         self.lines[t].insert(key, session);
+        self.emit(Event::Queued {
+            session,
+            topic: arrival.topic,
+            urgent: arrival.urgent,
+            returning: prefer.is_some(),
+        });
         // Tell them where they are now, not at the next tick (if routing
         // does not take them at once).
         self.to_announce.push(session);
@@ -512,6 +533,7 @@ impl Router {
             .ok_or(Refusal::UnknownTopic)?;
         if state.paused != paused {
             state.paused = paused;
+            self.emit(Event::TopicPaused { topic, paused });
             self.notify_waiting(topic, Notice::Paused(paused));
         }
         self.settle(now);

@@ -49,6 +49,14 @@ impl Router {
         ))
     }
 
+    /// How long a session has been with its counsellor(s), if it is.
+    pub fn time_with_counsellor(&self, now: Instant, session: SessionId) -> Option<Duration> {
+        match self.seekers.get(&session).map(|s| &s.phase) {
+            Some(Phase::Assigned { since, .. }) => Some(now.saturating_duration_since(*since)),
+            _ => None,
+        }
+    }
+
     /// Whether a counsellor's hand is up about a session.
     pub fn hand_raised(&self, session: SessionId) -> bool {
         self.seekers.get(&session).is_some_and(|s| s.hand)

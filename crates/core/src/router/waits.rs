@@ -26,7 +26,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::{Effect, EndReason, Gate, Link, Router};
+use super::{Effect, EndReason, Event, Gate, Link, Router};
 use crate::ids::{SessionId, TopicId};
 
 /// Weight of the newest session in the moving average.
@@ -116,6 +116,12 @@ impl Router {
                     wait,
                     requeued: std::mem::take(&mut s.requeued),
                 });
+                self.events.push_back(Event::Position {
+                    session,
+                    topic,
+                    position,
+                    wait,
+                });
             }
         }
         self.arm_tick(now);
@@ -135,6 +141,7 @@ impl Router {
         };
         let (staffed, free) = self.staffing(s.topic);
         let wait = self.waits[t].estimate(position, staffed, free);
+        let topic = s.topic;
         if let Some(s) = self.seekers.get_mut(&session) {
             s.announced = Some((position, minutes(wait)));
             self.effects.push_back(Effect::Queued {
@@ -142,6 +149,12 @@ impl Router {
                 position,
                 wait,
                 requeued: std::mem::take(&mut s.requeued),
+            });
+            self.events.push_back(Event::Position {
+                session,
+                topic,
+                position,
+                wait,
             });
         }
     }

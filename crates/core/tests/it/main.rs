@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
 
+mod events;
 mod handover;
 mod properties;
 mod purity;

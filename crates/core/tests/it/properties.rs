@@ -23,7 +23,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
 use haven_core::{
-    Activity, Arrival, Assignment, CounsellorId, Effect, LangId, Party, Profile, Router,
+    Activity, Arrival, Assignment, CounsellorId, Effect, Event, LangId, Party, Profile, Router,
     RouterConfig, SessionId, Status, TopicId, TopicRules, Transfer,
 };
 use proptest::prelude::*;
@@ -108,6 +108,8 @@ struct Model {
     seekers: HashMap<SessionId, Seen>,
     owners: HashMap<SessionId, Vec<CounsellorId>>,
     ended: BTreeSet<SessionId>,
+    /// Sessions whose end (or abandon) the events told.
+    told_ended: BTreeSet<SessionId>,
     /// Pending offers: session → (counsellor, from the queue?).
     offers: HashMap<SessionId, (CounsellorId, bool)>,
     declined: HashMap<SessionId, BTreeSet<CounsellorId>>,
@@ -302,6 +304,39 @@ fn check(
             Effect::Presence { .. } | Effect::TopicNotice { .. } => {}
         }
     }
+
+    // Every session that ended was told to the supervisor view exactly
+    // once, as an abandon or an end, and nothing about it after that.
+    while let Some(event) = router.poll_event() {
+        let (session, terminal) = match event {
+            Event::Abandoned { session, .. } | Event::Ended { session, .. } => (session, true),
+            Event::Queued { session, .. }
+            | Event::Position { session, .. }
+            | Event::Offered { session, .. }
+            | Event::Accepted { session, .. }
+            | Event::Declined { session, .. }
+            | Event::OfferTimedOut { session, .. }
+            | Event::Started { session, .. }
+            | Event::Transferred { session, .. }
+            | Event::Requeued { session, .. }
+            | Event::Hand { session, .. } => (session, false),
+            Event::Counsellor { .. }
+            | Event::CounsellorOffline { .. }
+            | Event::TopicPaused { .. } => continue,
+        };
+        prop_assert!(
+            !model.told_ended.contains(&session),
+            "an event about {session:?} after its end"
+        );
+        if terminal {
+            model.told_ended.insert(session);
+        }
+    }
+    prop_assert_eq!(
+        &model.told_ended,
+        &model.ended,
+        "ends told and ends done differ"
+    );
 
     // Nobody lost, nobody in two states.
     for (session, seen) in &model.seekers {

@@ -46,6 +46,10 @@ pub(crate) struct BrokerSettings {
     pub(crate) plan: Arc<Plan>,
     pub(crate) replay: ReplayLimits,
     pub(crate) limits: Limits,
+    /// Where events and snapshots go.
+    pub(crate) events: Arc<crate::events::Events>,
+    /// Service level and alert thresholds.
+    pub(crate) supervisor: crate::config::SupervisorConfig,
 }
 
 /// Who a resume token belongs to.

@@ -167,6 +167,21 @@ impl Config {
                 "must be at most 30 days".into(),
             ));
         }
+        if let Err((key, problem)) = self.supervisor.check() {
+            return Err(invalid(&key, problem));
+        }
+        if let Some(node) = &self.node_id
+            && (node.is_empty()
+                || node.len() > 64
+                || !node
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)))
+        {
+            return Err(invalid(
+                "node_id",
+                "1 to 64 letters, digits, '-', '_' or '.'".into(),
+            ));
+        }
         if let Err((key, problem)) = self.console.check(s.max_chars, &self.languages, |t| {
             self.topics.contains_key(t)
         }) {

@@ -13,6 +13,7 @@ mod check;
 mod console;
 mod plan;
 mod render;
+mod supervisor;
 mod topics;
 
 use std::collections::BTreeMap;
@@ -26,6 +27,7 @@ use serde::{Deserialize, Serialize};
 
 pub use self::console::{CannedResponse, ConsoleConfig, Ring};
 pub use self::plan::{Plan, TopicPlan};
+pub use self::supervisor::SupervisorConfig;
 pub use self::topics::{AlternativeConfig, HoursConfig, Mode, RoutingConfig, TopicConfig};
 
 /// Where the config file is looked for when none is named.
@@ -41,6 +43,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Redis for events between nodes; unset keeps events in-process.
     pub redis_url: Option<String>,
+    /// This node's name in events and snapshots; unset: the host name.
+    pub node_id: Option<String>,
     /// Origins (`scheme://host[:port]`) whose pages may open WebSockets.
     pub allowed_origins: Vec<String>,
     /// Whether a WebSocket upgrade without an `Origin` header is accepted.
@@ -71,6 +75,8 @@ pub struct Config {
     pub auth: AuthConfig,
     /// The counsellor console: ring and canned responses.
     pub console: ConsoleConfig,
+    /// The supervisor view: service level, alerts, events.
+    pub supervisor: SupervisorConfig,
 }
 
 /// How logs are written.
@@ -206,6 +212,7 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: PathBuf::from("./data"),
             redis_url: None,
+            node_id: None,
             allowed_origins: vec![
                 "http://127.0.0.1:8080".to_owned(),
                 "http://localhost:8080".to_owned(),
@@ -222,6 +229,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             auth: AuthConfig::default(),
             console: ConsoleConfig::default(),
+            supervisor: SupervisorConfig::default(),
         }
     }
 }
@@ -353,6 +361,16 @@ impl Config {
             self.topics
                 .insert(self.session.default_topic.clone(), TopicConfig::default());
         }
+    }
+
+    /// This node's name: `node_id`, else the host name.
+    pub fn node(&self) -> String {
+        self.node_id.clone().unwrap_or_else(|| {
+            rustix::system::uname()
+                .nodename()
+                .to_string_lossy()
+                .into_owned()
+        })
     }
 
     /// The configuration as TOML with secrets (the Redis password) hidden.

@@ -9,6 +9,7 @@ mod assets;
 mod bad_input;
 mod chat;
 mod console;
+mod events;
 mod hand;
 mod process;
 mod resume;

@@ -58,6 +58,7 @@ impl Actor {
             },
         );
         self.queues_sent.remove(&id);
+        self.supervision.name(id, &login.name);
         let sessions = self
             .router
             .counsellor_connected(at, id, login.profile.clone());

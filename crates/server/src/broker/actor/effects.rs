@@ -16,6 +16,9 @@ use crate::ws::frames::{encode_counsellor, encode_seeker};
 
 impl Actor {
     pub(super) fn run_effects(&mut self) {
+        // Events first: they name counsellors whose links the effects may
+        // remove.
+        self.publish_events();
         while let Some(effect) = self.router.poll_effect() {
             let at = now();
             match effect {
@@ -198,6 +201,8 @@ impl Actor {
                 }
             }
         }
+        // Anything the effects' own router calls queued.
+        self.publish_events();
     }
 
     fn assign(

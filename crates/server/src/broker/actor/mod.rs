@@ -13,6 +13,7 @@
 mod counsellors;
 mod effects;
 mod seekers;
+mod supervision;
 mod topics;
 
 use std::collections::HashMap;
@@ -60,6 +61,8 @@ pub(super) struct Actor {
     hours_due: Option<Instant>,
     /// The queue overview last sent to each counsellor.
     queues_sent: HashMap<CounsellorId, Vec<QueueSummary>>,
+    /// Events, today's figures and alerts for the supervisor view.
+    supervision: supervision::Supervision,
 }
 
 impl std::fmt::Debug for Actor {
@@ -108,6 +111,7 @@ impl Actor {
             gates: vec![Gate::Open; topics],
             hours_due: None,
             queues_sent: HashMap::new(),
+            supervision: supervision::Supervision::default(),
             shared,
         }
     }
@@ -120,6 +124,9 @@ impl Actor {
         let interval = self.shared.settings.plan.router.position_interval;
         let mut overview = tokio::time::interval(interval);
         overview.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut snapshots =
+            tokio::time::interval(self.shared.settings.supervisor.snapshot_interval);
+        snapshots.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         self.refresh_hours();
         self.run_effects();
         loop {
@@ -135,6 +142,7 @@ impl Actor {
                 () = sleep_until(routing) => self.router.handle_timeout(now()),
                 () = sleep_until(hours) => self.refresh_hours(),
                 _ = overview.tick() => self.send_queue_overviews(),
+                _ = snapshots.tick() => self.supervise(),
             }
             self.run_effects();
         }

@@ -1,0 +1,473 @@
+//! What the actor tells the supervisor view: each router event as a
+//! published record, today's figures per topic, alerts, and the node's
+//! snapshot.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use haven_core::{CounsellorId, Event, SessionId, TopicId};
+use haven_protocol::SessionRef;
+use haven_protocol::events::{
+    self, AlertKind, CounsellorState, EndedBy, Record, SessionState, Snapshot, TopicState,
+    WaitingState,
+};
+
+use super::super::secs;
+use super::super::session::now_ms;
+use super::{Actor, now, wire_reason, wire_status};
+
+/// Today's figures per topic, and what they have counted so far.
+#[derive(Debug, Default)]
+pub(super) struct Today {
+    /// The local date they are for.
+    date: Option<jiff::civil::Date>,
+    answered: Vec<u32>,
+    in_target: Vec<u32>,
+    abandoned: Vec<u32>,
+    /// Sessions counted as answered (a session put back in line and taken
+    /// again counts once).
+    counted: HashSet<SessionId>,
+}
+
+/// Alerts raised and not yet cleared, so each is told once.
+#[derive(Debug, Default)]
+pub(super) struct Alerts {
+    urgent: HashSet<SessionId>,
+    long_queue: HashSet<TopicId>,
+    long_wait: HashSet<TopicId>,
+}
+
+/// The actor's supervision state.
+#[derive(Debug, Default)]
+pub(super) struct Supervision {
+    /// The last event's number on this node.
+    seq: u64,
+    /// Account names of counsellors seen, for events about them after
+    /// they left.
+    names: HashMap<CounsellorId, Arc<str>>,
+    today: Today,
+    alerts: Alerts,
+}
+
+fn session_ref(session: SessionId) -> SessionRef {
+    SessionRef(session.to_string())
+}
+
+impl Supervision {
+    /// Remembers a counsellor's account name.
+    pub(super) fn name(&mut self, id: CounsellorId, name: &str) {
+        if self.names.get(&id).is_none_or(|n| n.as_ref() != name) {
+            self.names.insert(id, Arc::from(name));
+        }
+    }
+}
+
+impl Actor {
+    fn counsellor_name(&self, id: CounsellorId) -> String {
+        self.supervision
+            .names
+            .get(&id)
+            .map_or_else(String::new, |n| n.to_string())
+    }
+
+    fn topic_name(&self, topic: TopicId) -> String {
+        self.shared.settings.plan.topic_name(topic).to_owned()
+    }
+
+    /// Publishes every event the router queued, in order.
+    pub(super) fn publish_events(&mut self) {
+        while let Some(event) = self.router.poll_event() {
+            self.count_today(&event);
+            let event = self.wire_event(event);
+            self.emit(event);
+        }
+    }
+
+    fn emit(&mut self, event: events::Event) {
+        let events = &self.shared.settings.events;
+        self.supervision.seq += 1;
+        let record = Record {
+            node: events.node().to_owned(),
+            seq: self.supervision.seq,
+            at: now_ms(),
+            event,
+        };
+        if let Ok(json) = serde_json::to_string(&record) {
+            events.publish(Arc::from(json));
+        }
+    }
+
+    fn wire_event(&self, event: Event) -> events::Event {
+        use events::Event as W;
+        match event {
+            Event::Queued {
+                session,
+                topic,
+                urgent,
+                returning,
+            } => W::Queued {
+                session: session_ref(session),
+                topic: self.topic_name(topic),
+                urgent,
+                returning,
+            },
+            Event::Position {
+                session,
+                topic,
+                position,
+                wait,
+            } => W::Position {
+                session: session_ref(session),
+                topic: self.topic_name(topic),
+                position,
+                wait_secs: wait.map(secs),
+            },
+            Event::Abandoned {
+                session,
+                topic,
+                waited,
+                reason,
+            } => W::Abandoned {
+                session: session_ref(session),
+                topic: self.topic_name(topic),
+                waited_secs: secs(waited),
+                reason: wire_reason(reason),
+            },
+            Event::Offered {
+                session,
+                topic,
+                counsellor,
+                from,
+            } => W::Offered {
+                session: session_ref(session),
+                topic: self.topic_name(topic),
+                counsellor: self.counsellor_name(counsellor),
+                from: from.map(|f| self.counsellor_name(f)),
+            },
+            Event::Accepted {
+                session,
+                topic,
+                counsellor,
+            } => W::Accepted {
+                session: session_ref(session),
+                topic: self.topic_name(topic),
+                counsellor: self.counsellor_name(counsellor),
+            },
+            Event::Declined {
+                session,
+                topic,
+                counsellor,
+            } => W::Declined {
+                session: session_ref(session),
+                topic: self.topic_name(topic),
+                counsellor: self.counsellor_name(counsellor),
+            },
+            Event::OfferTimedOut {
+                session,
+                topic,
+                counsellor,
+            } => W::OfferTimedOut {
+                session: session_ref(session),
+                topic: self.topic_name(topic),
+                counsellor: self.counsellor_name(counsellor),
+            },
+            Event::Started {
+                session,
+                topic,
+                counsellor,
+                waited,
+            } => W::SessionStarted {
+                session: session_ref(session),
+                topic: self.topic_name(topic),
+                counsellor: self.counsellor_name(counsellor),
+                waited_secs: secs(waited),
+                urgent: self.cell(session).is_some_and(|c| c.info.urgent),
+            },
+            Event::Transferred {
+                session,
+                topic,
+                from,
+                to,
+                warm,
+            } => W::Transferred {
+                session: session_ref(session),
+                topic: self.topic_name(topic),
+                from: self.counsellor_name(from),
+                to: to.map(|t| self.counsellor_name(t)),
+                warm,
+            },
+            Event::Requeued { session, topic } => W::Requeued {
+                session: session_ref(session),
+                topic: self.topic_name(topic),
+            },
+            Event::Ended {
+                session,
+                topic,
+                counsellors,
+                reason,
+                waited,
+                duration,
+            } => {
+                let reason = wire_reason(reason);
+                W::SessionEnded {
+                    session: session_ref(session),
+                    topic: self.topic_name(topic),
+                    counsellors: counsellors
+                        .iter()
+                        .map(|c| self.counsellor_name(*c))
+                        .collect(),
+                    by: EndedBy::of(reason),
+                    reason,
+                    waited_secs: secs(waited),
+                    duration_secs: secs(duration),
+                }
+            }
+            Event::Counsellor {
+                counsellor,
+                activity,
+                capacity,
+                active,
+            } => W::Counsellor {
+                counsellor: self.counsellor_name(counsellor),
+                status: wire_status(activity).0,
+                capacity,
+                active,
+            },
+            Event::CounsellorOffline { counsellor } => W::CounsellorOffline {
+                counsellor: self.counsellor_name(counsellor),
+            },
+            Event::TopicPaused { topic, paused } => W::TopicPaused {
+                topic: self.topic_name(topic),
+                paused,
+            },
+            Event::Hand {
+                session,
+                topic,
+                counsellor,
+                raised,
+            } => W::Hand {
+                session: session_ref(session),
+                topic: self.topic_name(topic),
+                counsellor: self.counsellor_name(counsellor),
+                raised,
+            },
+        }
+    }
+
+    /// Starts a new day's figures when the local date changed.
+    fn roll_day(&mut self) {
+        let tz = jiff::tz::TimeZone::get(&self.shared.settings.supervisor.time_zone)
+            .unwrap_or(jiff::tz::TimeZone::UTC);
+        let today = jiff::Timestamp::now().to_zoned(tz).date();
+        let topics = self.shared.settings.plan.topics.len();
+        let t = &mut self.supervision.today;
+        if t.date != Some(today) {
+            *t = Today {
+                date: Some(today),
+                answered: vec![0; topics],
+                in_target: vec![0; topics],
+                abandoned: vec![0; topics],
+                counted: std::mem::take(&mut t.counted),
+            };
+        }
+    }
+
+    fn count_today(&mut self, event: &Event) {
+        self.roll_day();
+        let target = self.shared.settings.supervisor.service_level_target;
+        let t = &mut self.supervision.today;
+        match event {
+            Event::Started {
+                session,
+                topic,
+                waited,
+                ..
+            } if t.counted.insert(*session) => {
+                let i = usize::from(topic.0);
+                if let Some(n) = t.answered.get_mut(i) {
+                    *n += 1;
+                }
+                if *waited <= target
+                    && let Some(n) = t.in_target.get_mut(i)
+                {
+                    *n += 1;
+                }
+            }
+            Event::Abandoned { session, topic, .. } => {
+                if !t.counted.remove(session)
+                    && let Some(n) = t.abandoned.get_mut(usize::from(topic.0))
+                {
+                    *n += 1;
+                }
+                self.supervision.alerts.urgent.remove(session);
+            }
+            Event::Ended { session, .. } => {
+                t.counted.remove(session);
+                self.supervision.alerts.urgent.remove(session);
+            }
+            _ => {}
+        }
+    }
+
+    /// Takes the node's snapshot, publishes it, and raises the alerts it
+    /// shows.
+    pub(super) fn supervise(&mut self) {
+        self.roll_day();
+        let snapshot = self.snapshot();
+        self.raise_alerts(&snapshot);
+        if let Ok(json) = serde_json::to_string(&snapshot) {
+            self.shared.settings.events.snapshot(Arc::from(json));
+        }
+    }
+
+    fn snapshot(&self) -> Snapshot {
+        let at = now();
+        let plan = &self.shared.settings.plan;
+        let mut waiting = Vec::new();
+        let mut sessions = Vec::new();
+        for entry in &self.shared.sessions {
+            let (id, cell) = (*entry.key(), entry.value());
+            let topic = self
+                .router
+                .topic_of(id)
+                .map_or_else(|| cell.info.topic.clone(), |t| self.topic_name(t));
+            if self.router.is_waiting(id) {
+                waiting.push(WaitingState {
+                    session: cell.wire.clone(),
+                    topic,
+                    urgent: cell.info.urgent,
+                    waited_secs: secs(self.router.waited(at, id).unwrap_or_default()),
+                });
+            } else if let Some(duration) = self.router.time_with_counsellor(at, id) {
+                sessions.push(SessionState {
+                    session: cell.wire.clone(),
+                    topic,
+                    counsellors: self
+                        .router
+                        .counsellors_of(id)
+                        .iter()
+                        .map(|c| self.counsellor_name(*c))
+                        .collect(),
+                    duration_secs: secs(duration),
+                    urgent: cell.info.urgent,
+                    hand_raised: self.router.hand_raised(id),
+                });
+            }
+        }
+        waiting.sort_by_key(|w| std::cmp::Reverse(w.waited_secs));
+        sessions.sort_by_key(|s| std::cmp::Reverse(s.duration_secs));
+        let today = &self.supervision.today;
+        let topics = (0..plan.topics.len())
+            .filter_map(|i| {
+                let t = TopicId(u16::try_from(i).ok()?);
+                let s = self.router.topic_summary(at, t)?;
+                let name = self.topic_name(t);
+                Some(TopicState {
+                    urgent_waiting: u32::try_from(
+                        waiting
+                            .iter()
+                            .filter(|w| w.urgent && w.topic == name)
+                            .count(),
+                    )
+                    .unwrap_or(u32::MAX),
+                    topic: name,
+                    waiting: u32::try_from(s.waiting).unwrap_or(u32::MAX),
+                    longest_wait_secs: secs(s.longest_wait),
+                    staffed_seats: s.staffed,
+                    free_seats: s.free,
+                    paused: s.paused,
+                    answered: today.answered.get(i).copied().unwrap_or(0),
+                    answered_in_target: today.in_target.get(i).copied().unwrap_or(0),
+                    abandoned: today.abandoned.get(i).copied().unwrap_or(0),
+                })
+            })
+            .collect();
+        let mut counsellors: Vec<CounsellorState> = self
+            .counsellors
+            .iter()
+            .filter_map(|(id, link)| {
+                let view = self.router.counsellor(at, *id)?;
+                Some(CounsellorState {
+                    counsellor: link.name.clone(),
+                    display_name: link.display.to_string(),
+                    status: wire_status(view.activity).0,
+                    capacity: view.capacity,
+                    active: u32::try_from(view.sessions.len() + view.offers.len())
+                        .unwrap_or(u32::MAX),
+                    topics: link.topics.iter().map(|t| self.topic_name(*t)).collect(),
+                })
+            })
+            .collect();
+        counsellors.sort_by(|a, b| a.counsellor.cmp(&b.counsellor));
+        Snapshot {
+            node: self.shared.settings.events.node().to_owned(),
+            seq: self.supervision.seq,
+            at: now_ms(),
+            topics,
+            counsellors,
+            waiting,
+            sessions,
+        }
+    }
+
+    /// Raises each alert once when its condition starts; it may be raised
+    /// again after the condition cleared.
+    fn raise_alerts(&mut self, snapshot: &Snapshot) {
+        let cfg = self.shared.settings.supervisor.clone();
+        let mut raised = Vec::new();
+        let urgent_limit = secs(cfg.alert_urgent_wait);
+        for w in snapshot.waiting.iter().filter(|w| w.urgent) {
+            let Some(id) = SessionId::parse(&w.session.0) else {
+                continue;
+            };
+            if w.waited_secs >= urgent_limit && self.supervision.alerts.urgent.insert(id) {
+                raised.push(events::Event::Alert {
+                    alert: AlertKind::UrgentWaiting,
+                    topic: w.topic.clone(),
+                    session: Some(w.session.clone()),
+                    waited_secs: Some(w.waited_secs),
+                    waiting: None,
+                });
+            }
+        }
+        for (i, t) in snapshot.topics.iter().enumerate() {
+            let Ok(id) = u16::try_from(i).map(TopicId) else {
+                continue;
+            };
+            let alerts = &mut self.supervision.alerts;
+            let long = cfg.alert_queue_length > 0 && t.waiting >= cfg.alert_queue_length;
+            if crossed(&mut alerts.long_queue, id, long) {
+                raised.push(events::Event::Alert {
+                    alert: AlertKind::QueueLength,
+                    topic: t.topic.clone(),
+                    session: None,
+                    waited_secs: None,
+                    waiting: Some(t.waiting),
+                });
+            }
+            let slow = t.waiting > 0 && t.longest_wait_secs >= secs(cfg.alert_wait);
+            if crossed(&mut alerts.long_wait, id, slow) {
+                raised.push(events::Event::Alert {
+                    alert: AlertKind::LongWait,
+                    topic: t.topic.clone(),
+                    session: None,
+                    waited_secs: Some(t.longest_wait_secs),
+                    waiting: None,
+                });
+            }
+        }
+        for alert in raised {
+            self.emit(alert);
+        }
+    }
+}
+
+/// Whether `on` newly holds for `id`, remembering it in `set`.
+fn crossed(set: &mut HashSet<TopicId>, id: TopicId, on: bool) -> bool {
+    if on {
+        set.insert(id)
+    } else {
+        set.remove(&id);
+        false
+    }
+}

@@ -1,0 +1,166 @@
+//! Getting events and snapshots out of the node, without ever holding up
+//! chat.
+//!
+//! The router actor publishes each event here as JSON. Without Redis, the
+//! in-process feed carries them to this node's dashboard. With Redis, a
+//! bounded buffer feeds one publisher task (`PUBLISH haven:events`, and a
+//! `SET haven:node:<node>` snapshot with a TTL), and a subscriber task
+//! brings every node's events back into the feed. When the buffer is full,
+//! because Redis is down or slow, events are dropped and counted; the
+//! publisher reconnects by itself, and dashboards resync from the
+//! snapshots.
+
+mod redis;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::{broadcast, mpsc};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::Config;
+
+/// The Redis channel events are published on.
+pub(crate) const CHANNEL: &str = "haven:events";
+/// The Redis key prefix of node snapshots.
+pub(crate) const SNAPSHOT_PREFIX: &str = "haven:node:";
+/// Items buffered for each dashboard feed subscriber.
+const FEED_BUFFER: usize = 4096;
+
+/// What the feed carries to dashboards on this node.
+#[derive(Clone, Debug)]
+pub(crate) enum FeedItem {
+    /// One event record, as JSON.
+    Event(Arc<str>),
+    /// Events may have been lost (Redis reconnected): reload snapshots.
+    Resync,
+}
+
+/// What the publisher task writes to Redis.
+#[derive(Debug)]
+enum Outgoing {
+    Event(Arc<str>),
+    Snapshot(Arc<str>),
+}
+
+/// Counters for metrics and tests.
+#[derive(Debug, Default)]
+pub(crate) struct EventStats {
+    /// Events handed to the bus.
+    pub(crate) events: AtomicU64,
+    /// Events published to Redis.
+    pub(crate) published: AtomicU64,
+    /// Events dropped: buffer full or Redis failing.
+    pub(crate) dropped: AtomicU64,
+    /// Whether the last Redis command succeeded.
+    pub(crate) redis_connected: AtomicBool,
+}
+
+/// The node's event bus. Cheap to share.
+#[derive(Debug)]
+pub(crate) struct Events {
+    node: Arc<str>,
+    feed: broadcast::Sender<FeedItem>,
+    /// Set when Redis is configured.
+    outbox: Option<mpsc::Sender<Outgoing>>,
+    redis: Option<::redis::Client>,
+    /// This node's latest snapshot, as JSON.
+    latest: Mutex<Option<Arc<str>>>,
+    pub(crate) stats: EventStats,
+}
+
+impl Events {
+    /// Starts the bus and, with Redis configured, its publisher and
+    /// subscriber tasks on `tracker`, stopping when `shutdown` fires.
+    pub(crate) fn start(
+        config: &Config,
+        shutdown: &CancellationToken,
+        tracker: &TaskTracker,
+    ) -> Arc<Self> {
+        let (feed, _) = broadcast::channel(FEED_BUFFER);
+        let node: Arc<str> = Arc::from(config.node());
+        // The URL was checked with the config; a client is only a parsed URL.
+        let client = config
+            .redis_url
+            .as_deref()
+            .and_then(|url| ::redis::Client::open(url).ok());
+        let (outbox, rx) = match client {
+            Some(_) => {
+                let (tx, rx) = mpsc::channel(config.supervisor.event_buffer as usize);
+                (Some(tx), Some(rx))
+            }
+            None => (None, None),
+        };
+        let events = Arc::new(Self {
+            node,
+            feed,
+            outbox,
+            redis: client.clone(),
+            latest: Mutex::new(None),
+            stats: EventStats::default(),
+        });
+        if let (Some(client), Some(rx)) = (client, rx) {
+            let ttl = (config.supervisor.snapshot_interval * 3).as_secs().max(2);
+            tracker.spawn(redis::publish(
+                events.clone(),
+                client.clone(),
+                rx,
+                ttl,
+                shutdown.clone(),
+            ));
+            tracker.spawn(redis::subscribe(events.clone(), client, shutdown.clone()));
+        }
+        events
+    }
+
+    /// This node's name.
+    pub(crate) fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// Publishes one event record (JSON). Never waits.
+    pub(crate) fn publish(&self, json: Arc<str>) {
+        self.stats.events.fetch_add(1, Ordering::Relaxed);
+        match &self.outbox {
+            Some(outbox) => {
+                if outbox.try_send(Outgoing::Event(json)).is_err() {
+                    self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            None => {
+                // No subscriber is fine: nobody is watching.
+                let _ = self.feed.send(FeedItem::Event(json));
+            }
+        }
+    }
+
+    /// Replaces this node's snapshot (JSON). Never waits; a snapshot that
+    /// does not fit in the buffer is simply skipped (the next one follows).
+    pub(crate) fn snapshot(&self, json: Arc<str>) {
+        if let Some(outbox) = &self.outbox {
+            let _ = outbox.try_send(Outgoing::Snapshot(json.clone()));
+        }
+        *self.latest.lock().unwrap_or_else(|p| p.into_inner()) = Some(json);
+    }
+
+    /// Follows the feed: every node's events (with Redis) or this node's.
+    pub(crate) fn follow(&self) -> broadcast::Receiver<FeedItem> {
+        self.feed.subscribe()
+    }
+
+    /// Every node's latest snapshot, as JSON: from Redis when configured
+    /// (an empty list when it cannot be reached), else this node's.
+    pub(crate) async fn snapshots(&self) -> Vec<Arc<str>> {
+        match &self.redis {
+            Some(client) => redis::snapshots(client).await.unwrap_or_default(),
+            None => self
+                .latest
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .cloned()
+                .collect(),
+        }
+    }
+}

@@ -1,0 +1,156 @@
+//! The Redis side of the event bus: one publisher task and one subscriber
+//! task per node, each reconnecting by itself.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use redis::AsyncCommands;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use super::{CHANNEL, Events, FeedItem, Outgoing, SNAPSHOT_PREFIX};
+
+/// How long one Redis command may take before it counts as failed.
+const COMMAND_TIMEOUT: Duration = Duration::from_millis(500);
+/// How long a connection attempt may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// Longest pause between subscriber reconnection attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+fn manager(client: redis::Client) -> redis::RedisResult<ConnectionManager> {
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(CONNECT_TIMEOUT))
+        .set_response_timeout(Some(COMMAND_TIMEOUT))
+        .set_number_of_retries(2)
+        .set_max_delay(Duration::from_millis(500));
+    ConnectionManager::new_lazy_with_config(client, config)
+}
+
+/// Publishes events and writes snapshots until shutdown. A failed command
+/// drops its event (counted) and the manager reconnects in the background.
+pub(super) async fn publish(
+    events: Arc<Events>,
+    client: redis::Client,
+    mut rx: mpsc::Receiver<Outgoing>,
+    ttl_secs: u64,
+    shutdown: CancellationToken,
+) {
+    let mut conn = match manager(client) {
+        Ok(conn) => conn,
+        Err(e) => {
+            warn!(error = %e, "cannot use redis_url; events stay on this node");
+            return;
+        }
+    };
+    let key = format!("{SNAPSHOT_PREFIX}{}", events.node());
+    let stats = &events.stats;
+    loop {
+        let item = tokio::select! {
+            () = shutdown.cancelled() => break,
+            item = rx.recv() => match item {
+                Some(item) => item,
+                None => break,
+            },
+        };
+        let result: redis::RedisResult<()> = match &item {
+            Outgoing::Event(json) => conn.publish(CHANNEL, json.as_ref()).await,
+            Outgoing::Snapshot(json) => conn.set_ex(&key, json.as_ref(), ttl_secs).await,
+        };
+        let was_up = stats
+            .redis_connected
+            .swap(result.is_ok(), Ordering::Relaxed);
+        match (result, &item) {
+            (Ok(()), Outgoing::Event(_)) => {
+                stats.published.fetch_add(1, Ordering::Relaxed);
+            }
+            (Ok(()), Outgoing::Snapshot(_)) => {}
+            (Err(e), _) => {
+                if matches!(item, Outgoing::Event(_)) {
+                    stats.dropped.fetch_add(1, Ordering::Relaxed);
+                }
+                if was_up {
+                    warn!(error = %e, "redis unreachable; events are dropped and counted until it is back");
+                }
+                // Do not spin on a dead server: the buffer takes the load.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        if !was_up && stats.redis_connected.load(Ordering::Relaxed) {
+            info!("redis reachable; publishing events");
+        }
+    }
+}
+
+/// Follows `haven:events` into the node's feed until shutdown, resubscribing
+/// after any failure and telling the feed to resync each time.
+pub(super) async fn subscribe(
+    events: Arc<Events>,
+    client: redis::Client,
+    shutdown: CancellationToken,
+) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let attempt = async {
+            let mut pubsub = client.get_async_pubsub().await?;
+            pubsub.subscribe(CHANNEL).await?;
+            Ok::<_, redis::RedisError>(pubsub)
+        };
+        let pubsub = tokio::select! {
+            () = shutdown.cancelled() => return,
+            r = tokio::time::timeout(CONNECT_TIMEOUT * 2, attempt) => r,
+        };
+        if let Ok(Ok(pubsub)) = pubsub {
+            backoff = Duration::from_millis(100);
+            // Anything published while we were away is lost: reload.
+            let _ = events.feed.send(FeedItem::Resync);
+            let mut stream = pubsub.into_on_message();
+            loop {
+                let msg = tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    msg = stream.next() => msg,
+                };
+                let Some(msg) = msg else { break };
+                if let Ok(json) = msg.get_payload::<String>() {
+                    let _ = events.feed.send(FeedItem::Event(Arc::from(json)));
+                }
+            }
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+/// Every node's snapshot in Redis.
+pub(super) async fn snapshots(client: &redis::Client) -> redis::RedisResult<Vec<Arc<str>>> {
+    let work = async {
+        let mut conn = client.get_multiplexed_async_connection().await?;
+        let pattern = format!("{SNAPSHOT_PREFIX}*");
+        let keys: Vec<String> = {
+            let mut iter = conn.scan_match::<_, String>(&pattern).await?;
+            let mut keys = Vec::new();
+            while let Some(key) = iter.next_item().await {
+                keys.push(key?);
+            }
+            keys
+        };
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let values: Vec<Option<String>> = conn.mget(&keys).await?;
+        Ok(values.into_iter().flatten().map(Arc::from).collect())
+    };
+    match tokio::time::timeout(CONNECT_TIMEOUT * 2, work).await {
+        Ok(result) => result,
+        Err(_) => Err(redis::RedisError::from((
+            redis::ErrorKind::Io,
+            "timed out reading snapshots",
+        ))),
+    }
+}

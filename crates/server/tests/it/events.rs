@@ -1,0 +1,206 @@
+//! Events to the supervisor view over a real Redis: the sequence of a
+//! session's life, two nodes in one view, and the live feed.
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use haven_protocol::events::{Event, Record, Snapshot};
+use haven_protocol::{counsellor as c, seeker as s};
+use haven_server::accounts::Role;
+use haven_testkit::{RedisServer, TestServer};
+use tokio::sync::mpsc;
+
+use super::topics::waiting;
+
+/// Every message on `haven:events`, raw, from now on.
+async fn subscribe(redis: &RedisServer) -> mpsc::UnboundedReceiver<String> {
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut pubsub = client.get_async_pubsub().await.unwrap();
+    pubsub.subscribe("haven:events").await.unwrap();
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut stream = pubsub.into_on_message();
+        while let Some(msg) = stream.next().await {
+            if tx.send(msg.get_payload::<String>().unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// Raw events until one satisfies `last` (included).
+async fn until(
+    rx: &mut mpsc::UnboundedReceiver<String>,
+    last: impl Fn(&Event) -> bool,
+) -> Vec<(String, Record)> {
+    let mut seen = Vec::new();
+    loop {
+        let raw = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+            .await
+            .expect("no such event within 5 s")
+            .unwrap();
+        let record: Record = serde_json::from_str(&raw).unwrap();
+        let done = last(&record.event);
+        seen.push((raw, record));
+        if done {
+            return seen;
+        }
+    }
+}
+
+async fn node(redis: &RedisServer, name: &str) -> TestServer {
+    let url = redis.url();
+    let name = name.to_owned();
+    TestServer::start_with(move |c| {
+        c.redis_url = Some(url);
+        c.node_id = Some(name);
+        c.supervisor.snapshot_interval = Duration::from_millis(200);
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_session_life_is_published_in_order_without_text_or_names() {
+    let redis = RedisServer::start().await;
+    let mut events = subscribe(&redis).await;
+    let server = node(&redis, "node-a").await;
+    let (mut anna, _) = server.counsellor("anna", 1).await;
+    anna.available().await;
+    let mut seeker = server.seeker().await;
+    seeker.hello(Some("Geheimenaam")).await;
+    let session = anna.assigned().await;
+    seeker.say("m1", "canary-4821 ik voel me slecht").await;
+    anna.heard(&session).await;
+    anna.say(&session, "a1", "canary-9377 ik luister").await;
+    anna.send(&c::ClientMessage::RaiseHand {
+        session: session.clone(),
+        raised: true,
+    })
+    .await;
+    anna.send(&c::ClientMessage::End {
+        session: session.clone(),
+    })
+    .await;
+    seeker
+        .expect("ended", |m| matches!(m, s::ServerMessage::Ended { .. }))
+        .await;
+
+    let seen = until(&mut events, |e| matches!(e, Event::SessionEnded { .. })).await;
+    let types: Vec<&str> = seen
+        .iter()
+        .map(|(_, r)| r.event.type_name())
+        .filter(|t| !matches!(*t, "counsellor" | "position"))
+        .collect();
+    assert_eq!(
+        types,
+        ["queued", "session_started", "hand", "session_ended"],
+        "{seen:?}"
+    );
+    // One node, numbered without gaps.
+    for (i, (_, r)) in seen.iter().enumerate() {
+        assert_eq!(r.node, "node-a");
+        assert_eq!(r.seq, seen[0].1.seq + i as u64, "{seen:?}");
+    }
+    let ended = &seen.last().unwrap().1.event;
+    assert!(
+        matches!(ended, Event::SessionEnded { counsellors, by: haven_protocol::events::EndedBy::Counsellor, topic, .. }
+            if counsellors == &["anna".to_owned()] && topic == "algemeen"),
+        "{ended:?}"
+    );
+    // Anna's status and load travel as `counsellor` events.
+    assert!(seen.iter().any(|(_, r)| matches!(&r.event,
+        Event::Counsellor { counsellor, active: 1, .. } if counsellor == "anna")));
+    // No text, no nickname, ever.
+    for (raw, _) in &seen {
+        for secret in ["canary", "Geheimenaam", "ik voel", "ik luister"] {
+            assert!(!raw.contains(secret), "an event holds {secret:?}: {raw}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn two_nodes_on_one_redis_show_up_in_one_feed_with_correct_totals() {
+    let redis = RedisServer::start().await;
+    let a = node(&redis, "node-a").await;
+    let b = node(&redis, "node-b").await;
+    let _wait_a = waiting(&a, "algemeen").await;
+    let _wait_b1 = waiting(&b, "algemeen").await;
+    let _wait_b2 = waiting(&b, "algemeen").await;
+
+    let password = a.add_account("coord", Role::Supervisor, None);
+    let token = a.token("coord", &password).await;
+    let auth = format!("Bearer {token}");
+    let mut feed = a
+        .sse("/api/v1/supervisor/feed", &[("authorization", &auth)])
+        .await;
+    assert_eq!(feed.status, 200);
+    // Snapshots refresh every 200 ms and the feed sends one at once, on
+    // any gap, and every few seconds: wait for one that has caught up with
+    // both nodes.
+    let total = |nodes: &[Snapshot]| -> u32 {
+        nodes
+            .iter()
+            .flat_map(|n| &n.topics)
+            .map(|t| t.waiting)
+            .sum()
+    };
+    let snapshot = loop {
+        let value = feed.expect("snapshot", |_| true).await;
+        let nodes: Vec<Snapshot> = serde_json::from_value(value["nodes"].clone()).unwrap();
+        if nodes.len() == 2 && total(&nodes) == 3 {
+            break nodes;
+        }
+    };
+    let mut names: Vec<&str> = snapshot.iter().map(|n| n.node.as_str()).collect();
+    names.sort_unstable();
+    assert_eq!(names, ["node-a", "node-b"]);
+    let per_node: Vec<(String, usize)> = snapshot
+        .iter()
+        .map(|n| (n.node.clone(), n.waiting.len()))
+        .collect();
+    assert!(
+        per_node.contains(&("node-a".into(), 1)) && per_node.contains(&("node-b".into(), 2)),
+        "{per_node:?}"
+    );
+
+    // A new arrival on node B reaches node A's feed as an event.
+    let _wait_b3 = waiting(&b, "algemeen").await;
+    let event = feed
+        .expect("event", |e| e["type"] == "queued" && e["node"] == "node-b")
+        .await;
+    assert_eq!(event["topic"], "algemeen");
+
+    // Counsellors may not watch.
+    let (_anna, anna_token) = a.counsellor("anna", 1).await;
+    let denied = a
+        .sse(
+            "/api/v1/supervisor/feed",
+            &[("authorization", &format!("Bearer {anna_token}"))],
+        )
+        .await;
+    assert_eq!(denied.status, 403);
+}
+
+#[tokio::test]
+async fn without_redis_the_feed_carries_this_node_alone() {
+    let server = TestServer::start_with(|c| {
+        c.supervisor.snapshot_interval = Duration::from_millis(200);
+    })
+    .await;
+    let password = server.add_account("coord", Role::Supervisor, None);
+    let token = server.token("coord", &password).await;
+    let auth = format!("Bearer {token}");
+    let _first = waiting(&server, "algemeen").await;
+    let mut feed = server
+        .sse("/api/v1/supervisor/feed", &[("authorization", &auth)])
+        .await;
+    feed.expect("snapshot", |_| true).await;
+    let _second = waiting(&server, "algemeen").await;
+    let queued = feed.expect("event", |e| e["type"] == "queued").await;
+    assert!(queued["node"].is_string());
+    let snapshot = feed
+        .expect("snapshot", |s| s["nodes"][0]["topics"][0]["waiting"] == 2)
+        .await;
+    assert_eq!(snapshot["nodes"].as_array().unwrap().len(), 1);
+}
