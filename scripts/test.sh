@@ -3,8 +3,9 @@
 #
 # This is the command the README names and .ci/run calls. It installs what
 # the suite needs when it is missing: the Rust toolchain's components
-# (rustfmt, clippy), Debian's chromium and Node for the browser tests, and
-# the browser tests' npm packages (playwright-core, axe-core).
+# (rustfmt, clippy), Debian's redis-server for the event tests (each test
+# starts its own on a free port), chromium and Node for the browser tests,
+# and the browser tests' npm packages (playwright-core, axe-core).
 #
 # Usage: scripts/test.sh            # everything
 #        HAVEN_TEST_QUICK=1 scripts/test.sh   # skip fmt and clippy
@@ -24,6 +25,7 @@ need() {
 }
 
 need cargo cargo
+need redis-server redis-server
 need chromium chromium
 need node nodejs
 need npm npm

@@ -350,6 +350,24 @@ pub(crate) async fn helpline(State(state): State<AppState>) -> Response {
     .into_response()
 }
 
+/// `GET /metrics`: Prometheus exposition (see `docs/operations.md`).
+pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
+    let snapshot = state.events.latest_snapshot();
+    let body = state.metrics.render(
+        snapshot.as_ref(),
+        &state.events.stats,
+        state.config.redis_url.is_some(),
+    );
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        )],
+        body,
+    )
+        .into_response()
+}
+
 /// `GET /api/v1/console`: the console's settings for a logged-in account:
 /// the ring, the canned responses and the topics a session can be handed
 /// to.

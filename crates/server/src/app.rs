@@ -45,6 +45,7 @@ use crate::broker::{Broker, BrokerSettings};
 use crate::config::{Config, Plan};
 use crate::events::Events;
 use crate::limits::{ConnectionCap, SourceLimiter};
+use crate::metrics::Metrics;
 use crate::ws::conn::Registry;
 use crate::{api, assets, supervisor, ws};
 
@@ -58,6 +59,7 @@ pub(crate) struct AppInner {
     pub(crate) config: Config,
     pub(crate) broker: Broker,
     pub(crate) events: Arc<Events>,
+    pub(crate) metrics: Arc<Metrics>,
     pub(crate) accounts: Arc<AccountStore>,
     pub(crate) logins: Logins,
     pub(crate) cap: Arc<ConnectionCap>,
@@ -149,8 +151,9 @@ impl Server {
             .plan()
             .map_err(|(key, problem)| StartError::Plan { key, problem })?;
         let events = Events::start(&config, &shutdown, &sockets);
+        let metrics = Arc::new(Metrics::new());
         let broker = Broker::start(
-            broker_settings(&config, plan, events.clone()),
+            broker_settings(&config, plan, events.clone(), metrics.clone()),
             shutdown.clone(),
             &sockets,
         );
@@ -161,6 +164,7 @@ impl Server {
             draining: AtomicBool::new(false),
             broker,
             events,
+            metrics,
             accounts,
             shutdown,
             connections: Registry::default(),
@@ -305,9 +309,15 @@ async fn first_byte_within(stream: &TcpStream, limit: Duration) -> bool {
     matches!(tokio::time::timeout(limit, stream.peek(&mut byte)).await, Ok(Ok(n)) if n > 0)
 }
 
-fn broker_settings(config: &Config, plan: Plan, events: Arc<Events>) -> BrokerSettings {
+fn broker_settings(
+    config: &Config,
+    plan: Plan,
+    events: Arc<Events>,
+    metrics: Arc<Metrics>,
+) -> BrokerSettings {
     BrokerSettings {
         events,
+        metrics,
         supervisor: config.supervisor.clone(),
         plan: Arc::new(plan),
         replay: ReplayLimits {
@@ -344,6 +354,7 @@ fn routes(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(api::healthz))
         .route("/readyz", get(api::readyz))
+        .route("/metrics", get(api::metrics))
         .route("/ws/seeker", get(ws::seeker_handler))
         .route("/ws/counsellor", get(ws::counsellor_handler))
         .route("/api/v1/login", post(api::login))

@@ -28,6 +28,7 @@ mod broker;
 pub mod config;
 mod events;
 mod limits;
+mod metrics;
 mod supervisor;
 pub mod telemetry;
 mod tokens;

@@ -50,6 +50,8 @@ pub(crate) struct BrokerSettings {
     pub(crate) events: Arc<crate::events::Events>,
     /// Service level and alert thresholds.
     pub(crate) supervisor: crate::config::SupervisorConfig,
+    /// Where waits are recorded.
+    pub(crate) metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// Who a resume token belongs to.

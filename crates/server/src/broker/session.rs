@@ -207,6 +207,7 @@ impl SessionCell {
         if let Accept::New { payload, .. } = accepted {
             let payload = payload.clone();
             st.to_counsellors(&payload);
+            crate::metrics::relayed();
         }
         Ok(encode_seeker(&seeker::ServerMessage::Ack { id, seq }))
     }
@@ -245,6 +246,7 @@ impl SessionCell {
         let seq = accepted_seq(&accepted)?;
         if let Accept::New { payload, .. } = accepted {
             let payload = payload.clone();
+            crate::metrics::relayed();
             if let Some(conn) = &st.seeker {
                 conn.send(payload);
             }

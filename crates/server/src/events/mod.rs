@@ -144,6 +144,16 @@ impl Events {
         *self.latest.lock().unwrap_or_else(|p| p.into_inner()) = Some(json);
     }
 
+    /// This node's latest snapshot.
+    pub(crate) fn latest_snapshot(&self) -> Option<haven_protocol::events::Snapshot> {
+        let json = self
+            .latest
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()?;
+        serde_json::from_str(&json).ok()
+    }
+
     /// Follows the feed: every node's events (with Redis) or this node's.
     pub(crate) fn follow(&self) -> broadcast::Receiver<FeedItem> {
         self.feed.subscribe()

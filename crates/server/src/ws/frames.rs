@@ -31,6 +31,7 @@ pub(crate) fn seeker_error(
     id: Option<ClientMsgId>,
     detail: Option<String>,
 ) -> Utf8Bytes {
+    crate::metrics::protocol_error(code);
     encode_seeker(&seeker::ServerMessage::Error { code, id, detail })
 }
 
@@ -41,6 +42,7 @@ pub(crate) fn counsellor_error(
     id: Option<ClientMsgId>,
     detail: Option<String>,
 ) -> Utf8Bytes {
+    crate::metrics::protocol_error(code);
     encode_counsellor(&counsellor::ServerMessage::Error {
         code,
         session,

@@ -203,6 +203,7 @@ pub(crate) struct Socket {
     pub(crate) reader: Reader,
     writer: tokio::task::JoinHandle<()>,
     _admission: Admission,
+    _gauge: crate::metrics::SocketGauge,
 }
 
 impl Socket {
@@ -262,6 +263,7 @@ impl Socket {
             reader,
             writer,
             _admission: admission,
+            _gauge: crate::metrics::SocketGauge::open(role == Role::Seeker),
         }
     }
 
@@ -269,6 +271,9 @@ impl Socket {
     /// runs `farewell` (telling the broker the connection is gone), lets
     /// the client answer the close, and waits for the writer.
     pub(crate) async fn close(self, farewell: impl Future<Output = ()>) {
+        if self.conn.close_code() == Some(haven_protocol::CloseCode::SlowConsumer) {
+            crate::metrics::slow_consumer();
+        }
         self.conn.finish();
         farewell.await;
         self.reader.drain().await;

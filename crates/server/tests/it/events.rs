@@ -204,3 +204,83 @@ async fn without_redis_the_feed_carries_this_node_alone() {
         .await;
     assert_eq!(snapshot["nodes"].as_array().unwrap().len(), 1);
 }
+
+/// A metric's value from `/metrics` (the first series that matches).
+async fn metric(server: &TestServer, series: &str) -> Option<f64> {
+    let body = server.get("/metrics").await.body;
+    body.lines()
+        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+/// Polls `/metrics` until `want` holds for `series` (at most 10 s).
+async fn metric_until(server: &TestServer, series: &str, want: impl Fn(f64) -> bool) -> f64 {
+    for _ in 0..200 {
+        if let Some(v) = metric(server, series).await
+            && want(v)
+        {
+            return v;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!(
+        "{series} never reached the wanted value; last {:?}",
+        metric(server, series).await
+    );
+}
+
+#[tokio::test]
+async fn a_redis_outage_leaves_chat_alone_and_events_resume_after_it() {
+    let mut redis = RedisServer::start().await;
+    let server = node(&redis, "node-a").await;
+    let (mut anna, _) = server.counsellor("anna", 1).await;
+    anna.available().await;
+    let mut seeker = server.seeker().await;
+    seeker.hello(None).await;
+    let session = anna.assigned().await;
+    metric_until(&server, "haven_redis_connected", |v| v == 1.0).await;
+
+    redis.stop();
+    // Chat goes on both ways while Redis is gone, and new help-seekers
+    // still queue.
+    for i in 0..5 {
+        let seq = seeker.say(&format!("m{i}"), "nog hier").await;
+        assert_eq!(anna.heard(&session).await.0, seq);
+        let seq = anna.say(&session, &format!("a{i}"), "ik ook").await;
+        let m = seeker
+            .expect("message", |m| matches!(m, s::ServerMessage::Message { .. }))
+            .await;
+        assert!(matches!(m, s::ServerMessage::Message { seq: got, .. } if got == seq));
+    }
+    let mut second = server.seeker().await;
+    second.hello(None).await;
+    metric_until(&server, "haven_redis_connected", |v| v == 0.0).await;
+    let dropped = metric_until(&server, "haven_events_dropped_total", |v| v > 0.0).await;
+
+    // Back: the publisher reconnects by itself, events flow again and the
+    // snapshot is rewritten.
+    redis.resume().await;
+    let mut events = subscribe(&redis).await;
+    metric_until(&server, "haven_redis_connected", |v| v == 1.0).await;
+    second.send(&s::ClientMessage::End).await;
+    let seen = until(&mut events, |e| matches!(e, Event::Abandoned { .. })).await;
+    assert_eq!(seen.last().unwrap().1.node, "node-a");
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let mut snapshot: Option<String> = None;
+    for _ in 0..100 {
+        snapshot = redis::AsyncCommands::get(&mut conn, "haven:node:node-a")
+            .await
+            .unwrap();
+        if snapshot.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let snapshot: Snapshot =
+        serde_json::from_str(&snapshot.expect("no snapshot after Redis came back")).unwrap();
+    assert_eq!(snapshot.sessions.len(), 1);
+    // The drops stay counted.
+    assert!(metric(&server, "haven_events_dropped_total").await.unwrap() >= dropped);
+}

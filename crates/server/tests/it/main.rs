@@ -11,6 +11,7 @@ mod chat;
 mod console;
 mod events;
 mod hand;
+mod metrics;
 mod process;
 mod resume;
 mod routing;

@@ -274,6 +274,19 @@ impl Actor {
 
     fn count_today(&mut self, event: &Event) {
         self.roll_day();
+        match event {
+            Event::Started { topic, waited, .. } => self.shared.settings.metrics.observe_wait(
+                &self.topic_name(*topic),
+                "answered",
+                waited.as_secs_f64(),
+            ),
+            Event::Abandoned { topic, waited, .. } => self.shared.settings.metrics.observe_wait(
+                &self.topic_name(*topic),
+                "abandoned",
+                waited.as_secs_f64(),
+            ),
+            _ => {}
+        }
         let target = self.shared.settings.supervisor.service_level_target;
         let t = &mut self.supervision.today;
         match event {
