@@ -384,3 +384,13 @@ pub struct SessionState {
     /// Whether a counsellor's hand is up about it.
     pub hand_raised: bool,
 }
+
+/// One node's recent queue history, sampled every minute for the
+/// dashboard's chart (in Redis under `haven:history:<node>`).
+#[derive(Clone, PartialEq, Eq, Debug, Default, Serialize, Deserialize)]
+pub struct History {
+    /// The node.
+    pub node: String,
+    /// Per topic, oldest first: `[at_ms, waiting, longest_wait_secs]`.
+    pub topics: std::collections::BTreeMap<String, Vec<[u64; 3]>>,
+}

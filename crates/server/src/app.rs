@@ -365,6 +365,7 @@ fn routes(state: AppState) -> Router {
         .route("/api/v1/console", get(api::console))
         .route("/api/v1/colleagues", get(api::colleagues))
         .route("/api/v1/supervisor/feed", get(supervisor::feed))
+        .route("/api/v1/supervisor/history", get(supervisor::history))
         .route("/api/v1/topics/{topic}/pause", post(api::pause))
         .route("/api/v1/topics/{topic}/resume", post(api::resume))
         .fallback(assets::serve)

@@ -128,3 +128,22 @@ pub(crate) async fn feed(
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
         .into_response())
 }
+
+/// `GET /api/v1/supervisor/history`: every node's queue history for the
+/// chart, as `{"nodes": [...]}`.
+pub(crate) async fn history(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    authorised(&state, &headers, SUPERVISORS)?;
+    let nodes = state.events.histories().await;
+    let body = format!("{{\"nodes\":[{}]}}", nodes.join(","));
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response())
+}

@@ -31,6 +31,10 @@ pub struct SupervisorConfig {
     /// three times this).
     #[serde(with = "humantime_serde")]
     pub snapshot_interval: Duration,
+    /// How often the queue history for the dashboard's chart is sampled
+    /// (720 samples are kept: 12 hours at one a minute).
+    #[serde(with = "humantime_serde")]
+    pub history_interval: Duration,
 }
 
 impl Default for SupervisorConfig {
@@ -43,6 +47,7 @@ impl Default for SupervisorConfig {
             time_zone: "Europe/Brussels".to_owned(),
             event_buffer: 1024,
             snapshot_interval: Duration::from_secs(2),
+            history_interval: Duration::from_secs(60),
         }
     }
 }
@@ -62,6 +67,11 @@ impl SupervisorConfig {
             || self.snapshot_interval > Duration::from_secs(60)
         {
             return fail("snapshot_interval", "must be between 100ms and 60s");
+        }
+        if self.history_interval < Duration::from_millis(100)
+            || self.history_interval > Duration::from_secs(3600)
+        {
+            return fail("history_interval", "must be between 100ms and 1h");
         }
         for (key, d) in [
             ("service_level_target", self.service_level_target),

@@ -25,6 +25,10 @@ use crate::config::Config;
 pub(crate) const CHANNEL: &str = "haven:events";
 /// The Redis key prefix of node snapshots.
 pub(crate) const SNAPSHOT_PREFIX: &str = "haven:node:";
+/// The Redis key prefix of node histories.
+pub(crate) const HISTORY_PREFIX: &str = "haven:history:";
+/// How long a history outlives its node in Redis, in seconds.
+const HISTORY_TTL: u64 = 24 * 3600;
 /// Items buffered for each dashboard feed subscriber.
 const FEED_BUFFER: usize = 4096;
 
@@ -42,6 +46,7 @@ pub(crate) enum FeedItem {
 enum Outgoing {
     Event(Arc<str>),
     Snapshot(Arc<str>),
+    History(Arc<str>),
 }
 
 /// Counters for metrics and tests.
@@ -67,6 +72,8 @@ pub(crate) struct Events {
     redis: Option<::redis::Client>,
     /// This node's latest snapshot, as JSON.
     latest: Mutex<Option<Arc<str>>>,
+    /// This node's latest history, as JSON.
+    history: Mutex<Option<Arc<str>>>,
     pub(crate) stats: EventStats,
 }
 
@@ -98,6 +105,7 @@ impl Events {
             outbox,
             redis: client.clone(),
             latest: Mutex::new(None),
+            history: Mutex::new(None),
             stats: EventStats::default(),
         });
         if let (Some(client), Some(rx)) = (client, rx) {
@@ -144,6 +152,30 @@ impl Events {
         *self.latest.lock().unwrap_or_else(|p| p.into_inner()) = Some(json);
     }
 
+    /// Replaces this node's queue history (JSON). Never waits.
+    pub(crate) fn history(&self, json: Arc<str>) {
+        if let Some(outbox) = &self.outbox {
+            let _ = outbox.try_send(Outgoing::History(json.clone()));
+        }
+        *self.history.lock().unwrap_or_else(|p| p.into_inner()) = Some(json);
+    }
+
+    /// Every node's queue history, as JSON.
+    pub(crate) async fn histories(&self) -> Vec<Arc<str>> {
+        match &self.redis {
+            Some(client) => redis::read_all(client, HISTORY_PREFIX)
+                .await
+                .unwrap_or_default(),
+            None => self
+                .history
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .cloned()
+                .collect(),
+        }
+    }
+
     /// This node's latest snapshot.
     pub(crate) fn latest_snapshot(&self) -> Option<haven_protocol::events::Snapshot> {
         let json = self
@@ -163,7 +195,9 @@ impl Events {
     /// (an empty list when it cannot be reached), else this node's.
     pub(crate) async fn snapshots(&self) -> Vec<Arc<str>> {
         match &self.redis {
-            Some(client) => redis::snapshots(client).await.unwrap_or_default(),
+            Some(client) => redis::read_all(client, SNAPSHOT_PREFIX)
+                .await
+                .unwrap_or_default(),
             None => self
                 .latest
                 .lock()

@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use super::{CHANNEL, Events, FeedItem, Outgoing, SNAPSHOT_PREFIX};
+use super::{CHANNEL, Events, FeedItem, HISTORY_PREFIX, HISTORY_TTL, Outgoing, SNAPSHOT_PREFIX};
 
 /// How long one Redis command may take before it counts as failed.
 const COMMAND_TIMEOUT: Duration = Duration::from_millis(500);
@@ -47,6 +47,7 @@ pub(super) async fn publish(
         }
     };
     let key = format!("{SNAPSHOT_PREFIX}{}", events.node());
+    let history_key = format!("{HISTORY_PREFIX}{}", events.node());
     let stats = &events.stats;
     loop {
         let item = tokio::select! {
@@ -59,6 +60,7 @@ pub(super) async fn publish(
         let result: redis::RedisResult<()> = match &item {
             Outgoing::Event(json) => conn.publish(CHANNEL, json.as_ref()).await,
             Outgoing::Snapshot(json) => conn.set_ex(&key, json.as_ref(), ttl_secs).await,
+            Outgoing::History(json) => conn.set_ex(&history_key, json.as_ref(), HISTORY_TTL).await,
         };
         let was_up = stats
             .redis_connected
@@ -67,7 +69,7 @@ pub(super) async fn publish(
             (Ok(()), Outgoing::Event(_)) => {
                 stats.published.fetch_add(1, Ordering::Relaxed);
             }
-            (Ok(()), Outgoing::Snapshot(_)) => {}
+            (Ok(()), Outgoing::Snapshot(_) | Outgoing::History(_)) => {}
             (Err(e), _) => {
                 if matches!(item, Outgoing::Event(_)) {
                     stats.dropped.fetch_add(1, Ordering::Relaxed);
@@ -127,11 +129,14 @@ pub(super) async fn subscribe(
     }
 }
 
-/// Every node's snapshot in Redis.
-pub(super) async fn snapshots(client: &redis::Client) -> redis::RedisResult<Vec<Arc<str>>> {
+/// Every value under `prefix` (one per node).
+pub(super) async fn read_all(
+    client: &redis::Client,
+    prefix: &str,
+) -> redis::RedisResult<Vec<Arc<str>>> {
     let work = async {
         let mut conn = client.get_multiplexed_async_connection().await?;
-        let pattern = format!("{SNAPSHOT_PREFIX}*");
+        let pattern = format!("{prefix}*");
         let keys: Vec<String> = {
             let mut iter = conn.scan_match::<_, String>(&pattern).await?;
             let mut keys = Vec::new();

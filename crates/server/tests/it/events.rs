@@ -186,6 +186,7 @@ async fn two_nodes_on_one_redis_show_up_in_one_feed_with_correct_totals() {
 async fn without_redis_the_feed_carries_this_node_alone() {
     let server = TestServer::start_with(|c| {
         c.supervisor.snapshot_interval = Duration::from_millis(200);
+        c.supervisor.history_interval = Duration::from_millis(200);
     })
     .await;
     let password = server.add_account("coord", Role::Supervisor, None);
@@ -203,6 +204,23 @@ async fn without_redis_the_feed_carries_this_node_alone() {
         .expect("snapshot", |s| s["nodes"][0]["topics"][0]["waiting"] == 2)
         .await;
     assert_eq!(snapshot["nodes"].as_array().unwrap().len(), 1);
+
+    // The chart's history: samples of each topic's line, newest last.
+    let history = server
+        .http(
+            hyper::Method::GET,
+            "/api/v1/supervisor/history",
+            &[("authorization", &auth)],
+            None,
+        )
+        .await
+        .json();
+    let samples = history["nodes"][0]["topics"]["algemeen"]
+        .as_array()
+        .unwrap();
+    assert!(!samples.is_empty(), "{history}");
+    assert_eq!(samples.last().unwrap()[1], 2, "{history}");
+    assert_eq!(server.get("/api/v1/supervisor/history").await.status, 401);
 }
 
 /// A metric's value from `/metrics` (the first series that matches).

@@ -37,9 +37,16 @@ pub(super) struct Alerts {
     long_wait: HashSet<TopicId>,
 }
 
+/// Samples kept per topic for the chart.
+const HISTORY_SAMPLES: usize = 720;
+
 /// The actor's supervision state.
 #[derive(Debug, Default)]
 pub(super) struct Supervision {
+    /// Per topic, oldest first: `[at_ms, waiting, longest_wait_secs]`.
+    history: std::collections::BTreeMap<String, std::collections::VecDeque<[u64; 3]>>,
+    /// When the history was last sampled.
+    sampled: Option<std::time::Instant>,
     /// The last event's number on this node.
     seq: u64,
     /// Account names of counsellors seen, for events about them after
@@ -328,8 +335,45 @@ impl Actor {
         self.roll_day();
         let snapshot = self.snapshot();
         self.raise_alerts(&snapshot);
+        self.sample_history(&snapshot);
         if let Ok(json) = serde_json::to_string(&snapshot) {
             self.shared.settings.events.snapshot(Arc::from(json));
+        }
+    }
+
+    fn sample_history(&mut self, snapshot: &Snapshot) {
+        let every = self.shared.settings.supervisor.history_interval;
+        let at = now();
+        if self
+            .supervision
+            .sampled
+            .is_some_and(|t| at.saturating_duration_since(t) < every)
+        {
+            return;
+        }
+        self.supervision.sampled = Some(at);
+        for t in &snapshot.topics {
+            let line = self.supervision.history.entry(t.topic.clone()).or_default();
+            if line.len() == HISTORY_SAMPLES {
+                line.pop_front();
+            }
+            line.push_back([
+                snapshot.at,
+                u64::from(t.waiting),
+                u64::from(t.longest_wait_secs),
+            ]);
+        }
+        let history = events::History {
+            node: snapshot.node.clone(),
+            topics: self
+                .supervision
+                .history
+                .iter()
+                .map(|(k, v)| (k.clone(), v.iter().copied().collect()))
+                .collect(),
+        };
+        if let Ok(json) = serde_json::to_string(&history) {
+            self.shared.settings.events.history(Arc::from(json));
         }
     }
 
