@@ -1,5 +1,6 @@
-// An axe-core scan (WCAG 2.1 AA) of the widget and the console in each
-// state a person meets: no serious or critical violations.
+// An axe-core scan (WCAG 2.1 AA) of the widget, the console and the
+// supervisor view in each state a person meets: no serious or critical
+// violations.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -62,6 +63,24 @@ test('the widget and the console pass an accessibility scan', async () => {
   await page.click('#end-yes');
   await page.waitForSelector('#done:not([hidden])');
   await scan(page, 'the end screen');
+});
+
+test('the supervisor view passes an accessibility scan', async () => {
+  const password = haven.account('sup', { role: 'supervisor', display: 'Sup' });
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await page.goto(`${haven.base}/supervisor/`);
+  await page.waitForSelector('#login:not([hidden])');
+  await scan(page, 'the supervisor login');
+  await page.fill('#name', 'sup');
+  await page.fill('#password', password);
+  await page.click('#login button[type=submit]');
+  await page.locator('#topics tbody tr').first().waitFor();
+  await scan(page, 'the supervisor view');
+  await page.getByRole('button', { name: /^Pause / }).first().click();
+  await page.locator('#pause[open]').waitFor();
+  await scan(page, 'the pause dialog');
+  await context.close();
 });
 
 test('the widget works at 320 px wide', async () => {

@@ -197,8 +197,10 @@ pub enum Event {
     },
     /// A counsellor's status or load changed.
     Counsellor {
-        /// Who.
+        /// Who (account name).
         counsellor: String,
+        /// The name help-seekers and colleagues see.
+        display_name: String,
         /// `available`, `away` or `wrap_up`.
         status: CounsellorStatus,
         /// Sessions they take at once.
@@ -303,6 +305,8 @@ pub struct Snapshot {
     pub seq: u64,
     /// When it was taken, in milliseconds since the Unix epoch.
     pub at: u64,
+    /// The service-level target: answered within this many seconds.
+    pub service_level_target_secs: u32,
     /// Each topic's line and today's figures.
     pub topics: Vec<TopicState>,
     /// Counsellors connected to this node.

@@ -12,6 +12,7 @@
 // closed or the counsellor logs out.
 
 import { HavenSocket } from '/shared/socket.js';
+import { wireLogin, whoAmI, logOut } from '/shared/login.js';
 import { PROTOCOL_VERSION, CLOSE } from '/shared/protocol.js';
 import {
   chats, adopt, about, append, note, select, isCurrent, updateTab, markDelivered, typing,
@@ -38,8 +39,8 @@ let wrapTimer;
 
 async function start() {
   wire();
-  const me = await fetch('/api/v1/me');
-  if (me.ok) open(await me.json());
+  const me = await whoAmI();
+  if (me) open(me);
   else showLogin();
 }
 
@@ -61,36 +62,11 @@ async function open(me) {
   connect();
 }
 
-/** @param {SubmitEvent} event */
-async function login(event) {
-  event.preventDefault();
-  const form = /** @type {HTMLFormElement} */ ($('login'));
-  const data = new FormData(form);
-  const response = await fetch('/api/v1/login', {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ name: data.get('name'), password: data.get('password') }),
-  });
-  /** @type {HTMLInputElement} */ ($('password')).value = '';
-  if (response.ok) {
-    $('login-error').textContent = '';
-    open(await response.json());
-    return;
-  }
-  const problem = await response.json().catch(() => ({}));
-  $('login-error').textContent =
-    problem.code === 'locked_out'
-      ? 'Too many failed attempts. Try again later.'
-      : problem.code === 'unauthorized'
-        ? 'Wrong name or password.'
-        : 'Logging in failed. Try again.';
-}
-
 async function logout() {
   // The server closes this login's sockets (4501) when the login ends.
   socket?.stop();
   socket = null;
-  await fetch('/api/v1/logout', { method: 'POST' });
+  await logOut();
   reset();
   showLogin();
 }
@@ -371,7 +347,7 @@ function showOffer(offer) {
 }
 
 function wire() {
-  $('login').addEventListener('submit', login);
+  wireLogin(/** @type {HTMLFormElement} */ ($('login')), $('login-error'), open);
   $('logout').addEventListener('click', logout);
   $('status').addEventListener('change', () =>
     send({ type: 'set_status', status: /** @type {HTMLSelectElement} */ ($('status')).value }),

@@ -45,6 +45,7 @@ impl Actor {
             .resume
             .insert(hash, ResumeTarget::Counsellor(id));
         let display: Arc<str> = Arc::from(login.display_name.as_str());
+        self.supervision.name(id, &login.name, &display);
         self.counsellors.insert(
             id,
             Link {
@@ -58,7 +59,6 @@ impl Actor {
             },
         );
         self.queues_sent.remove(&id);
-        self.supervision.name(id, &login.name);
         let sessions = self
             .router
             .counsellor_connected(at, id, login.profile.clone());

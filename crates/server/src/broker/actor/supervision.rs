@@ -49,9 +49,9 @@ pub(super) struct Supervision {
     sampled: Option<std::time::Instant>,
     /// The last event's number on this node.
     seq: u64,
-    /// Account names of counsellors seen, for events about them after
-    /// they left.
-    names: HashMap<CounsellorId, Arc<str>>,
+    /// Account and display names of counsellors seen, for events about
+    /// them after they left.
+    names: HashMap<CounsellorId, (Arc<str>, Arc<str>)>,
     today: Today,
     alerts: Alerts,
 }
@@ -61,10 +61,14 @@ fn session_ref(session: SessionId) -> SessionRef {
 }
 
 impl Supervision {
-    /// Remembers a counsellor's account name.
-    pub(super) fn name(&mut self, id: CounsellorId, name: &str) {
-        if self.names.get(&id).is_none_or(|n| n.as_ref() != name) {
-            self.names.insert(id, Arc::from(name));
+    /// Remembers a counsellor's account and display names.
+    pub(super) fn name(&mut self, id: CounsellorId, name: &str, display: &Arc<str>) {
+        let known = self
+            .names
+            .get(&id)
+            .is_some_and(|(n, d)| n.as_ref() == name && d == display);
+        if !known {
+            self.names.insert(id, (Arc::from(name), display.clone()));
         }
     }
 }
@@ -74,7 +78,14 @@ impl Actor {
         self.supervision
             .names
             .get(&id)
-            .map_or_else(String::new, |n| n.to_string())
+            .map_or_else(String::new, |(n, _)| n.to_string())
+    }
+
+    fn counsellor_display(&self, id: CounsellorId) -> String {
+        self.supervision
+            .names
+            .get(&id)
+            .map_or_else(String::new, |(_, d)| d.to_string())
     }
 
     fn topic_name(&self, topic: TopicId) -> String {
@@ -236,6 +247,7 @@ impl Actor {
                 active,
             } => W::Counsellor {
                 counsellor: self.counsellor_name(counsellor),
+                display_name: self.counsellor_display(counsellor),
                 status: wire_status(activity).0,
                 capacity,
                 active,
@@ -460,6 +472,7 @@ impl Actor {
             node: self.shared.settings.events.node().to_owned(),
             seq: self.supervision.seq,
             at: now_ms(),
+            service_level_target_secs: secs(self.shared.settings.supervisor.service_level_target),
             topics,
             counsellors,
             waiting,
