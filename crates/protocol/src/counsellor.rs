@@ -398,6 +398,28 @@ pub enum ServerMessage {
         /// The display name of who raised or lowered it.
         by: String,
     },
+    /// A supervisor started (`true`) or stopped watching a session. The
+    /// help-seeker is not told.
+    Observed {
+        /// The session.
+        session: SessionRef,
+        /// The supervisor's display name.
+        by: String,
+        /// Whether they watch now.
+        active: bool,
+    },
+    /// A supervisor's message for the counsellors in a session only; the
+    /// help-seeker never sees it.
+    Whisper {
+        /// The session.
+        session: SessionRef,
+        /// The supervisor's display name.
+        from: String,
+        /// The text.
+        text: ChatText,
+        /// When it was sent (milliseconds since the Unix epoch).
+        at: u64,
+    },
     /// What a colleague in a shared session wrote to the help-seeker.
     Said {
         /// The session.
@@ -488,6 +510,8 @@ impl ServerMessage {
         "transfer_failed",
         "participant",
         "hand",
+        "observed",
+        "whisper",
         "said",
         "message",
         "ack",
@@ -512,6 +536,8 @@ impl ServerMessage {
             ServerMessage::TransferFailed { .. } => "transfer_failed",
             ServerMessage::Participant { .. } => "participant",
             ServerMessage::Hand { .. } => "hand",
+            ServerMessage::Observed { .. } => "observed",
+            ServerMessage::Whisper { .. } => "whisper",
             ServerMessage::Said { .. } => "said",
             ServerMessage::Message { .. } => "message",
             ServerMessage::Ack { .. } => "ack",

@@ -51,6 +51,22 @@ impl EndedBy {
     }
 }
 
+/// What a supervisor did with a session.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SupervisionAction {
+    /// Started watching it silently.
+    Observe,
+    /// Stopped watching it.
+    StopObserving,
+    /// Sent the counsellors a whisper.
+    Whisper,
+    /// Joined it visibly.
+    Join,
+    /// Left it after joining.
+    Leave,
+}
+
 /// What an alert is about.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -231,6 +247,18 @@ pub enum Event {
         /// Up or down.
         raised: bool,
     },
+    /// A supervisor observed, whispered in, joined or left a session
+    /// (also written to the audit log; never the text).
+    Supervision {
+        /// The session.
+        session: SessionRef,
+        /// The topic.
+        topic: String,
+        /// The supervisor's account name.
+        supervisor: String,
+        /// What they did.
+        action: SupervisionAction,
+    },
     /// Something a coordinator should act on now.
     Alert {
         /// What.
@@ -267,6 +295,7 @@ impl Event {
         "counsellor_offline",
         "topic_paused",
         "hand",
+        "supervision",
         "alert",
     ];
 
@@ -288,6 +317,7 @@ impl Event {
             Event::CounsellorOffline { .. } => "counsellor_offline",
             Event::TopicPaused { .. } => "topic_paused",
             Event::Hand { .. } => "hand",
+            Event::Supervision { .. } => "supervision",
             Event::Alert { .. } => "alert",
         }
     }

@@ -159,7 +159,7 @@ struct LoginResponse {
 /// Refuses cross-site form posts: a browser request must come from an
 /// allowed origin. Requests without `Origin` (curl, scripts) pass; the JSON
 /// content type already forces a CORS preflight on cross-site fetches.
-fn check_post_origin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+pub(crate) fn check_post_origin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     match headers.get(header::ORIGIN) {
         None => Ok(()),
         Some(origin)

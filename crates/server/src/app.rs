@@ -46,6 +46,8 @@ use crate::config::{Config, Plan};
 use crate::events::Events;
 use crate::limits::{ConnectionCap, SourceLimiter};
 use crate::metrics::Metrics;
+use crate::supervisor::audit::AuditLog;
+use crate::supervisor::controls;
 use crate::ws::conn::Registry;
 use crate::{api, assets, supervisor, ws};
 
@@ -60,6 +62,8 @@ pub(crate) struct AppInner {
     pub(crate) broker: Broker,
     pub(crate) events: Arc<Events>,
     pub(crate) metrics: Arc<Metrics>,
+    /// Who watched, whispered in or joined which session.
+    pub(crate) audit: AuditLog,
     pub(crate) accounts: Arc<AccountStore>,
     pub(crate) logins: Logins,
     pub(crate) cap: Arc<ConnectionCap>,
@@ -165,6 +169,7 @@ impl Server {
             broker,
             events,
             metrics,
+            audit: AuditLog::new(&config.data_dir),
             accounts,
             shutdown,
             connections: Registry::default(),
@@ -366,6 +371,27 @@ fn routes(state: AppState) -> Router {
         .route("/api/v1/colleagues", get(api::colleagues))
         .route("/api/v1/supervisor/feed", get(supervisor::feed))
         .route("/api/v1/supervisor/history", get(supervisor::history))
+        .route("/api/v1/supervisor/audit", get(controls::audit))
+        .route(
+            "/api/v1/supervisor/sessions/{session}/observe",
+            get(controls::observe),
+        )
+        .route(
+            "/api/v1/supervisor/sessions/{session}/whisper",
+            post(controls::whisper),
+        )
+        .route(
+            "/api/v1/supervisor/sessions/{session}/join",
+            post(controls::join),
+        )
+        .route(
+            "/api/v1/supervisor/sessions/{session}/leave",
+            post(controls::leave),
+        )
+        .route(
+            "/api/v1/supervisor/sessions/{session}/say",
+            post(controls::say),
+        )
         .route("/api/v1/topics/{topic}/pause", post(api::pause))
         .route("/api/v1/topics/{topic}/resume", post(api::resume))
         .fallback(assets::serve)

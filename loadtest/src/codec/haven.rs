@@ -237,6 +237,8 @@ impl Codec for Counsellor {
             | M::TransferFailed { .. }
             | M::Participant { .. }
             | M::Hand { .. }
+            | M::Observed { .. }
+            | M::Whisper { .. }
             | M::Said { .. }
             | M::Delivered { .. }
             | M::Typing { .. }

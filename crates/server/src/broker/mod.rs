@@ -13,10 +13,14 @@
 //!   [`SessionCell`] behind its own short mutex. Socket tasks call it
 //!   directly, so chat never funnels through the actor or a global lock.
 //!
+//! Supervisors watch, whisper in and join a session through its cell too
+//! ([`observe`]).
+//!
 //! The session index and the resume-token index are DashMaps of handles;
 //! no guard is ever held across an `.await`.
 
 mod actor;
+pub(crate) mod observe;
 mod returns;
 pub(crate) mod session;
 

@@ -81,6 +81,10 @@ pub(crate) struct CellState {
     /// The help-seeker's current resume token, to revoke when the session
     /// ends.
     pub(crate) seeker_token: Option<TokenHash>,
+    /// Supervisors watching silently.
+    pub(crate) observers: Vec<super::observe::Observer>,
+    /// Supervisors who joined visibly.
+    pub(crate) guests: Vec<super::observe::Guest>,
 }
 
 impl CellState {
@@ -170,6 +174,8 @@ impl SessionCell {
                 seeker: Some(seeker),
                 members: Vec::new(),
                 seeker_token: Some(seeker_token),
+                observers: Vec::new(),
+                guests: Vec::new(),
             }),
         })
     }
@@ -195,12 +201,14 @@ impl SessionCell {
         }
         let wire = &self.wire;
         let weight = text.0.len();
+        let watched = (!st.observers.is_empty()).then(|| text.clone());
+        let at = now_ms();
         let accepted = st.conv.accept(Side::Seeker, &id.0, weight, |seq| {
             encode_counsellor(&counsellor::ServerMessage::Message {
                 session: wire.clone(),
                 seq,
                 text,
-                at: now_ms(),
+                at,
             })
         });
         let seq = accepted_seq(&accepted)?;
@@ -208,6 +216,9 @@ impl SessionCell {
             let payload = payload.clone();
             st.to_counsellors(&payload);
             crate::metrics::relayed();
+            if let Some(text) = watched {
+                st.tell_observers(&super::observe::said(None, &text, at));
+            }
         }
         Ok(encode_seeker(&seeker::ServerMessage::Ack { id, seq }))
     }
@@ -230,8 +241,9 @@ impl SessionCell {
         };
         let weight = text.0.len();
         let at = now_ms();
-        // Only needed when a colleague is in the session too.
-        let echo = (st.members.len() > 1).then(|| text.clone());
+        // Only needed when a colleague or a supervisor is in the session too.
+        let echo = (st.members.len() > 1 || !st.guests.is_empty()).then(|| text.clone());
+        let watched = (!st.observers.is_empty()).then(|| text.clone());
         // Ids are the sender's own: two counsellors in a session (together,
         // or one after the other) may pick the same one.
         let key = format!("{}/{}", from.0, id.0);
@@ -249,6 +261,9 @@ impl SessionCell {
             crate::metrics::relayed();
             if let Some(conn) = &st.seeker {
                 conn.send(payload);
+            }
+            if let Some(text) = watched {
+                st.tell_observers(&super::observe::said(Some(&name), &text, at));
             }
             if let Some(text) = echo {
                 let said = encode_counsellor(&counsellor::ServerMessage::Said {

@@ -70,6 +70,8 @@ pub(crate) struct Events {
     /// Set when Redis is configured.
     outbox: Option<mpsc::Sender<Outgoing>>,
     redis: Option<::redis::Client>,
+    /// The last event's number on this node.
+    seq: AtomicU64,
     /// This node's latest snapshot, as JSON.
     latest: Mutex<Option<Arc<str>>>,
     /// This node's latest history, as JSON.
@@ -104,6 +106,7 @@ impl Events {
             feed,
             outbox,
             redis: client.clone(),
+            seq: AtomicU64::new(0),
             latest: Mutex::new(None),
             history: Mutex::new(None),
             stats: EventStats::default(),
@@ -127,8 +130,26 @@ impl Events {
         &self.node
     }
 
+    /// The last event's number on this node.
+    pub(crate) fn seq(&self) -> u64 {
+        self.seq.load(Ordering::Relaxed)
+    }
+
+    /// Numbers, stamps and publishes one event. Never waits.
+    pub(crate) fn emit(&self, event: haven_protocol::events::Event) {
+        let record = haven_protocol::events::Record {
+            node: self.node.to_string(),
+            seq: self.seq.fetch_add(1, Ordering::Relaxed) + 1,
+            at: crate::broker::session::now_ms(),
+            event,
+        };
+        if let Ok(json) = serde_json::to_string(&record) {
+            self.publish(Arc::from(json));
+        }
+    }
+
     /// Publishes one event record (JSON). Never waits.
-    pub(crate) fn publish(&self, json: Arc<str>) {
+    fn publish(&self, json: Arc<str>) {
         self.stats.events.fetch_add(1, Ordering::Relaxed);
         match &self.outbox {
             Some(outbox) => {

@@ -12,7 +12,7 @@ mod counsellor;
 pub(crate) mod frames;
 mod reader;
 mod seeker;
-mod validate;
+pub(crate) mod validate;
 
 use std::net::{IpAddr, SocketAddr};
 

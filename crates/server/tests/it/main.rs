@@ -17,5 +17,6 @@ mod resume;
 mod routing;
 mod security;
 mod shutdown;
+mod supervision;
 mod topics;
 mod waiting_room;

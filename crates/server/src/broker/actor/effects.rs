@@ -325,6 +325,9 @@ impl Actor {
         };
         let mut st = cell.lock();
         st.phase = Phase::Ended;
+        // Watching supervisors' streams end; joined ones are out.
+        st.observers.clear();
+        st.guests.clear();
         if let Some(token) = st.seeker_token.take() {
             self.shared.resume.remove(&token);
         }

@@ -8,8 +8,7 @@ use std::sync::Arc;
 use haven_core::{CounsellorId, Event, SessionId, TopicId};
 use haven_protocol::SessionRef;
 use haven_protocol::events::{
-    self, AlertKind, CounsellorState, EndedBy, Record, SessionState, Snapshot, TopicState,
-    WaitingState,
+    self, AlertKind, CounsellorState, EndedBy, SessionState, Snapshot, TopicState, WaitingState,
 };
 
 use super::super::secs;
@@ -47,8 +46,6 @@ pub(super) struct Supervision {
     history: std::collections::BTreeMap<String, std::collections::VecDeque<[u64; 3]>>,
     /// When the history was last sampled.
     sampled: Option<std::time::Instant>,
-    /// The last event's number on this node.
-    seq: u64,
     /// Account and display names of counsellors seen, for events about
     /// them after they left.
     names: HashMap<CounsellorId, (Arc<str>, Arc<str>)>,
@@ -101,18 +98,8 @@ impl Actor {
         }
     }
 
-    fn emit(&mut self, event: events::Event) {
-        let events = &self.shared.settings.events;
-        self.supervision.seq += 1;
-        let record = Record {
-            node: events.node().to_owned(),
-            seq: self.supervision.seq,
-            at: now_ms(),
-            event,
-        };
-        if let Ok(json) = serde_json::to_string(&record) {
-            events.publish(Arc::from(json));
-        }
+    fn emit(&self, event: events::Event) {
+        self.shared.settings.events.emit(event);
     }
 
     fn wire_event(&self, event: Event) -> events::Event {
@@ -470,7 +457,7 @@ impl Actor {
         counsellors.sort_by(|a, b| a.counsellor.cmp(&b.counsellor));
         Snapshot {
             node: self.shared.settings.events.node().to_owned(),
-            seq: self.supervision.seq,
+            seq: self.shared.settings.events.seq(),
             at: now_ms(),
             service_level_target_secs: secs(self.shared.settings.supervisor.service_level_target),
             topics,

@@ -1,0 +1,255 @@
+//! Supervisors in a session: watching it silently, whispering to its
+//! counsellors, and joining it visibly. All of it goes through the
+//! session's cell, beside the chat, never through the router actor.
+//!
+//! A watching supervisor gets the session's messages from the moment they
+//! start watching, as JSON items on a bounded channel; one who cannot keep
+//! up is dropped (their stream ends) rather than slowing the chat down.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use haven_core::{Accept, Side};
+use haven_protocol::common::{ChatText, ClientMsgId};
+use haven_protocol::{counsellor, seeker};
+use serde_json::json;
+use tokio::sync::mpsc;
+
+use super::session::{CellState, Phase, SendRefused, SessionCell, now_ms};
+use crate::ws::frames::{encode_counsellor, encode_seeker};
+
+/// Items buffered for one watching supervisor.
+const OBSERVER_BUFFER: usize = 256;
+
+static NEXT_OBSERVER: AtomicU64 = AtomicU64::new(1);
+
+/// A supervisor watching a session.
+#[derive(Debug)]
+pub(crate) struct Observer {
+    id: u64,
+    tx: mpsc::Sender<Arc<str>>,
+}
+
+/// A supervisor who joined a session visibly.
+#[derive(Debug, Clone)]
+pub(crate) struct Guest {
+    account: Arc<str>,
+    display: Arc<str>,
+}
+
+/// What a watching supervisor sees of one message: who (`None` for the
+/// help-seeker), the text, when.
+pub(crate) fn said(from: Option<&str>, text: &ChatText, at: u64) -> Arc<str> {
+    item(&json!({
+        "type": "message",
+        "from": from.map_or(json!({"seeker": true}), |name| json!({"counsellor": name})),
+        "text": text.0,
+        "at": at,
+    }))
+}
+
+fn item(value: &serde_json::Value) -> Arc<str> {
+    Arc::from(value.to_string())
+}
+
+impl CellState {
+    /// Gives an item to every watcher; drops those who cannot keep up or
+    /// went away.
+    pub(crate) fn tell_observers(&mut self, item: &Arc<str>) {
+        self.observers
+            .retain(|o| o.tx.try_send(item.clone()).is_ok());
+    }
+}
+
+/// A watch on a session; ends the watch when dropped.
+#[derive(Debug)]
+pub(crate) struct Watch {
+    cell: Arc<SessionCell>,
+    id: u64,
+    by: Arc<str>,
+    /// The session's items.
+    pub(crate) rx: mpsc::Receiver<Arc<str>>,
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        let mut st = self.cell.lock();
+        let before = st.observers.len();
+        st.observers.retain(|o| o.id != self.id);
+        if st.phase == Phase::Assigned && st.observers.len() < before {
+            st.to_counsellors(&encode_counsellor(&counsellor::ServerMessage::Observed {
+                session: self.cell.wire.clone(),
+                by: self.by.to_string(),
+                active: false,
+            }));
+        }
+    }
+}
+
+impl SessionCell {
+    /// Starts watching a session with a counsellor. The counsellors are
+    /// told; the help-seeker is not.
+    pub(crate) fn observe(self: &Arc<Self>, by: &str) -> Option<Watch> {
+        let mut st = self.lock();
+        if st.phase != Phase::Assigned {
+            return None;
+        }
+        let (tx, rx) = mpsc::channel(OBSERVER_BUFFER);
+        let id = NEXT_OBSERVER.fetch_add(1, Ordering::Relaxed);
+        // Who is in it, so the watcher knows whom they are watching.
+        let members: Vec<String> = st.members.iter().map(|m| m.name.to_string()).collect();
+        let _ = tx.try_send(item(&json!({
+            "type": "watching",
+            "session": self.wire.0,
+            "topic": self.info.topic,
+            "counsellors": members,
+            "urgent": self.info.urgent,
+        })));
+        st.observers.push(Observer { id, tx });
+        st.to_counsellors(&encode_counsellor(&counsellor::ServerMessage::Observed {
+            session: self.wire.clone(),
+            by: by.to_owned(),
+            active: true,
+        }));
+        drop(st);
+        Some(Watch {
+            cell: self.clone(),
+            id,
+            by: Arc::from(by),
+            rx,
+        })
+    }
+
+    /// A message for the session's counsellors only. Returns whether the
+    /// session has counsellors to receive it.
+    pub(crate) fn whisper(&self, by: &str, text: &ChatText) -> bool {
+        let mut st = self.lock();
+        if st.phase != Phase::Assigned {
+            return false;
+        }
+        let at = now_ms();
+        st.to_counsellors(&encode_counsellor(&counsellor::ServerMessage::Whisper {
+            session: self.wire.clone(),
+            from: by.to_owned(),
+            text: text.clone(),
+            at,
+        }));
+        st.tell_observers(&item(&json!({
+            "type": "whisper", "from": by, "text": text.0, "at": at,
+        })));
+        true
+    }
+
+    /// A supervisor joins visibly: the help-seeker and the counsellors are
+    /// told, and the supervisor may then write to the help-seeker.
+    pub(crate) fn join(&self, account: &str, display: &str) -> bool {
+        let mut st = self.lock();
+        if st.phase != Phase::Assigned {
+            return false;
+        }
+        if st.guests.iter().any(|g| g.account.as_ref() == account) {
+            return true;
+        }
+        st.guests.push(Guest {
+            account: Arc::from(account),
+            display: Arc::from(display),
+        });
+        if let Some(conn) = &st.seeker {
+            conn.send(encode_seeker(&seeker::ServerMessage::Assigned {
+                counsellor: display.to_owned(),
+            }));
+        }
+        st.to_counsellors(&encode_counsellor(
+            &counsellor::ServerMessage::Participant {
+                session: self.wire.clone(),
+                counsellor: display.to_owned(),
+                joined: true,
+            },
+        ));
+        st.tell_observers(&item(&json!({"type": "joined", "by": display})));
+        true
+    }
+
+    /// A supervisor who joined leaves again.
+    pub(crate) fn leave(&self, account: &str) -> bool {
+        let mut st = self.lock();
+        let Some(i) = st.guests.iter().position(|g| g.account.as_ref() == account) else {
+            return false;
+        };
+        let guest = st.guests.remove(i);
+        if st.phase == Phase::Assigned {
+            if let Some(conn) = &st.seeker {
+                conn.send(encode_seeker(&seeker::ServerMessage::CounsellorLeft {
+                    counsellor: guest.display.to_string(),
+                }));
+            }
+            st.to_counsellors(&encode_counsellor(
+                &counsellor::ServerMessage::Participant {
+                    session: self.wire.clone(),
+                    counsellor: guest.display.to_string(),
+                    joined: false,
+                },
+            ));
+            st.tell_observers(&item(
+                &json!({"type": "left", "by": guest.display.as_ref()}),
+            ));
+        }
+        true
+    }
+
+    /// A joined supervisor writes to the help-seeker, with the same
+    /// guarantees as a counsellor's message: the returned `seq` means the
+    /// broker has it, and a retry with the same id is not sent twice.
+    pub(crate) fn guest_send(
+        &self,
+        account: &str,
+        id: &ClientMsgId,
+        text: ChatText,
+    ) -> Result<u64, SendRefused> {
+        let mut guard = self.lock();
+        let st: &mut CellState = &mut guard;
+        if st.phase != Phase::Assigned {
+            return Err(SendRefused::WrongState);
+        }
+        let Some(guest) = st
+            .guests
+            .iter()
+            .find(|g| g.account.as_ref() == account)
+            .cloned()
+        else {
+            return Err(SendRefused::NotYours);
+        };
+        let at = now_ms();
+        let key = format!("s:{account}/{}", id.0);
+        let echo = text.clone();
+        let display = guest.display.to_string();
+        let accepted = st.conv.accept(Side::Counsellor, &key, text.0.len(), |seq| {
+            encode_seeker(&seeker::ServerMessage::Message {
+                seq,
+                text,
+                at,
+                from: display.clone(),
+            })
+        });
+        let seq = match accepted {
+            Accept::New { seq, payload } => {
+                let payload = payload.clone();
+                crate::metrics::relayed();
+                if let Some(conn) = &st.seeker {
+                    conn.send(payload);
+                }
+                st.to_counsellors(&encode_counsellor(&counsellor::ServerMessage::Said {
+                    session: self.wire.clone(),
+                    from: display.clone(),
+                    text: echo.clone(),
+                    at,
+                }));
+                st.tell_observers(&said(Some(&display), &echo, at));
+                seq
+            }
+            Accept::Duplicate { seq } => seq,
+            Accept::BacklogFull => return Err(SendRefused::BacklogFull),
+        };
+        Ok(seq)
+    }
+}
