@@ -101,7 +101,7 @@ test('the dashboard follows queues, sessions, alerts and pauses live', async () 
   await otherChat.click('#prechat button[type=submit]');
   await otherChat.locator('text=We zijn zo terug. Bel 113 bij nood.').waitFor();
   await dash.getByRole('button', { name: 'Resume algemeen' }).click();
-  await dash.locator('#topics tbody tr.paused').waitFor({ state: 'detached' });
+  await dash.locator('#topics tbody tr.paused').waitFor({ state: 'hidden' });
 
   // The help-seeker ends: no active session left.
   await chat.click('#end');
@@ -128,4 +128,65 @@ test('a counsellor cannot open the supervisor view', async () => {
   const feed = await page.evaluate(async () => (await fetch('/api/v1/supervisor/feed')).status);
   assert.equal(feed, 403);
   await context.close();
+});
+
+test('a supervisor watches, whispers and joins; the help-seeker never sees the whisper', async () => {
+  const coordPassword = haven.account('coco', { role: 'supervisor', display: 'Coco' });
+  const evaPassword = haven.account('eva', { display: 'Eva', capacity: 1 });
+  const staff = await browser.newContext();
+  const desk = await consoleLogin(staff, haven.base, 'eva', evaPassword);
+  const seekerContext = await browser.newContext({ locale: 'nl-NL' });
+  const page = await seekerContext.newPage();
+  await page.goto(`${haven.base}/demo/`);
+  const chat = await openWidget(page);
+  await chat.fill('#nickname', 'Noor');
+  await chat.click('#prechat button[type=submit]');
+  await chat.locator('#counsellor', { hasText: 'Eva' }).waitFor();
+  const pane = desk.locator('.pane:not([hidden])');
+
+  const coordContext = await browser.newContext();
+  const dash = await board(coordContext, 'coco', coordPassword);
+  await dash.getByRole('button', { name: /^Watch the algemeen chat with Eva/ }).click();
+  await dash.locator('#watch-about', { hasText: 'algemeen · Eva' }).waitFor();
+  await pane.locator('.msg.note', { hasText: 'Coco (supervisor) is watching this chat' }).waitFor();
+
+  // Both sides' messages reach the watcher.
+  await chat.fill('#text', 'Ik ben bang.');
+  await chat.press('#text', 'Enter');
+  await dash.locator('#watch-log li.seeker', { hasText: 'Ik ben bang.' }).waitFor();
+  await pane.locator('textarea.message').fill('Ik ben er. Waar ben je nu?');
+  await pane.locator('textarea.message').press('Enter');
+  await dash.locator('#watch-log li.counsellor', { hasText: 'Waar ben je nu?' }).waitFor();
+
+  // A whisper reaches the counsellor only.
+  await dash.fill('#whisper-text', 'Vraag naar een veilige plek voor vannacht.');
+  await dash.click('#whisper-form button[type=submit]');
+  await pane.locator('.msg.whisper', { hasText: 'veilige plek voor vannacht' }).waitFor();
+  await dash.locator('#watch-log li.whisper', { hasText: 'veilige plek' }).waitFor();
+  await shot(desk, 'console-whisper');
+  // Something sent after the whisper has reached the help-seeker, so the
+  // whisper would have by now if it ever could.
+  await pane.locator('textarea.message').fill('Heb je een veilige plek voor vannacht?');
+  await pane.locator('textarea.message').press('Enter');
+  await chat.locator('.msg.in', { hasText: 'Heb je een veilige plek' }).waitFor();
+
+  // Joining is visible to the help-seeker; the supervisor writes as themself.
+  await dash.click('#join');
+  await dash.fill('#say-text', 'Hallo Noor, ik ben Coco. Ik lees mee.');
+  await dash.click('#say-form button[type=submit]');
+  await chat.locator('.msg.in', { hasText: 'ik ben Coco' }).waitFor();
+  await pane.locator('.msg.out', { hasText: 'ik ben Coco' }).waitFor();
+  await shot(dash, 'supervisor-watch');
+
+  const seen = await chat.locator('body').textContent();
+  assert.ok(!seen.includes('Vraag naar een veilige plek'), 'the help-seeker saw the whisper');
+  assert.ok(!/watching|kijkt mee/i.test(seen), 'the help-seeker was told of the silent watch');
+  assert.ok(seen.includes('Coco'), 'the visible join shows');
+
+  await dash.click('#stop-watch');
+  await pane.locator('.msg.note', { hasText: 'Coco stopped watching' }).waitFor();
+  const audit = await dash.evaluate(async () => (await (await fetch('/api/v1/supervisor/audit')).json()).entries.map((e) => e.action));
+  assert.deepEqual(audit.slice(-4), ['observe', 'whisper', 'join', 'stop_observing']);
+
+  await Promise.all([staff.close(), seekerContext.close(), coordContext.close()]);
 });

@@ -10,7 +10,7 @@ const TYPING_IDLE_MS = 4000;
 const NOTES = 'haven.console.notes';
 
 /**
- * @typedef {{kind: 'in' | 'out' | 'note', text: string, id?: string, seq?: number,
+ * @typedef {{kind: 'in' | 'out' | 'note' | 'whisper', text: string, id?: string, seq?: number,
  *   from?: string, state?: 'sending' | 'sent' | 'delivered' | 'failed'}} Entry
  * @typedef {{id: string, info: any, lastSeq: number, delivered: number,
  *   outbox: {id: string, text: string}[], log: Entry[], unread: number, ended: boolean,
@@ -222,11 +222,20 @@ export function hand(chat, raised, by) {
   updateTab(chat);
 }
 
+/** A supervisor started or stopped watching.
+ * @param {Chat} chat @param {string} by @param {boolean} active */
+export function watched(chat, by, active) {
+  chat.info.watched_by = active ? by : null;
+  note(chat, active ? `${by} (supervisor) is watching this chat. The help-seeker is not told.` : `${by} stopped watching.`);
+  about(chat);
+}
+
 /** @param {Chat} chat */
 export function about(chat) {
   const online = chat.info.seeker_connected === false ? ' · connection lost' : '';
   const box = part(chat, '.about');
-  box.textContent = describe(chat.info) + online;
+  const watcher = chat.info.watched_by ? ` · watched by ${chat.info.watched_by}` : '';
+  box.textContent = describe(chat.info) + online + watcher;
   box.classList.toggle('urgent', Boolean(chat.info.urgent));
   const button = part(chat, '.hand');
   const raised = Boolean(chat.info.hand_raised);
@@ -291,6 +300,17 @@ export function note(chat, text) {
 function entryNode(entry) {
   const li = document.createElement('li');
   li.className = `msg ${entry.kind}`;
+  if (entry.kind === 'whisper') {
+    const who = document.createElement('span');
+    who.className = 'whisper-from';
+    who.textContent = `${entry.from} (supervisor) whispers — only counsellors see this:`;
+    li.append(who);
+  } else if (entry.kind === 'out' && entry.from) {
+    const who = document.createElement('span');
+    who.className = 'whisper-from';
+    who.textContent = entry.from;
+    li.append(who);
+  }
   const text = document.createElement('p');
   text.textContent = entry.text;
   li.append(text);

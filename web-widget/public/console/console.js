@@ -17,7 +17,7 @@ import { PROTOCOL_VERSION, CLOSE } from '/shared/protocol.js';
 import {
   chats, adopt, about, append, note, select, isCurrent, updateTab, markDelivered, typing,
   confirmSoon, flush, flushAll, endChat, forgetAll, updateEmpty, redraw, describe, minutes,
-  hand, receivedNote, useSender, useCanned,
+  hand, receivedNote, useSender, useCanned, watched,
 } from '/console/chats.js';
 import { useTransferTargets } from '/console/transfer.js';
 import { configureRing, ring, ringUntilAnswered, stopRinging, ringChoice, chooseRing } from '/console/ring.js';
@@ -208,6 +208,18 @@ function handle(msg) {
       break;
     case 'hand':
       if (chat) hand(chat, msg.raised, msg.by);
+      break;
+    case 'observed':
+      if (chat) watched(chat, msg.by, msg.active);
+      break;
+    case 'whisper':
+      if (chat) {
+        append(chat, { kind: 'whisper', text: msg.text, from: msg.from });
+        if (!isCurrent(chat) || document.hidden) {
+          chat.unread += 1;
+          updateTab(chat);
+        }
+      }
       break;
     case 'said':
       if (chat) append(chat, { kind: 'out', text: msg.text, from: msg.from, state: 'sent' });

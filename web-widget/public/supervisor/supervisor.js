@@ -24,6 +24,14 @@ const $ = (id) => /** @type {HTMLElement} */ (document.getElementById(id));
 
 /** @type {Map<string, Node>} */
 let nodes = new Map();
+/** The node serving this page: only its sessions can be watched here. */
+let here = '';
+/** @type {EventSource | null} */
+let watching = null;
+/** @type {string | null} */
+let watchedSession = null;
+let nextSay = 1;
+const sayPrefix = crypto.getRandomValues(new Uint32Array(1))[0].toString(36);
 /** @type {EventSource | null} */
 let source = null;
 /** @type {{id: number, kind: string, text: string}[]} */
@@ -41,6 +49,7 @@ async function start() {
   wireLogin(/** @type {HTMLFormElement} */ ($('login')), $('login-error'), open);
   $('logout').addEventListener('click', logout);
   $('forbidden-logout').addEventListener('click', logout);
+  wireWatch();
   const me = await whoAmI();
   if (me) open(me);
   else showLogin();
@@ -68,6 +77,7 @@ function open(me) {
 }
 
 async function logout() {
+  stopWatching();
   source?.close();
   source = null;
   timers.forEach(clearInterval);
@@ -87,7 +97,8 @@ function connect() {
     if (source?.readyState === EventSource.CLOSED && !(await whoAmI())) logout();
   };
   source.addEventListener('snapshot', (e) => {
-    const { nodes: list } = JSON.parse(/** @type {MessageEvent} */ (e).data);
+    const { nodes: list, here: node } = JSON.parse(/** @type {MessageEvent} */ (e).data);
+    here = node;
     nodes = new Map(list.map((/** @type {any} */ n) => [n.node, prepare(n)]));
     render();
   });
@@ -274,27 +285,53 @@ function clock(secs) {
   return `${Math.floor(m / 60)}h ${String(m % 60).padStart(2, '0')}m`;
 }
 
-/** @param {HTMLElement} table @param {(string | {text: string, cls?: string} | HTMLElement)[][]} rows
- * @param {(row: HTMLTableRowElement, i: number) => void} [decorate] */
-function fill(table, rows, decorate) {
+/**
+ * @typedef {string | {text: string, cls?: string} | {button: string, label: string, disabled?: boolean, onclick: () => void}} Cell
+ * @typedef {{key: string, cls?: string, cells: Cell[]}} Row
+ */
+
+/** Updates a table in place: rows are kept by key and cells change only
+ * when their content does, so a button is never swapped out from under a
+ * click.
+ * @param {HTMLElement} table @param {Row[]} rows */
+function fill(table, rows) {
   const body = /** @type {HTMLElement} */ (table.querySelector('tbody'));
-  body.replaceChildren(
-    ...rows.map((cells, i) => {
-      const tr = document.createElement('tr');
-      for (const cell of cells) {
-        const td = document.createElement('td');
-        if (cell instanceof HTMLElement) td.append(cell);
-        else if (typeof cell === 'string') td.textContent = cell;
-        else {
-          td.textContent = cell.text;
-          if (cell.cls) td.className = cell.cls;
-        }
+  /** @type {Map<string, HTMLTableRowElement>} */
+  const old = new Map([...body.querySelectorAll('tr')].map((tr) => [tr.dataset.key ?? '', /** @type {HTMLTableRowElement} */ (tr)]));
+  const next = rows.map((row) => {
+    const tr = old.get(row.key) ?? document.createElement('tr');
+    tr.dataset.key = row.key;
+    tr.className = row.cls ?? '';
+    row.cells.forEach((cell, i) => {
+      let td = /** @type {HTMLTableCellElement | undefined} */ (tr.children[i]);
+      if (!td) {
+        td = document.createElement('td');
         tr.append(td);
       }
-      decorate?.(tr, i);
-      return tr;
-    }),
-  );
+      if (typeof cell === 'string') cell = { text: cell };
+      if ('button' in cell) {
+        let button = td.querySelector('button');
+        if (!button) {
+          button = document.createElement('button');
+          button.type = 'button';
+          button.className = 'secondary';
+          td.replaceChildren(button);
+        }
+        if (button.textContent !== cell.button) button.textContent = cell.button;
+        button.setAttribute('aria-label', cell.label);
+        button.disabled = Boolean(cell.disabled);
+        button.onclick = cell.onclick;
+        td.className = '';
+      } else {
+        if (td.firstElementChild || td.textContent !== cell.text) td.textContent = cell.text;
+        td.className = cell.cls ?? '';
+      }
+    });
+    while (tr.children.length > row.cells.length) tr.lastElementChild?.remove();
+    return tr;
+  });
+  const same = next.length === body.children.length && next.every((tr, i) => body.children[i] === tr);
+  if (!same) body.replaceChildren(...next);
 }
 
 function render() {
@@ -329,29 +366,27 @@ function render() {
     names.map((name) => {
       const q = topics.get(name);
       const handled = q.answered + q.abandoned;
-      const button = document.createElement('button');
-      button.type = 'button';
-      button.className = 'secondary';
-      button.textContent = q.paused ? 'Resume' : 'Pause…';
-      button.setAttribute('aria-label', `${q.paused ? 'Resume' : 'Pause'} ${name}`);
-      button.onclick = () => (q.paused ? resume(name) : askPause(name));
-      const state = document.createElement('span');
-      state.textContent = q.paused ? 'Paused ' : 'Open ';
-      const cell = document.createElement('span');
-      cell.append(state, button);
-      return [
-        name,
-        { text: String(q.waiting), cls: 'num' },
-        { text: String(q.urgent), cls: q.urgent ? 'num urgent' : 'num' },
-        { text: q.waiting ? clock(q.longest) : '–', cls: 'num' },
-        { text: String(q.free), cls: 'num' },
-        { text: String(q.answered), cls: 'num' },
-        { text: String(q.abandoned), cls: 'num' },
-        { text: handled ? `${Math.round((100 * q.inTarget) / handled)}%` : '–', cls: 'num' },
-        cell,
-      ];
+      return {
+        key: name,
+        cls: q.paused ? 'paused' : '',
+        cells: [
+          name,
+          { text: String(q.waiting), cls: 'num' },
+          { text: String(q.urgent), cls: q.urgent ? 'num urgent' : 'num' },
+          { text: q.waiting ? clock(q.longest) : '–', cls: 'num' },
+          { text: String(q.free), cls: 'num' },
+          { text: String(q.answered), cls: 'num' },
+          { text: String(q.abandoned), cls: 'num' },
+          { text: handled ? `${Math.round((100 * q.inTarget) / handled)}%` : '–', cls: 'num' },
+          q.paused ? 'Paused' : 'Open',
+          {
+            button: q.paused ? 'Resume' : 'Pause…',
+            label: `${q.paused ? 'Resume' : 'Pause'} ${name}`,
+            onclick: () => (q.paused ? resume(name) : askPause(name)),
+          },
+        ],
+      };
     }),
-    (tr, i) => tr.classList.toggle('paused', topics.get(names[i]).paused),
   );
   const target = all[0]?.target ?? 60;
   $('sl-note').textContent = `Service level: the share of today's help-seekers answered within ${clock(target)}, of all answered or abandoned.`;
@@ -367,32 +402,188 @@ function render() {
   $('staffing').textContent = `${counts.available} available, ${counts.busy} busy, ${counts.wrap_up} in wrap-up, ${counts.away} away`;
   fill(
     $('counsellors'),
-    counsellors.map((c) => [
-      c.display_name,
-      { text: /** @type {any} */ (label)[stateOf(c)] ?? c.status, cls: `state-${stateOf(c)}` },
-      { text: `${c.active} of ${c.capacity}`, cls: 'num' },
-      c.topics.join(', '),
-    ]),
+    counsellors.map((c) => ({
+      key: c.counsellor,
+      cells: [
+        c.display_name,
+        { text: /** @type {any} */ (label)[stateOf(c)] ?? c.status, cls: `state-${stateOf(c)}` },
+        { text: `${c.active} of ${c.capacity}`, cls: 'num' },
+        c.topics.join(', '),
+      ],
+    })),
   );
 
   // Sessions and those waiting.
-  const sessions = all.flatMap((n) => [...n.sessions.values()]).sort((a, b) => a.since - b.since);
+  const sessions = all
+    .flatMap((n) => [...n.sessions.entries()].map(([id, s]) => ({ id, node: n.node, ...s })))
+    .sort((a, b) => a.since - b.since);
   fill(
     $('sessions'),
-    sessions.map((s) => [
-      s.topic,
-      s.counsellors.map(nameOf).join(' + '),
-      { text: clock((now - s.since) / 1000), cls: 'num' },
-      s.urgent ? { text: 'urgent', cls: 'urgent' } : 'normal',
-      s.hand_raised ? { text: 'hand up', cls: 'urgent' } : '',
-    ]),
+    sessions.map((s) => {
+      const who = s.counsellors.map(nameOf);
+      /** @type {Cell} */
+      const watchCell =
+        s.node === here
+          ? {
+              button: watchedSession === s.id ? 'Watching' : 'Watch',
+              label: `Watch the ${s.topic} chat with ${who.join(' and ')}`,
+              disabled: watchedSession === s.id,
+              onclick: () => watch(s.id),
+            }
+          : `on ${s.node}`;
+      return {
+        key: s.id,
+        cells: [
+          s.topic,
+          who.join(' + '),
+          { text: clock((now - s.since) / 1000), cls: 'num' },
+          s.urgent ? { text: 'urgent', cls: 'urgent' } : 'normal',
+          s.hand_raised ? { text: 'hand up', cls: 'urgent' } : '',
+          watchCell,
+        ],
+      };
+    }),
   );
-  const waiting = all.flatMap((n) => [...n.waiting.values()]).sort((a, b) => a.since - b.since);
+  const waiting = all
+    .flatMap((n) => [...n.waiting.entries()].map(([id, w]) => ({ id, ...w })))
+    .sort((a, b) => a.since - b.since);
   fill(
     $('waiting'),
-    waiting.map((w) => [w.topic, w.urgent ? { text: 'urgent', cls: 'urgent' } : 'normal', { text: clock((now - w.since) / 1000), cls: 'num' }]),
+    waiting.map((w) => ({
+      key: w.id,
+      cells: [w.topic, w.urgent ? { text: 'urgent', cls: 'urgent' } : 'normal', { text: clock((now - w.since) / 1000), cls: 'num' }],
+    })),
   );
   renderAlerts();
+}
+
+// ---------------------------------------------------------------- watch
+
+/** Watches a session silently: its messages from now on.
+ * @param {string} session */
+function watch(session) {
+  stopWatching();
+  watchedSession = session;
+  $('watch').hidden = false;
+  $('watch-log').replaceChildren();
+  $('watch-error').textContent = '';
+  $('join').hidden = false;
+  $('leave').hidden = true;
+  $('say-form').hidden = true;
+  watching = new EventSource(`/api/v1/supervisor/sessions/${encodeURIComponent(session)}/observe`);
+  watching.onmessage = (e) => watchItem(JSON.parse(e.data));
+  watching.onerror = () => {
+    if (watching?.readyState === EventSource.CLOSED || watching?.readyState === EventSource.CONNECTING) {
+      watching?.close();
+      watchLine('note', '', 'The chat ended, or watching stopped.');
+      $('join').hidden = true;
+      $('leave').hidden = true;
+      $('say-form').hidden = true;
+    }
+  };
+  render();
+}
+
+function stopWatching() {
+  watching?.close();
+  watching = null;
+  watchedSession = null;
+  $('watch').hidden = true;
+}
+
+/** @param {string} kind @param {string} who @param {string} text */
+function watchLine(kind, who, text) {
+  const li = document.createElement('li');
+  li.className = kind;
+  if (who) {
+    const label = document.createElement('span');
+    label.className = 'who';
+    label.textContent = who;
+    li.append(label);
+  }
+  li.append(text);
+  const log = $('watch-log');
+  log.append(li);
+  log.scrollTop = log.scrollHeight;
+}
+
+/** @param {any} item */
+function watchItem(item) {
+  switch (item.type) {
+    case 'watching':
+      $('watch-about').textContent = `${item.topic} · ${item.counsellors.join(' + ')}${item.urgent ? ' · urgent' : ''}. You see the chat from now on; the counsellor knows, the help-seeker does not.`;
+      break;
+    case 'message':
+      if (item.from.seeker) watchLine('seeker', 'Help-seeker', item.text);
+      else watchLine('counsellor', item.from.counsellor, item.text);
+      break;
+    case 'whisper':
+      watchLine('whisper', `${item.from} whispered (counsellors only)`, item.text);
+      break;
+    case 'joined':
+      watchLine('note', '', `${item.by} joined the chat; the help-seeker was told.`);
+      break;
+    case 'left':
+      watchLine('note', '', `${item.by} left the chat.`);
+      break;
+    default:
+      break;
+  }
+}
+
+/** @param {string} action @param {object} body */
+async function control(action, body) {
+  if (!watchedSession) return null;
+  $('watch-error').textContent = '';
+  const response = await fetch(`/api/v1/supervisor/sessions/${encodeURIComponent(watchedSession)}/${action}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  }).catch(() => null);
+  if (!response?.ok) {
+    $('watch-error').textContent = 'That did not go through. Try again.';
+    return null;
+  }
+  return response;
+}
+
+function wireWatch() {
+  $('stop-watch').addEventListener('click', () => {
+    stopWatching();
+    render();
+  });
+  $('whisper-form').addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const box = /** @type {HTMLTextAreaElement} */ ($('whisper-text'));
+    const text = box.value.trim();
+    if (text && (await control('whisper', { text }))) box.value = '';
+  });
+  $('join').addEventListener('click', async () => {
+    if (!(await control('join', {}))) return;
+    $('join').hidden = true;
+    $('leave').hidden = false;
+    $('say-form').hidden = false;
+    $('say-text').focus();
+  });
+  $('leave').addEventListener('click', async () => {
+    if (!(await control('leave', {}))) return;
+    $('join').hidden = false;
+    $('leave').hidden = true;
+    $('say-form').hidden = true;
+  });
+  $('say-form').addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const box = /** @type {HTMLTextAreaElement} */ ($('say-text'));
+    const text = box.value.trim();
+    if (!text) return;
+    // A retry after a failure reuses the id, so it is never sent twice.
+    const id = box.dataset.id ?? `s-${sayPrefix}-${nextSay++}`;
+    box.dataset.id = id;
+    if (await control('say', { id, text })) {
+      box.value = '';
+      delete box.dataset.id;
+    }
+  });
 }
 
 // ---------------------------------------------------------------- pause

@@ -62,7 +62,9 @@ impl Feed {
             }
             data.push_str(node);
         }
-        data.push_str("]}");
+        data.push_str("],\"here\":");
+        data.push_str(&serde_json::to_string(self.state.events.node()).unwrap_or_default());
+        data.push('}');
         Event::default().event("snapshot").data(data)
     }
 
