@@ -431,9 +431,15 @@ async fn set_pause(
     }
     state
         .broker
-        .pause(id, paused, message)
+        .pause(id, paused, message.clone())
         .await
         .map_err(|_| ApiError::Internal)?;
+    // Every other node too, when they share a Redis.
+    state.events.order_pause(crate::events::PauseOrder {
+        topic: topic.to_owned(),
+        paused,
+        message,
+    });
     info!(
         account = account.id,
         topic, paused, "topic paused or resumed"

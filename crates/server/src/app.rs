@@ -161,6 +161,7 @@ impl Server {
             shutdown.clone(),
             &sockets,
         );
+        events.apply_pauses(broker.clone(), shutdown.clone(), &sockets);
         let state = AppState(Arc::new(AppInner {
             logins: Logins::new(config.auth.clone()),
             cap: ConnectionCap::new(config.limits.max_connections),

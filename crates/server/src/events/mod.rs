@@ -29,6 +29,11 @@ pub(crate) const SNAPSHOT_PREFIX: &str = "haven:node:";
 pub(crate) const HISTORY_PREFIX: &str = "haven:history:";
 /// How long a history outlives its node in Redis, in seconds.
 const HISTORY_TTL: u64 = 24 * 3600;
+/// The Redis channel pause and resume orders travel on, between nodes.
+pub(crate) const CONTROL: &str = "haven:control";
+/// The Redis hash of paused topics and their messages: the state a node
+/// takes on when it (re)connects.
+pub(crate) const PAUSED: &str = "haven:paused";
 /// Items buffered for each dashboard feed subscriber.
 const FEED_BUFFER: usize = 4096;
 
@@ -41,12 +46,35 @@ pub(crate) enum FeedItem {
     Resync,
 }
 
+/// A coordinator's pause or resume of a topic, for every node.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct PauseOrder {
+    /// The topic.
+    pub(crate) topic: String,
+    /// Paused (`true`) or resumed.
+    pub(crate) paused: bool,
+    /// The message for help-seekers while paused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) message: Option<String>,
+}
+
+/// What a node must make true of its topics' pauses.
+#[derive(Clone, Debug)]
+pub(crate) enum Pauses {
+    /// One topic changed.
+    Order(PauseOrder),
+    /// The whole state, on (re)connecting to Redis: these topics are
+    /// paused with these messages, all others are open.
+    All(Vec<PauseOrder>),
+}
+
 /// What the publisher task writes to Redis.
 #[derive(Debug)]
 enum Outgoing {
     Event(Arc<str>),
     Snapshot(Arc<str>),
     History(Arc<str>),
+    Pause(PauseOrder),
 }
 
 /// Counters for metrics and tests.
@@ -67,6 +95,11 @@ pub(crate) struct EventStats {
 pub(crate) struct Events {
     node: Arc<str>,
     feed: broadcast::Sender<FeedItem>,
+    /// Pause orders from other nodes (through Redis).
+    pauses: broadcast::Sender<Pauses>,
+    /// Subscribed before the Redis subscriber starts, so its first
+    /// `Pauses::All` is never missed; taken by [`Events::apply_pauses`].
+    pause_rx: Mutex<Option<broadcast::Receiver<Pauses>>>,
     /// Set when Redis is configured.
     outbox: Option<mpsc::Sender<Outgoing>>,
     redis: Option<::redis::Client>,
@@ -88,6 +121,7 @@ impl Events {
         tracker: &TaskTracker,
     ) -> Arc<Self> {
         let (feed, _) = broadcast::channel(FEED_BUFFER);
+        let (pauses, pause_rx) = broadcast::channel(64);
         let node: Arc<str> = Arc::from(config.node());
         // The URL was checked with the config; a client is only a parsed URL.
         let client = config
@@ -104,6 +138,8 @@ impl Events {
         let events = Arc::new(Self {
             node,
             feed,
+            pauses,
+            pause_rx: Mutex::new(Some(pause_rx)),
             outbox,
             redis: client.clone(),
             seq: AtomicU64::new(0),
@@ -205,6 +241,69 @@ impl Events {
             .unwrap_or_else(|p| p.into_inner())
             .clone()?;
         serde_json::from_str(&json).ok()
+    }
+
+    /// Tells every node (through Redis, when configured) that a topic was
+    /// paused or resumed here.
+    pub(crate) fn order_pause(&self, order: PauseOrder) {
+        if let Some(outbox) = &self.outbox
+            && outbox.try_send(Outgoing::Pause(order)).is_err()
+        {
+            tracing::warn!("a pause could not be passed on to the other nodes: the buffer is full");
+        }
+    }
+
+    /// Applies every node's pause orders to this node's broker until
+    /// shutdown. With Redis, its `haven:paused` hash is the pause state:
+    /// each (re)connection makes this node's topics match it.
+    pub(crate) fn apply_pauses(
+        self: &Arc<Self>,
+        broker: crate::broker::Broker,
+        shutdown: CancellationToken,
+        tracker: &TaskTracker,
+    ) {
+        let taken = self
+            .pause_rx
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        let (Some(mut rx), Some(_)) = (taken, &self.redis) else {
+            return;
+        };
+        tracker.spawn(async move {
+            loop {
+                let pauses = tokio::select! {
+                    () = shutdown.cancelled() => break,
+                    p = rx.recv() => p,
+                };
+                let orders = match pauses {
+                    Ok(Pauses::Order(order)) => vec![order],
+                    Ok(Pauses::All(paused)) => broker
+                        .plan()
+                        .topics
+                        .iter()
+                        .map(|t| {
+                            paused
+                                .iter()
+                                .find(|o| o.topic == t.name)
+                                .cloned()
+                                .unwrap_or_else(|| PauseOrder {
+                                    topic: t.name.clone(),
+                                    paused: false,
+                                    message: None,
+                                })
+                        })
+                        .collect(),
+                    Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(broadcast::error::RecvError::Closed) => break,
+                };
+                for order in orders {
+                    if let Some(topic) = broker.plan().topic(&order.topic) {
+                        let _ = broker.pause(topic, order.paused, order.message).await;
+                    }
+                }
+            }
+        });
     }
 
     /// Follows the feed: every node's events (with Redis) or this node's.

@@ -12,7 +12,10 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use super::{CHANNEL, Events, FeedItem, HISTORY_PREFIX, HISTORY_TTL, Outgoing, SNAPSHOT_PREFIX};
+use super::{
+    CHANNEL, CONTROL, Events, FeedItem, HISTORY_PREFIX, HISTORY_TTL, Outgoing, PAUSED, PauseOrder,
+    Pauses, SNAPSHOT_PREFIX,
+};
 
 /// How long one Redis command may take before it counts as failed.
 const COMMAND_TIMEOUT: Duration = Duration::from_millis(500);
@@ -61,6 +64,7 @@ pub(super) async fn publish(
             Outgoing::Event(json) => conn.publish(CHANNEL, json.as_ref()).await,
             Outgoing::Snapshot(json) => conn.set_ex(&key, json.as_ref(), ttl_secs).await,
             Outgoing::History(json) => conn.set_ex(&history_key, json.as_ref(), HISTORY_TTL).await,
+            Outgoing::Pause(order) => publish_pause(&mut conn, order).await,
         };
         let was_up = stats
             .redis_connected
@@ -69,7 +73,7 @@ pub(super) async fn publish(
             (Ok(()), Outgoing::Event(_)) => {
                 stats.published.fetch_add(1, Ordering::Relaxed);
             }
-            (Ok(()), Outgoing::Snapshot(_) | Outgoing::History(_)) => {}
+            (Ok(()), Outgoing::Snapshot(_) | Outgoing::History(_) | Outgoing::Pause(_)) => {}
             (Err(e), _) => {
                 if matches!(item, Outgoing::Event(_)) {
                     stats.dropped.fetch_add(1, Ordering::Relaxed);
@@ -98,15 +102,28 @@ pub(super) async fn subscribe(
     loop {
         let attempt = async {
             let mut pubsub = client.get_async_pubsub().await?;
-            pubsub.subscribe(CHANNEL).await?;
-            Ok::<_, redis::RedisError>(pubsub)
+            pubsub.subscribe(&[CHANNEL, CONTROL]).await?;
+            // The pauses as they stand, for a node that (re)connects.
+            let mut conn = client.get_multiplexed_async_connection().await?;
+            let paused: Vec<(String, String)> = conn.hgetall(PAUSED).await?;
+            Ok::<_, redis::RedisError>((pubsub, paused))
         };
         let pubsub = tokio::select! {
             () = shutdown.cancelled() => return,
             r = tokio::time::timeout(CONNECT_TIMEOUT * 2, attempt) => r,
         };
-        if let Ok(Ok(pubsub)) = pubsub {
+        if let Ok(Ok((pubsub, paused))) = pubsub {
             backoff = Duration::from_millis(100);
+            let _ = events.pauses.send(Pauses::All(
+                paused
+                    .into_iter()
+                    .map(|(topic, message)| PauseOrder {
+                        topic,
+                        paused: true,
+                        message: Some(message).filter(|m| !m.is_empty()),
+                    })
+                    .collect(),
+            ));
             // Anything published while we were away is lost: reload.
             let _ = events.feed.send(FeedItem::Resync);
             let mut stream = pubsub.into_on_message();
@@ -116,7 +133,14 @@ pub(super) async fn subscribe(
                     msg = stream.next() => msg,
                 };
                 let Some(msg) = msg else { break };
-                if let Ok(json) = msg.get_payload::<String>() {
+                let Ok(json) = msg.get_payload::<String>() else {
+                    continue;
+                };
+                if msg.get_channel_name() == CONTROL {
+                    if let Ok(order) = serde_json::from_str::<PauseOrder>(&json) {
+                        let _ = events.pauses.send(Pauses::Order(order));
+                    }
+                } else {
                     let _ = events.feed.send(FeedItem::Event(Arc::from(json)));
                 }
             }
@@ -127,6 +151,19 @@ pub(super) async fn subscribe(
         }
         backoff = (backoff * 2).min(MAX_BACKOFF);
     }
+}
+
+/// Records a pause in the shared state and tells the other nodes.
+async fn publish_pause(conn: &mut ConnectionManager, order: &PauseOrder) -> redis::RedisResult<()> {
+    if order.paused {
+        let () = conn
+            .hset(PAUSED, &order.topic, order.message.as_deref().unwrap_or(""))
+            .await?;
+    } else {
+        let () = conn.hdel(PAUSED, &order.topic).await?;
+    }
+    let json = serde_json::to_string(order).unwrap_or_default();
+    conn.publish(CONTROL, json).await
 }
 
 /// Every value under `prefix` (one per node).

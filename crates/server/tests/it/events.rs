@@ -302,3 +302,66 @@ async fn a_redis_outage_leaves_chat_alone_and_events_resume_after_it() {
     // The drops stay counted.
     assert!(metric(&server, "haven_events_dropped_total").await.unwrap() >= dropped);
 }
+
+#[tokio::test]
+async fn a_pause_on_one_node_holds_on_every_node_and_for_nodes_that_start_later() {
+    let redis = RedisServer::start().await;
+    let a = node(&redis, "node-a").await;
+    let b = node(&redis, "node-b").await;
+    let password = a.add_account("coord", Role::Supervisor, None);
+    let token = a.token("coord", &password).await;
+    let auth = format!("Bearer {token}");
+    let paused = a
+        .http(
+            hyper::Method::POST,
+            "/api/v1/topics/algemeen/pause",
+            &[("authorization", &auth)],
+            Some(r#"{"message": "Even pauze. Bel 113 bij nood."}"#.into()),
+        )
+        .await;
+    assert_eq!(paused.status, 204);
+
+    /// Polls hellos on `server` until one is answered as `want` says.
+    async fn hello_until(server: &TestServer, want: impl Fn(&s::ServerMessage) -> bool) {
+        for _ in 0..100 {
+            let mut seeker = server.seeker().await;
+            seeker
+                .send(&s::ClientMessage::Hello {
+                    protocol: haven_protocol::PROTOCOL_VERSION,
+                    nickname: None,
+                    topic: None,
+                    language: None,
+                    urgent: false,
+                    return_code: None,
+                })
+                .await;
+            let answer = seeker.recv().await;
+            if want(&answer) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the pause state never reached this node");
+    }
+    let refused = |m: &s::ServerMessage| {
+        matches!(m, s::ServerMessage::Unavailable { reason: s::Unavailability::Paused, message: Some(text), .. }
+            if text == "Even pauze. Bel 113 bij nood.")
+    };
+    hello_until(&b, refused).await;
+    // A node that starts now takes the pause on at once.
+    let c = node(&redis, "node-c").await;
+    hello_until(&c, refused).await;
+
+    let resumed = a
+        .http(
+            hyper::Method::POST,
+            "/api/v1/topics/algemeen/resume",
+            &[("authorization", &auth)],
+            None,
+        )
+        .await;
+    assert_eq!(resumed.status, 204);
+    let welcomed = |m: &s::ServerMessage| matches!(m, s::ServerMessage::Welcome { .. });
+    hello_until(&b, welcomed).await;
+    hello_until(&c, welcomed).await;
+}
