@@ -73,9 +73,14 @@ test('the dashboard follows queues, sessions, alerts and pauses live', async () 
   await dash.locator('#sessions tbody tr', { hasText: 'Anna' }).waitFor();
   await dash.waitForFunction(() => {
     const r = [...document.querySelectorAll('#topics tbody tr')].find((tr) => tr.textContent.includes('algemeen'));
-    return r && r.children[1].textContent === '0' && r.children[5].textContent === '1';
+    return r && r.children[1].textContent === '0' && r.children[6].textContent === '1';
   });
   await dash.locator('#counsellors tbody tr', { hasText: 'Anna' }).locator('td', { hasText: 'Busy' }).waitFor();
+  // With someone on duty there is an estimate for the next arrival.
+  await dash.waitForFunction(() => {
+    const r = [...document.querySelectorAll('#topics tbody tr')].find((tr) => tr.textContent.includes('algemeen'));
+    return r && /^\d+ min$/.test(r.children[4].textContent);
+  });
   assert.match(await dash.locator('#staffing').textContent(), /1 busy/);
 
   // A raised hand is an alert too, and shows on the session.

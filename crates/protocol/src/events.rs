@@ -358,6 +358,10 @@ pub struct TopicState {
     pub urgent_waiting: u32,
     /// The longest current wait.
     pub longest_wait_secs: u32,
+    /// The wait a help-seeker arriving now can expect; absent when nobody
+    /// staffs the topic.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimated_wait_secs: Option<u32>,
     /// Seats of available counsellors serving it.
     pub staffed_seats: u32,
     /// Seats free right now.

@@ -344,8 +344,10 @@ function render() {
   const topics = new Map();
   for (const n of all) {
     for (const t of n.topics.values()) {
-      const q = topics.get(t.topic) ?? { waiting: 0, urgent: 0, longest: 0, free: 0, answered: 0, inTarget: 0, abandoned: 0, paused: false };
+      const q = topics.get(t.topic) ?? { waiting: 0, urgent: 0, longest: 0, estimate: null, free: 0, answered: 0, inTarget: 0, abandoned: 0, paused: false };
       q.free += t.free_seats;
+      // Per node; the longest is what a new arrival may face.
+      if (t.estimated_wait_secs != null) q.estimate = Math.max(q.estimate ?? 0, t.estimated_wait_secs);
       q.answered += t.answered;
       q.inTarget += t.answered_in_target;
       q.abandoned += t.abandoned;
@@ -353,7 +355,7 @@ function render() {
       topics.set(t.topic, q);
     }
     for (const w of n.waiting.values()) {
-      const q = topics.get(w.topic) ?? { waiting: 0, urgent: 0, longest: 0, free: 0, answered: 0, inTarget: 0, abandoned: 0, paused: false };
+      const q = topics.get(w.topic) ?? { waiting: 0, urgent: 0, longest: 0, estimate: null, free: 0, answered: 0, inTarget: 0, abandoned: 0, paused: false };
       q.waiting += 1;
       if (w.urgent) q.urgent += 1;
       q.longest = Math.max(q.longest, (now - w.since) / 1000);
@@ -374,6 +376,7 @@ function render() {
           { text: String(q.waiting), cls: 'num' },
           { text: String(q.urgent), cls: q.urgent ? 'num urgent' : 'num' },
           { text: q.waiting ? clock(q.longest) : '–', cls: 'num' },
+          { text: q.estimate == null ? 'nobody on duty' : `${Math.max(1, Math.round(q.estimate / 60))} min`, cls: 'num' },
           { text: String(q.free), cls: 'num' },
           { text: String(q.answered), cls: 'num' },
           { text: String(q.abandoned), cls: 'num' },

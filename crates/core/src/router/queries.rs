@@ -130,12 +130,17 @@ impl Router {
             .map(|s| s.waited_before + now.saturating_duration_since(s.waiting_since))
             .unwrap_or_default();
         let (staffed, free) = self.staffing(topic);
+        let next = u32::try_from(line.len() + 1).unwrap_or(u32::MAX);
         Some(TopicSummary {
             waiting: line.len(),
             longest_wait,
             staffed,
             free,
             paused: self.topics[t].paused,
+            estimated_wait: self
+                .waits
+                .get(t)
+                .and_then(|w| w.estimate(next, staffed, free)),
         })
     }
 

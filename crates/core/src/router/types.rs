@@ -427,6 +427,9 @@ pub struct TopicSummary {
     pub free: u32,
     /// Whether a coordinator paused it.
     pub paused: bool,
+    /// The wait a help-seeker arriving now can expect; `None` when nobody
+    /// staffs the topic.
+    pub estimated_wait: Option<Duration>,
 }
 
 /// Running totals per topic, for supervisor metrics.

@@ -429,6 +429,7 @@ impl Actor {
                     topic: name,
                     waiting: u32::try_from(s.waiting).unwrap_or(u32::MAX),
                     longest_wait_secs: secs(s.longest_wait),
+                    estimated_wait_secs: s.estimated_wait.map(secs),
                     staffed_seats: s.staffed,
                     free_seats: s.free,
                     paused: s.paused,
