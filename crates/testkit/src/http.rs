@@ -85,7 +85,7 @@ impl std::fmt::Debug for SseStream {
 
 impl SseStream {
     /// `GET path` and keeps the body open.
-    pub(crate) async fn open(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Self {
+    pub async fn open(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Self {
         let stream = TcpStream::connect(addr).await.unwrap();
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await

@@ -12,6 +12,7 @@ mod console;
 mod events;
 mod hand;
 mod metrics;
+mod nodes;
 mod process;
 mod resume;
 mod routing;

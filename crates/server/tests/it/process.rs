@@ -12,7 +12,7 @@ use haven_testkit::{CounsellorClient, SeekerClient, Ws};
 
 const HAVEN: &str = env!("CARGO_BIN_EXE_haven");
 
-fn haven(dir: &Path) -> Command {
+pub(super) fn haven(dir: &Path) -> Command {
     command(HAVEN, dir)
 }
 
@@ -207,13 +207,13 @@ fn accounts_are_managed_from_the_command_line() {
 }
 
 /// A `haven serve` process with its stderr (the log) captured.
-struct Served {
-    child: Child,
-    addr: std::net::SocketAddr,
-    log: std::sync::Arc<std::sync::Mutex<String>>,
+pub(super) struct Served {
+    pub(super) child: Child,
+    pub(super) addr: std::net::SocketAddr,
+    pub(super) log: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
-fn serve(dir: &Path, envs: &[(&str, &str)]) -> Served {
+pub(super) fn serve(dir: &Path, envs: &[(&str, &str)]) -> Served {
     let mut cmd = haven(dir);
     cmd.arg("serve");
     serve_command(cmd, envs)
@@ -348,7 +348,7 @@ fn serve_raises_its_open_file_limit_and_warns_when_it_is_still_too_low() {
 }
 
 /// Sends an HTTP POST with a JSON body from the given local address.
-async fn post_from(
+pub(super) async fn post_from(
     server: std::net::SocketAddr,
     from: std::net::IpAddr,
     path: &str,
