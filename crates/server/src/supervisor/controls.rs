@@ -75,9 +75,13 @@ struct Watching {
 impl Drop for Watching {
     fn drop(&mut self) {
         let (state, who, cell) = (self.state.clone(), self.who.clone(), self.cell.clone());
-        tokio::spawn(async move {
-            record(&state, &who, &cell, SupervisionAction::StopObserving).await;
-        });
+        // Dropped by the connection's task; at runtime shutdown there may be
+        // no runtime left to record on, and the process is ending anyway.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                record(&state, &who, &cell, SupervisionAction::StopObserving).await;
+            });
+        }
     }
 }
 
@@ -120,17 +124,35 @@ pub(crate) async fn whisper(
     headers: HeaderMap,
     Json(body): Json<Whisper>,
 ) -> Result<Response, ApiError> {
-    check_post_origin(&state, &headers)?;
-    let who = authorised(&state, &headers, SUPERVISORS)?;
     validate::text(&body.text, state.config.session.max_chars)
         .map_err(|_| ApiError::BadRequest("the text is empty or too long"))?;
-    let cell = live_session(&state, &id)?;
-    if !cell.whisper(&who.display_name, &body.text) {
-        return Err(ApiError::NotFound(
-            "that session is not with a counsellor now",
-        ));
+    act(
+        &state,
+        &headers,
+        &id,
+        SupervisionAction::Whisper,
+        "that session is not with a counsellor now",
+        |cell, who| cell.whisper(&who.display_name, &body.text),
+    )
+    .await
+}
+
+/// A supervisor's change to a session: checked, done and recorded.
+async fn act(
+    state: &AppState,
+    headers: &HeaderMap,
+    id: &str,
+    action: SupervisionAction,
+    refused: &'static str,
+    change: impl FnOnce(&SessionCell, &Account) -> bool,
+) -> Result<Response, ApiError> {
+    check_post_origin(state, headers)?;
+    let who = authorised(state, headers, SUPERVISORS)?;
+    let cell = live_session(state, id)?;
+    if !change(&cell, &who) {
+        return Err(ApiError::NotFound(refused));
     }
-    record(&state, &who, &cell, SupervisionAction::Whisper).await;
+    record(state, &who, &cell, action).await;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -140,16 +162,15 @@ pub(crate) async fn join(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    check_post_origin(&state, &headers)?;
-    let who = authorised(&state, &headers, SUPERVISORS)?;
-    let cell = live_session(&state, &id)?;
-    if !cell.join(&who.name, &who.display_name) {
-        return Err(ApiError::NotFound(
-            "that session is not with a counsellor now",
-        ));
-    }
-    record(&state, &who, &cell, SupervisionAction::Join).await;
-    Ok(StatusCode::NO_CONTENT.into_response())
+    act(
+        &state,
+        &headers,
+        &id,
+        SupervisionAction::Join,
+        "that session is not with a counsellor now",
+        |cell, who| cell.join(&who.name, &who.display_name),
+    )
+    .await
 }
 
 /// `POST /api/v1/supervisor/sessions/{id}/leave`.
@@ -158,14 +179,15 @@ pub(crate) async fn leave(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    check_post_origin(&state, &headers)?;
-    let who = authorised(&state, &headers, SUPERVISORS)?;
-    let cell = live_session(&state, &id)?;
-    if !cell.leave(&who.name) {
-        return Err(ApiError::NotFound("you have not joined that session"));
-    }
-    record(&state, &who, &cell, SupervisionAction::Leave).await;
-    Ok(StatusCode::NO_CONTENT.into_response())
+    act(
+        &state,
+        &headers,
+        &id,
+        SupervisionAction::Leave,
+        "you have not joined that session",
+        |cell, who| cell.leave(&who.name),
+    )
+    .await
 }
 
 #[derive(Deserialize)]
