@@ -1,4 +1,7 @@
-//! The `haven` command: serve, check the configuration, manage accounts.
+//! The `haven` command: serve, check the configuration, manage accounts,
+//! and make keys for and read transcripts.
+
+mod transcript_cli;
 
 use std::io::{BufRead as _, IsTerminal as _, Write as _};
 use std::path::{Path, PathBuf};
@@ -31,6 +34,16 @@ enum Command {
     /// Manage counsellor, supervisor and admin accounts.
     #[command(subcommand)]
     Account(AccountCommand),
+    /// Make a transcript identity: the private key goes to FILE (keep it
+    /// offline); the recipient line for `transcript_recipients` is printed.
+    Keygen {
+        /// Where to write the identity; must not exist yet.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Read transcripts offline.
+    #[command(subcommand)]
+    Transcript(transcript_cli::TranscriptCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -146,11 +159,18 @@ fn load(path: Option<&Path>) -> anyhow::Result<Loaded> {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
+    // The offline commands need no configuration.
+    let command = match cli.command {
+        Command::Keygen { out } => return transcript_cli::keygen(&out),
+        Command::Transcript(cmd) => return transcript_cli::run(cmd).map(|_| ()),
+        other => other,
+    };
     let loaded = load(cli.config.as_deref())?;
-    match cli.command {
+    match command {
         Command::Serve => serve(loaded),
         Command::CheckConfig => check_config(&loaded),
         Command::Account(cmd) => account(&loaded.config, cmd),
+        Command::Keygen { .. } | Command::Transcript(_) => Ok(()),
     }
 }
 

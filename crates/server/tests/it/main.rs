@@ -20,4 +20,5 @@ mod security;
 mod shutdown;
 mod supervision;
 mod topics;
+mod transcripts;
 mod waiting_room;

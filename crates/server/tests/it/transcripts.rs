@@ -1,0 +1,109 @@
+//! The offline transcript commands of the `haven` binary: keygen, decrypt
+//! and verify.
+
+use std::os::unix::fs::PermissionsExt as _;
+
+use haven_transcript::{Body, Kind, Recipient, Sealer, file_header};
+
+use super::process::haven;
+
+fn output(cmd: &mut std::process::Command) -> (bool, String, String) {
+    let out = cmd.output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn keygen_decrypt_and_verify_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("identity.txt");
+    let (ok, out, err) = output(haven(dir.path()).args(["keygen", "--out"]).arg(&key));
+    assert!(ok, "{err}");
+    let recipient = Recipient::parse(out.trim()).unwrap();
+    let mode = std::fs::metadata(&key).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    // Never overwritten.
+    let (ok, _, err) = output(haven(dir.path()).args(["keygen", "--out"]).arg(&key));
+    assert!(!ok && err.contains("must not exist"), "{err}");
+
+    let mut data = file_header(*b"0123456789abcdef");
+    let mut sealer = Sealer::new(*b"0123456789abcdef");
+    let start = Body {
+        nickname: Some("Sam".into()),
+        topic: Some("algemeen".into()),
+        ..Body::default()
+    };
+    data.extend(sealer.seal(&recipient, Kind::Start, 1_795_435_190_000, &start));
+    let said = Body {
+        from: Some("seeker".into()),
+        text: Some("Ik weet niet waar ik moet beginnen.".into()),
+        seq: Some(1),
+        ..Body::default()
+    };
+    data.extend(sealer.seal(&recipient, Kind::Message, 1_795_435_191_000, &said));
+    let answer = Body {
+        from: Some("Anna".into()),
+        text: Some("Neem je tijd.".into()),
+        seq: Some(1),
+        ..Body::default()
+    };
+    data.extend(sealer.seal(&recipient, Kind::Message, 1_795_435_192_000, &answer));
+    let end = Body {
+        text: Some("counsellor_ended".into()),
+        ..Body::default()
+    };
+    data.extend(sealer.seal(&recipient, Kind::End, 1_795_435_193_000, &end));
+    let path = dir.path().join("t.haven");
+    std::fs::write(&path, &data).unwrap();
+
+    let (ok, out, err) = output(
+        haven(dir.path())
+            .args(["transcript", "decrypt", "--identity"])
+            .arg(&key)
+            .arg(&path),
+    );
+    assert!(ok, "{err}");
+    assert!(out.contains("complete"), "{out}");
+    assert!(
+        out.contains("Sam (help-seeker): Ik weet niet waar ik moet beginnen."),
+        "{out}"
+    );
+    assert!(out.contains("Anna: Neem je tijd."), "{out}");
+    assert!(out.contains("2026-"), "{out}");
+    let (ok, out, _) = output(
+        haven(dir.path())
+            .args(["transcript", "decrypt", "--json", "--identity"])
+            .arg(&key)
+            .arg(&path),
+    );
+    assert!(ok);
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 4);
+    assert_eq!(lines[2]["text"], "Neem je tijd.");
+    assert_eq!(lines[3]["kind"], "end");
+
+    // Without a key: complete; cut short: truncated; altered: tampered
+    // (and the exit status says so).
+    let (ok, out, _) = output(haven(dir.path()).args(["transcript", "verify"]).arg(&path));
+    assert!(ok && out.contains("complete"), "{out}");
+    std::fs::write(&path, &data[..data.len() - 5]).unwrap();
+    let (ok, out, _) = output(haven(dir.path()).args(["transcript", "verify"]).arg(&path));
+    assert!(ok && out.contains("truncated"), "{out}");
+    let mut bad = data.clone();
+    let at = bad.len() - 20;
+    bad[at] ^= 0x40;
+    std::fs::write(&path, &bad).unwrap();
+    let (ok, out, _) = output(
+        haven(dir.path())
+            .args(["transcript", "verify", "--identity"])
+            .arg(&key)
+            .arg(&path),
+    );
+    assert!(!ok && out.contains("TAMPERED"), "{out}");
+}
