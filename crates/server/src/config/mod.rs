@@ -309,6 +309,17 @@ pub enum ConfigError {
     /// A value could not be read (wrong type, unknown key, bad syntax).
     #[error("{}", check::describe(.0))]
     Parse(Box<figment::Error>),
+    /// Private key material where the server could read it.
+    #[error(
+        "{origin} holds a private transcript key ({prefix}…). The server must hold only \
+         recipients (public keys); keep identities offline and remove it"
+    )]
+    PrivateKey {
+        /// Where it was found: the file, or the variable's name.
+        origin: String,
+        /// The start of what was found.
+        prefix: &'static str,
+    },
     /// A value was read but is not acceptable.
     #[error("invalid value for `{key}` (from {origin}): {problem}")]
     Invalid {
@@ -319,6 +330,38 @@ pub enum ConfigError {
         /// What is wrong with it.
         problem: String,
     },
+}
+
+/// What private keys start with: Haven transcript identities, and age
+/// identities in case one is pasted by mistake.
+const PRIVATE_KEY_PREFIXES: [&str; 2] = [haven_transcript::IDENTITY_PREFIX, "AGE-SECRET-KEY-"];
+
+/// Refuses to go on when the config file or any environment variable holds
+/// a private key: the broker must never be able to read transcripts.
+fn refuse_private_keys(file: Option<&Path>) -> Result<(), ConfigError> {
+    let found = |text: &str| {
+        PRIVATE_KEY_PREFIXES
+            .into_iter()
+            .find(|p| text.to_ascii_uppercase().contains(&p.to_ascii_uppercase()))
+    };
+    if let Some(path) = file
+        && let Ok(text) = std::fs::read_to_string(path)
+        && let Some(prefix) = found(&text)
+    {
+        return Err(ConfigError::PrivateKey {
+            origin: path.display().to_string(),
+            prefix,
+        });
+    }
+    for (name, value) in std::env::vars_os() {
+        if let Some(prefix) = value.to_str().and_then(found) {
+            return Err(ConfigError::PrivateKey {
+                origin: format!("the environment variable {}", name.to_string_lossy()),
+                prefix,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Where the configuration was read from.
@@ -340,6 +383,7 @@ impl Config {
             Some(path) => Some(path.to_owned()),
             None => Some(PathBuf::from(DEFAULT_CONFIG_PATH)).filter(|p| p.exists()),
         };
+        refuse_private_keys(file.as_deref())?;
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
         if let Some(path) = &file {
             figment = figment.merge(Toml::file_exact(path));

@@ -107,3 +107,61 @@ fn keygen_decrypt_and_verify_from_the_command_line() {
     );
     assert!(!ok && out.contains("TAMPERED"), "{out}");
 }
+
+#[test]
+fn the_server_refuses_private_keys_in_its_config_or_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("identity.txt");
+    assert!(output(haven(dir.path()).args(["keygen", "--out"]).arg(&key)).0);
+    let identity = std::fs::read_to_string(&key).unwrap();
+    let secret = identity.lines().find(|l| !l.starts_with('#')).unwrap();
+
+    // In any environment variable, whatever its name.
+    let (ok, _, err) = output(
+        haven(dir.path())
+            .arg("check-config")
+            .env("SOME_SECRET", secret),
+    );
+    assert!(!ok, "started with a private key in the environment");
+    assert!(
+        err.contains("SOME_SECRET") && err.contains("private transcript key"),
+        "{err}"
+    );
+    assert!(
+        !err.contains(&secret[30..]),
+        "the error repeats the key: {err}"
+    );
+
+    // In the config file.
+    let config = dir.path().join("haven.toml");
+    std::fs::write(&config, format!("# pasted by mistake: {secret}\n")).unwrap();
+    let (ok, _, err) = output(
+        haven(dir.path())
+            .arg("--config")
+            .arg(&config)
+            .arg("check-config"),
+    );
+    assert!(
+        !ok && err.contains("haven.toml") && err.contains("private transcript key"),
+        "{err}"
+    );
+    // An age identity too.
+    std::fs::write(&config, "# AGE-SECRET-KEY-1QQQ\n").unwrap();
+    let (ok, _, err) = output(
+        haven(dir.path())
+            .arg("--config")
+            .arg(&config)
+            .arg("check-config"),
+    );
+    assert!(!ok && err.contains("AGE-SECRET-KEY-"), "{err}");
+    // The public recipient is fine anywhere.
+    let recipient = identity.lines().nth(1).unwrap().trim_start_matches("# ");
+    std::fs::write(&config, format!("# {recipient}\n")).unwrap();
+    let (ok, _, err) = output(
+        haven(dir.path())
+            .arg("--config")
+            .arg(&config)
+            .arg("check-config"),
+    );
+    assert!(ok, "{err}");
+}
