@@ -135,6 +135,11 @@ pub(crate) fn inner(
     out
 }
 
+/// Sealing a record failed (the system's randomness was not available).
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("a transcript record could not be sealed")]
+pub struct SealError;
+
 /// Seals the records of one session in order. Holds only public data: the
 /// session id, the next number and the last record's link.
 #[derive(Debug)]
@@ -160,11 +165,21 @@ impl Sealer {
     }
 
     /// One record, ready to append, sealed to `to`.
-    pub fn seal(&mut self, to: &Recipient, kind: Kind, at: u64, body: &Body) -> Vec<u8> {
-        let body = serde_json::to_vec(body).unwrap_or_default();
+    ///
+    /// On failure nothing changes: the next record gets the same number.
+    pub fn seal(
+        &mut self,
+        to: &Recipient,
+        kind: Kind,
+        at: u64,
+        body: &Body,
+    ) -> Result<Vec<u8>, SealError> {
+        let body = serde_json::to_vec(body).map_err(|_| SealError)?;
         let plain = inner(&self.session, self.next, kind, &self.prev, at, &body);
-        // Sealing cannot fail for a valid key and a message this size.
-        let sealed = to.public().seal(&mut OsRng, &plain).unwrap_or_default();
+        let sealed = to
+            .public()
+            .seal(&mut OsRng, &plain)
+            .map_err(|_| SealError)?;
         let kid = to.kid().as_bytes();
         let kid_len = u8::try_from(kid.len()).unwrap_or(u8::MAX);
         let rest = 1 + usize::from(kid_len) + 8 + 1 + PREV_LEN + sealed.len();
@@ -178,6 +193,6 @@ impl Sealer {
         record.extend_from_slice(&sealed);
         self.prev = link(&record);
         self.next += 1;
-        record
+        Ok(record)
     }
 }

@@ -30,19 +30,23 @@ fn transcript(to: &Recipient, session: [u8; 16], n: u64) -> (Vec<u8>, Vec<usize>
         topic: Some("algemeen".into()),
         ..Body::default()
     };
-    data.extend(sealer.seal(to, Kind::Start, 1000, &start));
+    data.extend(sealer.seal(to, Kind::Start, 1000, &start).unwrap());
     bounds.push(data.len());
     for i in 1..=n {
         let from = if i % 2 == 0 { "Anna" } else { "seeker" };
-        data.extend(sealer.seal(
-            to,
-            Kind::Message,
-            1000 + i,
-            &message(from, &format!("bericht {i}"), i),
-        ));
+        data.extend(
+            sealer
+                .seal(
+                    to,
+                    Kind::Message,
+                    1000 + i,
+                    &message(from, &format!("bericht {i}"), i),
+                )
+                .unwrap(),
+        );
         bounds.push(data.len());
     }
-    data.extend(sealer.seal(to, Kind::End, 5000, &Body::default()));
+    data.extend(sealer.seal(to, Kind::End, 5000, &Body::default()).unwrap());
     bounds.push(data.len());
     (data, bounds)
 }
@@ -99,20 +103,36 @@ fn a_rotated_key_applies_from_the_next_record_and_both_identities_open_it() {
     let (old, new) = (Identity::generate(), Identity::generate());
     let mut data = file_header(SESSION);
     let mut sealer = Sealer::new(SESSION);
-    data.extend(sealer.seal(&old.recipient(), Kind::Start, 1, &Body::default()));
-    data.extend(sealer.seal(
-        &old.recipient(),
-        Kind::Message,
-        2,
-        &message("seeker", "voor", 1),
-    ));
-    data.extend(sealer.seal(
-        &new.recipient(),
-        Kind::Message,
-        3,
-        &message("seeker", "na", 2),
-    ));
-    data.extend(sealer.seal(&new.recipient(), Kind::End, 4, &Body::default()));
+    data.extend(
+        sealer
+            .seal(&old.recipient(), Kind::Start, 1, &Body::default())
+            .unwrap(),
+    );
+    data.extend(
+        sealer
+            .seal(
+                &old.recipient(),
+                Kind::Message,
+                2,
+                &message("seeker", "voor", 1),
+            )
+            .unwrap(),
+    );
+    data.extend(
+        sealer
+            .seal(
+                &new.recipient(),
+                Kind::Message,
+                3,
+                &message("seeker", "na", 2),
+            )
+            .unwrap(),
+    );
+    data.extend(
+        sealer
+            .seal(&new.recipient(), Kind::End, 4, &Body::default())
+            .unwrap(),
+    );
     let both = read(&data, &[old, new]);
     assert_eq!(both.verdict, Verdict::Complete);
     let kids: Vec<&str> = both.records.iter().map(|r| r.kid.as_str()).collect();

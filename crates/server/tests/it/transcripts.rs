@@ -36,26 +36,42 @@ fn keygen_decrypt_and_verify_from_the_command_line() {
         topic: Some("algemeen".into()),
         ..Body::default()
     };
-    data.extend(sealer.seal(&recipient, Kind::Start, 1_795_435_190_000, &start));
+    data.extend(
+        sealer
+            .seal(&recipient, Kind::Start, 1_795_435_190_000, &start)
+            .unwrap(),
+    );
     let said = Body {
         from: Some("seeker".into()),
         text: Some("Ik weet niet waar ik moet beginnen.".into()),
         seq: Some(1),
         ..Body::default()
     };
-    data.extend(sealer.seal(&recipient, Kind::Message, 1_795_435_191_000, &said));
+    data.extend(
+        sealer
+            .seal(&recipient, Kind::Message, 1_795_435_191_000, &said)
+            .unwrap(),
+    );
     let answer = Body {
         from: Some("Anna".into()),
         text: Some("Neem je tijd.".into()),
         seq: Some(1),
         ..Body::default()
     };
-    data.extend(sealer.seal(&recipient, Kind::Message, 1_795_435_192_000, &answer));
+    data.extend(
+        sealer
+            .seal(&recipient, Kind::Message, 1_795_435_192_000, &answer)
+            .unwrap(),
+    );
     let end = Body {
         text: Some("counsellor_ended".into()),
         ..Body::default()
     };
-    data.extend(sealer.seal(&recipient, Kind::End, 1_795_435_193_000, &end));
+    data.extend(
+        sealer
+            .seal(&recipient, Kind::End, 1_795_435_193_000, &end)
+            .unwrap(),
+    );
     let path = dir.path().join("t.haven");
     std::fs::write(&path, &data).unwrap();
 
