@@ -167,6 +167,25 @@ impl Config {
                 "must be at most 30 days".into(),
             ));
         }
+        let modes = std::iter::once(("transcripts".to_owned(), self.transcripts)).chain(
+            self.topics.iter().filter_map(|(name, t)| {
+                t.transcripts
+                    .map(|m| (format!("topics.{name}.transcripts"), m))
+            }),
+        );
+        if let Err((key, problem)) = super::transcripts::check(&self.transcript_recipients, modes) {
+            return Err(invalid(&key, problem));
+        }
+        if let Some((name, _)) = self
+            .topics
+            .iter()
+            .find(|(_, t)| t.retention_days == Some(0))
+        {
+            return Err(invalid(
+                &format!("topics.{name}.retention_days"),
+                "must be at least 1 (leave it unset to keep transcripts)".into(),
+            ));
+        }
         if let Err((key, problem)) = self.supervisor.check() {
             return Err(invalid(&key, problem));
         }

@@ -15,6 +15,7 @@ mod plan;
 mod render;
 mod supervisor;
 mod topics;
+mod transcripts;
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -29,6 +30,7 @@ pub use self::console::{CannedResponse, ConsoleConfig, Ring};
 pub use self::plan::{Plan, TopicPlan};
 pub use self::supervisor::SupervisorConfig;
 pub use self::topics::{AlternativeConfig, HoursConfig, Mode, RoutingConfig, TopicConfig};
+pub use self::transcripts::TranscriptMode;
 
 /// Where the config file is looked for when none is named.
 pub const DEFAULT_CONFIG_PATH: &str = "config/haven.toml";
@@ -45,6 +47,13 @@ pub struct Config {
     pub redis_url: Option<String>,
     /// This node's name in events and snapshots; unset: the host name.
     pub node_id: Option<String>,
+    /// Whether sessions are recorded (`off`, `on`, `ask`); topics may
+    /// override it.
+    pub transcripts: TranscriptMode,
+    /// The public keys transcripts are sealed to (`haven keygen` prints
+    /// one); the last one is used for new records.
+    #[serde(deserialize_with = "transcripts::list_or_commas")]
+    pub transcript_recipients: Vec<String>,
     /// Origins (`scheme://host[:port]`) whose pages may open WebSockets.
     pub allowed_origins: Vec<String>,
     /// Whether a WebSocket upgrade without an `Origin` header is accepted.
@@ -213,6 +222,8 @@ impl Default for Config {
             data_dir: PathBuf::from("./data"),
             redis_url: None,
             node_id: None,
+            transcripts: TranscriptMode::Off,
+            transcript_recipients: Vec::new(),
             allowed_origins: vec![
                 "http://127.0.0.1:8080".to_owned(),
                 "http://localhost:8080".to_owned(),

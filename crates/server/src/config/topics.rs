@@ -123,6 +123,14 @@ pub struct TopicConfig {
     /// Opening hours; absent means always open.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hours: Option<HoursConfig>,
+    /// Whether this topic's sessions are recorded; unset: the top-level
+    /// `transcripts`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transcripts: Option<super::TranscriptMode>,
+    /// Days a transcript of this topic is kept before it is deleted; unset:
+    /// kept until the operator deletes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention_days: Option<u32>,
 }
 
 impl Default for TopicConfig {
@@ -142,6 +150,8 @@ impl Default for TopicConfig {
                 url: None,
             }],
             hours: None,
+            transcripts: None,
+            retention_days: None,
         }
     }
 }

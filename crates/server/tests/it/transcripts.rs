@@ -181,3 +181,47 @@ fn the_server_refuses_private_keys_in_its_config_or_environment() {
     );
     assert!(ok, "{err}");
 }
+
+#[test]
+fn transcript_settings_are_checked_and_take_a_comma_separated_list() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut recipients = Vec::new();
+    for n in 0..2 {
+        let key = dir.path().join(format!("identity-{n}.txt"));
+        let (ok, out, _) = output(haven(dir.path()).args(["keygen", "--out"]).arg(&key));
+        assert!(ok);
+        recipients.push(out.trim().to_owned());
+    }
+    // On, with nobody to seal to.
+    let (ok, _, err) = output(
+        haven(dir.path())
+            .arg("check-config")
+            .env("HAVEN_TRANSCRIPTS", "on"),
+    );
+    assert!(
+        !ok && err.contains("`transcripts`") && err.contains("haven keygen"),
+        "{err}"
+    );
+    // Two recipients from one variable.
+    let (ok, out, err) = output(
+        haven(dir.path())
+            .arg("check-config")
+            .env("HAVEN_TRANSCRIPTS", "ask")
+            .env("HAVEN_TRANSCRIPT_RECIPIENTS", recipients.join(",")),
+    );
+    assert!(ok, "{err}");
+    assert!(out.contains("transcripts = \"ask\""), "{out}");
+    assert!(
+        out.contains(&recipients[0]) && out.contains(&recipients[1]),
+        "{out}"
+    );
+    // A broken one is named.
+    let (ok, _, err) = output(haven(dir.path()).arg("check-config").env(
+        "HAVEN_TRANSCRIPT_RECIPIENTS",
+        format!("{},haven-tr1:nope", recipients[0]),
+    ));
+    assert!(
+        !ok && err.contains("transcript_recipients") && err.contains("entry 2"),
+        "{err}"
+    );
+}
