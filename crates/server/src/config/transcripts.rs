@@ -53,13 +53,16 @@ pub(super) fn check(
     if recipients.is_empty()
         && let Some((key, mode)) = modes.into_iter().find(|(_, m)| *m != TranscriptMode::Off)
     {
+        let name = if mode == TranscriptMode::On {
+            "on"
+        } else {
+            "ask"
+        };
         return Err((
             key,
             format!(
-                "is {:?}, but transcript_recipients is empty: make a key with `haven keygen`",
-                mode
-            )
-            .to_lowercase(),
+                "is \"{name}\", but transcript_recipients is empty: make a key with `haven keygen`"
+            ),
         ));
     }
     Ok(())
