@@ -9,7 +9,6 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use haven_core::{Accept, Side};
 use haven_protocol::common::{ChatText, ClientMsgId};
 use haven_protocol::{counsellor, seeker};
 use serde_json::json;
@@ -219,37 +218,7 @@ impl SessionCell {
         else {
             return Err(SendRefused::NotYours);
         };
-        let at = now_ms();
         let key = format!("s:{account}/{}", id.0);
-        let echo = text.clone();
-        let display = guest.display.to_string();
-        let accepted = st.conv.accept(Side::Counsellor, &key, text.0.len(), |seq| {
-            encode_seeker(&seeker::ServerMessage::Message {
-                seq,
-                text,
-                at,
-                from: display.clone(),
-            })
-        });
-        let seq = match accepted {
-            Accept::New { seq, payload } => {
-                let payload = payload.clone();
-                crate::metrics::relayed();
-                if let Some(conn) = &st.seeker {
-                    conn.send(payload);
-                }
-                st.to_counsellors(&encode_counsellor(&counsellor::ServerMessage::Said {
-                    session: self.wire.clone(),
-                    from: display.clone(),
-                    text: echo.clone(),
-                    at,
-                }));
-                st.tell_observers(&said(Some(&display), &echo, at));
-                seq
-            }
-            Accept::Duplicate { seq } => seq,
-            Accept::BacklogFull => return Err(SendRefused::BacklogFull),
-        };
-        Ok(seq)
+        self.relay_to_seeker(st, &key, &guest.display, text, None)
     }
 }

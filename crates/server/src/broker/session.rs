@@ -239,20 +239,44 @@ impl SessionCell {
         let Some(name) = st.member(from).map(|m| m.name.clone()) else {
             return Err(SendRefused::NotYours);
         };
-        let weight = text.0.len();
-        let at = now_ms();
-        // Only needed when a colleague or a supervisor is in the session too.
-        let echo = (st.members.len() > 1 || !st.guests.is_empty()).then(|| text.clone());
-        let watched = (!st.observers.is_empty()).then(|| text.clone());
         // Ids are the sender's own: two counsellors in a session (together,
         // or one after the other) may pick the same one.
         let key = format!("{}/{}", from.0, id.0);
-        let accepted = st.conv.accept(Side::Counsellor, &key, weight, |seq| {
+        let seq = self.relay_to_seeker(st, &key, &name, text, Some(from))?;
+        Ok(encode_counsellor(&counsellor::ServerMessage::Ack {
+            session: self.wire.clone(),
+            id,
+            seq,
+        }))
+    }
+
+    /// A message to the help-seeker from someone in the session (a
+    /// counsellor, or a supervisor who joined), deduplicated by `key`: it
+    /// is numbered, sent, echoed to the counsellors other than `except`,
+    /// and shown to watching supervisors. Returns its seq (the original
+    /// one for a retry).
+    pub(crate) fn relay_to_seeker(
+        &self,
+        st: &mut CellState,
+        key: &str,
+        name: &str,
+        text: ChatText,
+        except: Option<CounsellorId>,
+    ) -> Result<u64, SendRefused> {
+        let at = now_ms();
+        // Copies only when someone else needs the text.
+        let echo = st
+            .members
+            .iter()
+            .any(|m| Some(m.id) != except)
+            .then(|| text.clone());
+        let watched = (!st.observers.is_empty()).then(|| text.clone());
+        let accepted = st.conv.accept(Side::Counsellor, key, text.0.len(), |seq| {
             encode_seeker(&seeker::ServerMessage::Message {
                 seq,
                 text,
                 at,
-                from: name.to_string(),
+                from: name.to_owned(),
             })
         });
         let seq = accepted_seq(&accepted)?;
@@ -263,27 +287,23 @@ impl SessionCell {
                 conn.send(payload);
             }
             if let Some(text) = watched {
-                st.tell_observers(&super::observe::said(Some(&name), &text, at));
+                st.tell_observers(&super::observe::said(Some(name), &text, at));
             }
             if let Some(text) = echo {
                 let said = encode_counsellor(&counsellor::ServerMessage::Said {
                     session: self.wire.clone(),
-                    from: name.to_string(),
+                    from: name.to_owned(),
                     text,
                     at,
                 });
-                for m in st.members.iter().filter(|m| m.id != from) {
+                for m in st.members.iter().filter(|m| Some(m.id) != except) {
                     if let Some(conn) = &m.conn {
                         conn.send(said.clone());
                     }
                 }
             }
         }
-        Ok(encode_counsellor(&counsellor::ServerMessage::Ack {
-            session: self.wire.clone(),
-            id,
-            seq,
-        }))
+        Ok(seq)
     }
 
     /// Relays a typing indicator to the other side.
