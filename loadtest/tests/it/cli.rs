@@ -44,8 +44,10 @@ fn spawn_starts_a_fresh_haven_measures_it_and_stops_it() {
         kept.to_str().unwrap(),
         "--sessions",
         "4",
+        // Enough work in the window for the server's CPU time (counted in
+        // 10 ms ticks by /proc) to show.
         "--rate",
-        "10",
+        "100",
         "--warmup",
         "300ms",
         "--duration",
