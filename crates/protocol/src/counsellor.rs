@@ -56,6 +56,31 @@ pub struct SessionInfo {
     /// was asked to look at it).
     #[serde(default, skip_serializing_if = "is_false")]
     pub hand_raised: bool,
+    /// Whether the session is recorded in an encrypted transcript.
+    #[serde(default, skip_serializing_if = "TranscriptState::is_off")]
+    pub transcript: TranscriptState,
+}
+
+/// Whether a session is recorded.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TranscriptState {
+    /// Its topic keeps no transcripts.
+    #[default]
+    Off,
+    /// Recorded (encrypted; the broker cannot read it back).
+    On,
+    /// The topic asks, and the help-seeker said no: not recorded.
+    Declined,
+    /// Recording stopped on a write error; nothing after it is recorded.
+    Stopped,
+}
+
+impl TranscriptState {
+    /// For serde: `off` is left out.
+    pub fn is_off(&self) -> bool {
+        *self == TranscriptState::Off
+    }
 }
 
 /// One topic's queue, for the console's overview.
@@ -472,6 +497,13 @@ pub enum ServerMessage {
         /// Whether the help-seeker is connected.
         connected: bool,
     },
+    /// A session's recording changed: a write error stopped it.
+    Transcript {
+        /// The session.
+        session: SessionRef,
+        /// Its recording now.
+        state: TranscriptState,
+    },
     /// A session is over; its capacity is free again.
     SessionEnded {
         /// The session.
@@ -518,6 +550,7 @@ impl ServerMessage {
         "delivered",
         "typing",
         "peer",
+        "transcript",
         "session_ended",
         "error",
         "pong",
@@ -544,6 +577,7 @@ impl ServerMessage {
             ServerMessage::Delivered { .. } => "delivered",
             ServerMessage::Typing { .. } => "typing",
             ServerMessage::Peer { .. } => "peer",
+            ServerMessage::Transcript { .. } => "transcript",
             ServerMessage::SessionEnded { .. } => "session_ended",
             ServerMessage::Error { .. } => "error",
             ServerMessage::Pong => "pong",

@@ -39,6 +39,10 @@ pub enum ClientMessage {
         /// counsellor when they are available.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         return_code: Option<String>,
+        /// The help-seeker's answer when the topic asks whether the chat may
+        /// be recorded: `true` allows it. Absent means no.
+        #[serde(default, skip_serializing_if = "is_false")]
+        transcript_consent: bool,
     },
     /// Come back to a session after the connection dropped.
     Resume {
@@ -113,6 +117,9 @@ pub enum ServerMessage {
         topic: String,
         /// Where else to turn; show them while waiting.
         alternatives: Vec<Alternative>,
+        /// Whether this chat is recorded in an encrypted transcript.
+        #[serde(default, skip_serializing_if = "is_false")]
+        transcript: bool,
     },
     /// The answer to `hello` when no session can start now. The server
     /// closes the socket (1000) after it.

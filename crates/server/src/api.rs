@@ -334,7 +334,9 @@ pub(crate) async fn topics(
 
 /// `GET /api/v1/helpline`: what the widget's pre-chat form offers, for
 /// anyone (help-seekers have no login). Names only: the topics, the
-/// languages and the default topic, never who is on duty.
+/// languages and the default topic, never who is on duty; and per topic
+/// that records chats, whether it always does (`on`) or asks (`ask`), so
+/// the widget can say so before the chat starts.
 pub(crate) async fn helpline(State(state): State<AppState>) -> Response {
     let plan = state.broker.plan();
     let topics: Vec<&str> = plan.topics.iter().map(|t| t.name.as_str()).collect();
@@ -342,10 +344,18 @@ pub(crate) async fn helpline(State(state): State<AppState>) -> Response {
         .topics
         .get(usize::from(plan.default_topic.0))
         .map(|t| t.name.as_str());
+    let transcripts: serde_json::Map<String, serde_json::Value> = plan
+        .topics
+        .iter()
+        .filter(|_| state.transcripts.is_some())
+        .filter(|t| t.transcripts != crate::config::TranscriptMode::Off)
+        .map(|t| (t.name.clone(), json!(t.transcripts)))
+        .collect();
     Json(json!({
         "topics": topics,
         "languages": plan.languages,
         "default_topic": default_topic,
+        "transcripts": transcripts,
     }))
     .into_response()
 }

@@ -48,6 +48,7 @@ use crate::limits::{ConnectionCap, SourceLimiter};
 use crate::metrics::Metrics;
 use crate::supervisor::audit::AuditLog;
 use crate::supervisor::controls;
+use crate::transcripts::{Transcripts, retention};
 use crate::ws::conn::Registry;
 use crate::{api, assets, supervisor, ws};
 
@@ -62,6 +63,8 @@ pub(crate) struct AppInner {
     pub(crate) broker: Broker,
     pub(crate) events: Arc<Events>,
     pub(crate) metrics: Arc<Metrics>,
+    /// The transcript writers, when some topic records.
+    pub(crate) transcripts: Option<Arc<Transcripts>>,
     /// Who watched, whispered in or joined which session.
     pub(crate) audit: AuditLog,
     pub(crate) accounts: Arc<AccountStore>,
@@ -112,6 +115,14 @@ pub enum StartError {
         /// What is wrong.
         problem: String,
     },
+    /// The transcripts directory could not be prepared.
+    #[error("cannot write transcripts under {path}: {source}")]
+    Transcripts {
+        /// The directory.
+        path: std::path::PathBuf,
+        /// What failed.
+        source: std::io::Error,
+    },
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -154,13 +165,20 @@ impl Server {
         let plan = config
             .plan()
             .map_err(|(key, problem)| StartError::Plan { key, problem })?;
+        let transcripts = start_transcripts(&config, &plan)?;
+        if let Some(t) = &transcripts {
+            retention::spawn(
+                t.dir().to_owned(),
+                Arc::new(plan.clone()),
+                shutdown.clone(),
+                &sockets,
+            );
+        }
         let events = Events::start(&config, &shutdown, &sockets);
         let metrics = Arc::new(Metrics::new());
-        let broker = Broker::start(
-            broker_settings(&config, plan, events.clone(), metrics.clone()),
-            shutdown.clone(),
-            &sockets,
-        );
+        let mut settings = broker_settings(&config, plan, events.clone(), metrics.clone());
+        settings.transcripts = transcripts.clone();
+        let broker = Broker::start(settings, shutdown.clone(), &sockets);
         events.apply_pauses(broker.clone(), shutdown.clone(), &sockets);
         let state = AppState(Arc::new(AppInner {
             logins: Logins::new(config.auth.clone()),
@@ -170,6 +188,7 @@ impl Server {
             broker,
             events,
             metrics,
+            transcripts,
             audit: AuditLog::new(&config.data_dir),
             accounts,
             shutdown,
@@ -189,6 +208,12 @@ impl Server {
         self.listener
             .local_addr()
             .unwrap_or(self.state.config.listen)
+    }
+
+    /// Where a new transcript recipient goes (on SIGHUP), when transcripts
+    /// are on.
+    pub fn transcript_keys(&self) -> Option<TranscriptKeys> {
+        self.state.transcripts.clone().map(TranscriptKeys)
     }
 
     /// The generated password of the `admin` account, if this start created
@@ -280,6 +305,10 @@ impl Server {
             }
         }
         drop(listener);
+        if let Some(t) = state.transcripts.clone() {
+            // The sessions are gone: their transcripts end here.
+            let _ = tokio::task::spawn_blocking(move || t.stop()).await;
+        }
         http_stop.cancel();
         http_tasks.close();
         if tokio::time::timeout(Duration::from_secs(1), http_tasks.wait())
@@ -315,6 +344,45 @@ async fn first_byte_within(stream: &TcpStream, limit: Duration) -> bool {
     matches!(tokio::time::timeout(limit, stream.peek(&mut byte)).await, Ok(Ok(n)) if n > 0)
 }
 
+/// Changes the recipient new transcript records are sealed to, without a
+/// restart (the server calls it on SIGHUP).
+#[derive(Clone, Debug)]
+pub struct TranscriptKeys(Arc<Transcripts>);
+
+impl TranscriptKeys {
+    /// Seals every record from now on to the last of `recipients` (as the
+    /// configuration lists them). Returns its key id.
+    pub fn rotate(&self, recipients: &[String]) -> Result<String, String> {
+        let last = recipients
+            .last()
+            .ok_or("transcript_recipients is empty; keeping the current one")?;
+        let recipient = haven_transcript::Recipient::parse(last).map_err(|e| e.to_string())?;
+        let kid = recipient.kid().to_owned();
+        self.0.rotate(recipient);
+        Ok(kid)
+    }
+}
+
+/// Starts the transcript writers when some topic records, sealing to the
+/// last recipient listed.
+fn start_transcripts(config: &Config, plan: &Plan) -> Result<Option<Arc<Transcripts>>, StartError> {
+    let wanted = plan
+        .topics
+        .iter()
+        .any(|t| t.transcripts != crate::config::TranscriptMode::Off);
+    let Some(last) = config.transcript_recipients.last().filter(|_| wanted) else {
+        return Ok(None);
+    };
+    let recipient = haven_transcript::Recipient::parse(last).map_err(|e| StartError::Plan {
+        key: "transcript_recipients".to_owned(),
+        problem: e.to_string(),
+    })?;
+    let path = config.data_dir.join("transcripts");
+    Transcripts::start(path.clone(), recipient)
+        .map(Some)
+        .map_err(|source| StartError::Transcripts { path, source })
+}
+
 fn broker_settings(
     config: &Config,
     plan: Plan,
@@ -331,6 +399,7 @@ fn broker_settings(
             max_bytes: config.session.replay_max_bytes as usize,
             ..ReplayLimits::default()
         },
+        transcripts: None,
         limits: Limits {
             max_chars: config.session.max_chars,
             max_frame_bytes: config.limits.max_frame_bytes,

@@ -17,6 +17,8 @@
 //! - `limits`: the global connection cap and per-source limits keyed by
 //!   rotating hashes.
 //! - `tokens`: random tokens and ids.
+//! - `transcripts`: the encrypted transcript writers, recovery after a
+//!   crash, and retention.
 //! - [`telemetry`]: log setup.
 
 pub mod accounts;
@@ -32,6 +34,7 @@ mod metrics;
 mod supervisor;
 pub mod telemetry;
 mod tokens;
+mod transcripts;
 mod ws;
 
-pub use app::{Server, StartError};
+pub use app::{Server, StartError, TranscriptKeys};

@@ -11,7 +11,7 @@ use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
 use haven_server::accounts::{AccountSpec, AccountStore, Role};
 use haven_server::config::{Config, Loaded};
-use haven_server::{Server, telemetry};
+use haven_server::{Server, TranscriptKeys, telemetry};
 use tracing::{info, warn};
 
 /// Haven: anonymous chat counselling.
@@ -197,16 +197,14 @@ fn serve(loaded: Loaded) -> anyhow::Result<()> {
             Some(file) => info!(file = %file.display(), "configuration loaded"),
             None => info!("no config file; using built-in defaults"),
         }
-        if config.redis_url.is_some() {
-            warn!(
-                "redis_url is set, but this version keeps events in-process; Redis is not used yet"
-            );
-        }
         raise_file_limit(config.limits.max_connections);
         let data_dir = config.data_dir.clone();
         let mut server = Server::bind(config).await?;
         if let Some(password) = server.take_initial_admin_password() {
             show_initial_password(&data_dir, &password)?;
+        }
+        if let Some(keys) = server.transcript_keys() {
+            tokio::spawn(reload_recipients_on_hangup(keys, loaded.file.clone()));
         }
         server.run(shutdown_signal()).await;
         anyhow::Ok(())
@@ -266,6 +264,39 @@ fn show_initial_password(data_dir: &Path, password: &str) -> anyhow::Result<()> 
     file.write_all(format!("{password}\n").as_bytes())?;
     warn!(file = %path.display(), "created account `admin`; its password is in this file (read it, then delete it)");
     Ok(())
+}
+
+/// On SIGHUP, reads the configuration again and seals new transcript
+/// records to the last recipient it lists (key rotation without a
+/// restart). Only the recipients change; everything else needs a restart.
+async fn reload_recipients_on_hangup(keys: TranscriptKeys, file: Option<std::path::PathBuf>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+            warn!("cannot listen for SIGHUP; transcript keys change only with a restart");
+            return;
+        };
+        while hangups.recv().await.is_some() {
+            let loaded = tokio::task::spawn_blocking({
+                let file = file.clone();
+                move || Config::load(file.as_deref())
+            })
+            .await;
+            match loaded {
+                Ok(Ok(loaded)) => match keys.rotate(&loaded.config.transcript_recipients) {
+                    Ok(kid) => info!(kid, "SIGHUP: transcripts now sealed to this key"),
+                    Err(e) => warn!(error = %e, "SIGHUP: transcript recipient unchanged"),
+                },
+                Ok(Err(e)) => warn!(error = %e, "SIGHUP: configuration not reloaded"),
+                Err(_) => warn!("SIGHUP: configuration not reloaded"),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (keys, file);
+    }
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM (systemd, container stop).

@@ -153,6 +153,11 @@ impl Metrics {
             for (code, n) in ERRORS.lock().unwrap_or_else(|p| p.into_inner()).iter() {
                 counter!("haven_protocol_errors_total", "code" => *code).absolute(*n);
             }
+            let t = &crate::transcripts::STATS;
+            counter!("haven_transcript_records_total").absolute(t.records.load(Ordering::Relaxed));
+            counter!("haven_transcript_bytes_total").absolute(t.bytes.load(Ordering::Relaxed));
+            counter!("haven_transcript_syncs_total").absolute(t.syncs.load(Ordering::Relaxed));
+            counter!("haven_transcript_errors_total").absolute(t.errors.load(Ordering::Relaxed));
             counter!("haven_events_total").absolute(events.events.load(Ordering::Relaxed));
             counter!("haven_events_published_total")
                 .absolute(events.published.load(Ordering::Relaxed));

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
 use clap::Subcommand;
-use haven_transcript::{Identity, Kind, Opened, Record, Verdict};
+use haven_transcript::{Identity, Kind, Opened, Record, Role, Verdict};
 
 /// Reading transcripts offline.
 #[derive(Debug, Subcommand)]
@@ -102,9 +102,11 @@ fn time(ms: u64) -> String {
 
 fn line(record: &Record, nickname: &str) -> String {
     let b = &record.body;
-    let who = |from: &Option<String>| match from.as_deref() {
-        Some("seeker") | None => format!("{nickname} (help-seeker)"),
-        Some(name) => name.to_owned(),
+    let name = b.from.as_deref().unwrap_or("?");
+    let who = match b.role {
+        Some(Role::Seeker) => format!("{nickname} (help-seeker)"),
+        Some(Role::Supervisor) => format!("{name} (supervisor)"),
+        Some(Role::Counsellor) | None => name.to_owned(),
     };
     let what = match record.kind {
         Kind::Start => format!(
@@ -112,14 +114,15 @@ fn line(record: &Record, nickname: &str) -> String {
             b.topic.as_deref().unwrap_or("?"),
             b.nickname.as_deref().unwrap_or("(none)")
         ),
-        Kind::Message => format!("{}: {}", who(&b.from), b.text.as_deref().unwrap_or("")),
+        Kind::Message => format!("{who}: {}", b.text.as_deref().unwrap_or("")),
         Kind::Transfer => format!(
-            "— handed on by {} to {}",
-            b.from.as_deref().unwrap_or("?"),
-            b.to.as_deref().unwrap_or("the queue")
+            "— handed on by {name} to {}",
+            b.to.as_deref()
+                .or(b.topic.as_deref())
+                .unwrap_or("the queue")
         ),
-        Kind::Join => format!("— {} (supervisor) joined", b.from.as_deref().unwrap_or("?")),
-        Kind::Leave => format!("— {} left", b.from.as_deref().unwrap_or("?")),
+        Kind::Join => format!("— {who} joined"),
+        Kind::Leave => format!("— {who} left"),
         Kind::Notice => format!("— {}", b.text.as_deref().unwrap_or("")),
         Kind::End => format!("— chat ends ({})", b.text.as_deref().unwrap_or("")),
     };

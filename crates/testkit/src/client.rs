@@ -263,6 +263,7 @@ impl SeekerClient {
             language: Some("nl-BE".to_owned()),
             urgent: false,
             return_code: None,
+            transcript_consent: false,
         })
         .await;
         let msg = self

@@ -17,15 +17,15 @@ pub(crate) const PREV_LEN: usize = 16;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
-    /// The session started with a counsellor.
+    /// The session started: the help-seeker arrived.
     Start,
     /// A chat message, from either side.
     Message,
     /// The session was handed on.
     Transfer,
-    /// A supervisor joined visibly.
+    /// A counsellor took the session, or a supervisor joined visibly.
     Join,
-    /// A supervisor left.
+    /// A counsellor or supervisor left.
     Leave,
     /// Something about the transcript itself (for example a write error
     /// ended it early).
@@ -61,10 +61,26 @@ impl Kind {
     }
 }
 
+/// Who a record is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// The help-seeker.
+    Seeker,
+    /// A counsellor.
+    Counsellor,
+    /// A supervisor (coordinator).
+    Supervisor,
+}
+
 /// What a record says, as stored (JSON inside the seal).
 #[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Body {
-    /// Who: `seeker`, a counsellor's or supervisor's display name.
+    /// Who wrote, joined or left.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<Role>,
+    /// Their display name (counsellors and supervisors; the help-seeker's
+    /// nickname is in the start record).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from: Option<String>,
     /// The help-seeker's nickname as they gave it (start only).

@@ -33,6 +33,6 @@ mod format;
 mod keys;
 mod read;
 
-pub use format::{Body, Kind, MAGIC, Record, SealError, Sealer, file_header};
+pub use format::{Body, Kind, MAGIC, Record, Role, SealError, Sealer, file_header};
 pub use keys::{IDENTITY_PREFIX, Identity, KeyError, RECIPIENT_PREFIX, Recipient, holds_identity};
 pub use read::{Damage, Opened, Verdict, read, recover, verify};

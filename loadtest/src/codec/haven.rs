@@ -56,6 +56,9 @@ impl Codec for Seeker {
             language: None,
             urgent: false,
             return_code: None,
+            // Where a topic asks, the simulated help-seeker agrees: a run
+            // against a recording topic measures recording.
+            transcript_consent: true,
         }));
         false
     }
@@ -213,6 +216,8 @@ impl Codec for Counsellor {
                 });
             }
             M::Ack { .. } => out.push(Event::Accepted),
+            // The broker could not write a transcript: the run is not clean.
+            M::Transcript { .. } => out.push(Event::Refused("transcript_stopped".to_owned())),
             // A help-seeker who ends a session races the bot's echo or
             // `received` for it: the server refuses what arrives after the
             // end, which is the protocol working, not an error of the run.

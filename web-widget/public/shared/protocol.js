@@ -69,4 +69,4 @@ export const SEEKER_RECEIVES = Object.freeze(['welcome', 'unavailable', 'resumed
 export const COUNSELLOR_SENDS = Object.freeze(['hello', 'resume', 'set_status', 'set_capacity', 'ready', 'accept', 'decline', 'transfer', 'send', 'typing', 'received', 'raise_hand', 'end', 'ping']);
 
 /** Message `type`s. */
-export const COUNSELLOR_RECEIVES = Object.freeze(['welcome', 'resumed', 'status', 'queues', 'offer', 'offer_withdrawn', 'session_assigned', 'transfer_failed', 'participant', 'hand', 'observed', 'whisper', 'said', 'message', 'ack', 'delivered', 'typing', 'peer', 'session_ended', 'error', 'pong']);
+export const COUNSELLOR_RECEIVES = Object.freeze(['welcome', 'resumed', 'status', 'queues', 'offer', 'offer_withdrawn', 'session_assigned', 'transfer_failed', 'participant', 'hand', 'observed', 'whisper', 'said', 'message', 'ack', 'delivered', 'typing', 'peer', 'transcript', 'session_ended', 'error', 'pong']);

@@ -56,6 +56,8 @@ pub(crate) struct BrokerSettings {
     pub(crate) supervisor: crate::config::SupervisorConfig,
     /// Where waits are recorded.
     pub(crate) metrics: Arc<crate::metrics::Metrics>,
+    /// The transcript writers, when some topic records.
+    pub(crate) transcripts: Option<Arc<crate::transcripts::Transcripts>>,
 }
 
 /// Who a resume token belongs to.
@@ -84,6 +86,8 @@ pub(crate) struct HelloRequest {
     pub(crate) topic: TopicId,
     pub(crate) language: Option<LangId>,
     pub(crate) return_code: Option<u64>,
+    /// The help-seeker's answer when the topic asks whether to record.
+    pub(crate) transcript_consent: bool,
 }
 
 /// Why a hello did not start a session, as the help-seeker is told.

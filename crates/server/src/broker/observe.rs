@@ -11,8 +11,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use haven_protocol::common::{ChatText, ClientMsgId};
 use haven_protocol::{counsellor, seeker};
+use haven_transcript::{Body, Kind, Role};
 use serde_json::json;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use super::session::{CellState, Phase, SendRefused, SessionCell, now_ms};
 use crate::ws::frames::{encode_counsellor, encode_seeker};
@@ -166,6 +167,7 @@ impl SessionCell {
             },
         ));
         st.tell_observers(&item(&json!({"type": "joined", "by": display})));
+        st.record(Kind::Join, supervisor(display));
         true
     }
 
@@ -192,19 +194,22 @@ impl SessionCell {
             st.tell_observers(&item(
                 &json!({"type": "left", "by": guest.display.as_ref()}),
             ));
+            st.record(Kind::Leave, supervisor(&guest.display));
         }
         true
     }
 
     /// A joined supervisor writes to the help-seeker, with the same
-    /// guarantees as a counsellor's message: the returned `seq` means the
-    /// broker has it, and a retry with the same id is not sent twice.
+    /// guarantees as a counsellor's message: the `seq` that arrives on the
+    /// returned channel means the broker has it (in a recorded session:
+    /// its record is durable), and a retry with the same id is not sent
+    /// twice.
     pub(crate) fn guest_send(
         &self,
         account: &str,
         id: &ClientMsgId,
         text: ChatText,
-    ) -> Result<u64, SendRefused> {
+    ) -> Result<oneshot::Receiver<u64>, SendRefused> {
         let mut guard = self.lock();
         let st: &mut CellState = &mut guard;
         if st.phase != Phase::Assigned {
@@ -219,6 +224,26 @@ impl SessionCell {
             return Err(SendRefused::NotYours);
         };
         let key = format!("s:{account}/{}", id.0);
-        self.relay_to_seeker(st, &key, &guest.display, text, None)
+        let (tx, rx) = oneshot::channel();
+        self.relay_to_seeker(
+            st,
+            &key,
+            (Role::Supervisor, &guest.display),
+            text,
+            None,
+            move |seq| {
+                let _ = tx.send(seq);
+            },
+        )?;
+        Ok(rx)
+    }
+}
+
+/// A supervisor, as a transcript records them joining or leaving.
+fn supervisor(display: &str) -> Body {
+    Body {
+        role: Some(Role::Supervisor),
+        from: Some(display.to_owned()),
+        ..Body::default()
     }
 }

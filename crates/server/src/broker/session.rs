@@ -20,9 +20,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use axum::extract::ws::Utf8Bytes;
 use haven_core::{Accept, Conversation, CounsellorId, ReplayLimits, SessionId, Side};
 use haven_protocol::common::{ChatText, ClientMsgId, SessionRef};
+use haven_protocol::counsellor::TranscriptState;
 use haven_protocol::{ErrorCode, counsellor, seeker};
+use haven_transcript::{Body, Role};
 
 use crate::tokens::TokenHash;
+use crate::transcripts::{Recording, Reserved};
 use crate::ws::conn::ConnHandle;
 use crate::ws::frames::{encode_counsellor, encode_seeker};
 
@@ -85,6 +88,10 @@ pub(crate) struct CellState {
     pub(crate) observers: Vec<super::observe::Observer>,
     /// Supervisors who joined visibly.
     pub(crate) guests: Vec<super::observe::Guest>,
+    /// The transcript, while the session is recorded.
+    pub(crate) transcript: Option<Recording>,
+    /// Whether it is recorded, as counsellors are shown.
+    pub(crate) recorded: TranscriptState,
 }
 
 impl CellState {
@@ -106,6 +113,40 @@ impl CellState {
         for conn in self.counsellor_conns() {
             conn.send(frame.clone());
         }
+    }
+
+    /// A place in the transcript for one chat message: `Ok(None)` when the
+    /// session is not recorded, `Err` when the writer is too far behind.
+    fn reserve(&self) -> Result<Option<Reserved>, SendRefused> {
+        match &self.transcript {
+            None => Ok(None),
+            Some(r) => r.reserve().map(Some).ok_or(SendRefused::BacklogFull),
+        }
+    }
+
+    /// Records a session event (a join, a transfer, the end) when the
+    /// session is recorded.
+    pub(crate) fn record(&self, kind: haven_transcript::Kind, body: Body) {
+        if let Some(r) = &self.transcript {
+            r.event(kind, now_ms(), body);
+        }
+    }
+}
+
+/// Acknowledges a message once its record is durable (`reserved`), or at
+/// once when the session is not recorded. `body` is the record of a new
+/// message; a retry (`None`) waits for whatever is queued before it, so
+/// its original is on disk before the ack.
+fn ack_when_durable(
+    reserved: Option<Reserved>,
+    body: Option<Body>,
+    at: u64,
+    ack: impl FnOnce() + Send + 'static,
+) {
+    match (reserved, body) {
+        (None, _) => ack(),
+        (Some(r), Some(body)) => r.record(at, body, Box::new(ack)),
+        (Some(r), None) => r.after(Box::new(ack)),
     }
 }
 
@@ -176,6 +217,8 @@ impl SessionCell {
                 seeker_token: Some(seeker_token),
                 observers: Vec::new(),
                 guests: Vec::new(),
+                transcript: None,
+                recorded: TranscriptState::Off,
             }),
         })
     }
@@ -188,17 +231,21 @@ impl SessionCell {
     }
 
     /// A help-seeker's chat message, for every counsellor in the session
-    /// (or the first to take it). Returns the frame to ack it with.
+    /// (or the first to take it). The ack goes to `conn` once the broker
+    /// has it (and, in a recorded session, once its record is durable).
     pub(crate) fn seeker_send(
         &self,
         id: ClientMsgId,
         text: ChatText,
-    ) -> Result<Utf8Bytes, SendRefused> {
+        conn: &ConnHandle,
+    ) -> Result<(), SendRefused> {
         let mut guard = self.lock();
         let st: &mut CellState = &mut guard;
         if st.phase == Phase::Ended {
             return Err(SendRefused::WrongState);
         }
+        let reserved = st.reserve()?;
+        let recorded = reserved.as_ref().map(|_| text.0.clone());
         let wire = &self.wire;
         let weight = text.0.len();
         let watched = (!st.observers.is_empty()).then(|| text.clone());
@@ -212,6 +259,7 @@ impl SessionCell {
             })
         });
         let seq = accepted_seq(&accepted)?;
+        let new = matches!(accepted, Accept::New { .. });
         if let Accept::New { payload, .. } = accepted {
             let payload = payload.clone();
             st.to_counsellors(&payload);
@@ -220,17 +268,30 @@ impl SessionCell {
                 st.tell_observers(&super::observe::said(None, &text, at));
             }
         }
-        Ok(encode_seeker(&seeker::ServerMessage::Ack { id, seq }))
+        let body = recorded.filter(|_| new).map(|text| Body {
+            role: Some(Role::Seeker),
+            text: Some(text),
+            seq: Some(seq),
+            ..Body::default()
+        });
+        let ack = encode_seeker(&seeker::ServerMessage::Ack { id, seq });
+        let conn = conn.clone();
+        ack_when_durable(reserved, body, at, move || {
+            conn.send_lazy(ack);
+        });
+        Ok(())
     }
 
     /// A counsellor's chat message to the help-seeker, echoed to colleagues
-    /// in the session. Returns the frame to ack it with.
+    /// in the session. The ack goes to `conn` as for
+    /// [`SessionCell::seeker_send`].
     pub(crate) fn counsellor_send(
         &self,
         from: CounsellorId,
         id: ClientMsgId,
         text: ChatText,
-    ) -> Result<Utf8Bytes, SendRefused> {
+        conn: &ConnHandle,
+    ) -> Result<(), SendRefused> {
         let mut guard = self.lock();
         let st: &mut CellState = &mut guard;
         if st.phase == Phase::Ended {
@@ -242,27 +303,41 @@ impl SessionCell {
         // Ids are the sender's own: two counsellors in a session (together,
         // or one after the other) may pick the same one.
         let key = format!("{}/{}", from.0, id.0);
-        let seq = self.relay_to_seeker(st, &key, &name, text, Some(from))?;
-        Ok(encode_counsellor(&counsellor::ServerMessage::Ack {
-            session: self.wire.clone(),
-            id,
-            seq,
-        }))
+        let session = self.wire.clone();
+        let conn = conn.clone();
+        self.relay_to_seeker(
+            st,
+            &key,
+            (Role::Counsellor, &name),
+            text,
+            Some(from),
+            move |seq| {
+                conn.send_lazy(encode_counsellor(&counsellor::ServerMessage::Ack {
+                    session,
+                    id,
+                    seq,
+                }));
+            },
+        )
     }
 
     /// A message to the help-seeker from someone in the session (a
     /// counsellor, or a supervisor who joined), deduplicated by `key`: it
     /// is numbered, sent, echoed to the counsellors other than `except`,
-    /// and shown to watching supervisors. Returns its seq (the original
-    /// one for a retry).
+    /// and shown to watching supervisors. `acked` gets its seq (the
+    /// original one for a retry) once the broker has it, and in a
+    /// recorded session once its record is durable.
     pub(crate) fn relay_to_seeker(
         &self,
         st: &mut CellState,
         key: &str,
-        name: &str,
+        (role, name): (Role, &str),
         text: ChatText,
         except: Option<CounsellorId>,
-    ) -> Result<u64, SendRefused> {
+        acked: impl FnOnce(u64) + Send + 'static,
+    ) -> Result<(), SendRefused> {
+        let reserved = st.reserve()?;
+        let recorded = reserved.as_ref().map(|_| text.0.clone());
         let at = now_ms();
         // Copies only when someone else needs the text.
         let echo = st
@@ -280,6 +355,7 @@ impl SessionCell {
             })
         });
         let seq = accepted_seq(&accepted)?;
+        let new = matches!(accepted, Accept::New { .. });
         if let Accept::New { payload, .. } = accepted {
             let payload = payload.clone();
             crate::metrics::relayed();
@@ -303,7 +379,29 @@ impl SessionCell {
                 }
             }
         }
-        Ok(seq)
+        let body = recorded.filter(|_| new).map(|text| Body {
+            role: Some(role),
+            from: Some(name.to_owned()),
+            text: Some(text),
+            seq: Some(seq),
+            ..Body::default()
+        });
+        ack_when_durable(reserved, body, at, move || acked(seq));
+        Ok(())
+    }
+
+    /// The transcript stopped on a write error: nothing more is recorded,
+    /// and the counsellors are told (the chat goes on).
+    pub(crate) fn transcript_stopped(&self) {
+        let mut st = self.lock();
+        st.transcript = None;
+        if st.recorded == TranscriptState::On {
+            st.recorded = TranscriptState::Stopped;
+            st.to_counsellors(&encode_counsellor(&counsellor::ServerMessage::Transcript {
+                session: self.wire.clone(),
+                state: TranscriptState::Stopped,
+            }));
+        }
     }
 
     /// Relays a typing indicator to the other side.

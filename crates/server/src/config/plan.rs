@@ -30,6 +30,11 @@ pub struct TopicPlan {
     pub alternatives: Vec<Alternative>,
     /// Whether help-seekers get a return code at the end of a session.
     pub return_codes: bool,
+    /// Whether its sessions are recorded (the topic's own setting, else
+    /// the top-level one).
+    pub transcripts: super::TranscriptMode,
+    /// Days its transcripts are kept; `None` keeps them.
+    pub retention_days: Option<u32>,
 }
 
 /// Topics and languages numbered for the router, with its configuration.
@@ -190,6 +195,8 @@ impl Config {
                 schedule,
                 alternatives,
                 return_codes: topic.return_codes,
+                transcripts: topic.transcripts.unwrap_or(self.transcripts),
+                retention_days: topic.retention_days,
             });
         }
         let default_topic = topics

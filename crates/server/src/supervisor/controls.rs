@@ -210,7 +210,12 @@ pub(crate) async fn say(
         .map_err(|_| ApiError::BadRequest("the text is empty or too long"))?;
     let cell = live_session(&state, &id)?;
     match cell.guest_send(&who.name, &body.id, body.text) {
-        Ok(seq) => Ok(Json(json!({ "seq": seq })).into_response()),
+        Ok(acked) => match acked.await {
+            Ok(seq) => Ok(Json(json!({ "seq": seq })).into_response()),
+            Err(_) => Err(ApiError::Unavailable(
+                "the server is stopping; the message may not be recorded",
+            )),
+        },
         Err(SendRefused::NotYours) => Err(ApiError::Forbidden("join the session first")),
         Err(SendRefused::WrongState) => Err(ApiError::NotFound("that session is over")),
         Err(SendRefused::BacklogFull) => Err(ApiError::Unavailable(

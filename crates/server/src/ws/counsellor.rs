@@ -275,10 +275,8 @@ fn handle(
                 return None;
             }
             let cell = session_of(state, conn, &session)?;
-            match cell.counsellor_send(me.id, id.clone(), text) {
-                Ok(ack) => {
-                    conn.send_lazy(ack);
-                }
+            match cell.counsellor_send(me.id, id.clone(), text, conn) {
+                Ok(()) => {}
                 Err(refused) => {
                     conn.send(counsellor_error(
                         refused.code(),

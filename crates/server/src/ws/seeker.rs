@@ -73,6 +73,7 @@ async fn greet(state: &AppState, conn: &ConnHandle, text: &Utf8Bytes) -> Option<
             language,
             urgent,
             return_code,
+            transcript_consent,
         } => {
             if protocol != PROTOCOL_VERSION {
                 refuse(
@@ -84,8 +85,15 @@ async fn greet(state: &AppState, conn: &ConnHandle, text: &Utf8Bytes) -> Option<
                 );
                 return None;
             }
-            let request = match hello_request(state, nickname, topic, language, urgent, return_code)
-            {
+            let request = match hello_request(
+                state,
+                nickname,
+                topic,
+                language,
+                urgent,
+                return_code,
+                transcript_consent,
+            ) {
                 Ok(request) => request,
                 Err(Refused::Invalid(why)) => {
                     refuse(
@@ -174,6 +182,7 @@ fn hello_request(
     language: Option<String>,
     urgent: bool,
     return_code: Option<String>,
+    transcript_consent: bool,
 ) -> Result<HelloRequest, Refused> {
     let plan = state.broker.plan();
     let nickname = validate::nickname(nickname).map_err(Refused::Invalid)?;
@@ -209,6 +218,7 @@ fn hello_request(
         topic,
         language,
         return_code,
+        transcript_consent,
     })
 }
 
@@ -260,10 +270,8 @@ fn handle(
                 ));
                 return false;
             }
-            match cell.seeker_send(id.clone(), text) {
-                Ok(ack) => {
-                    conn.send_lazy(ack);
-                }
+            match cell.seeker_send(id.clone(), text, conn) {
+                Ok(()) => {}
                 Err(refused) => {
                     conn.send(seeker_error(refused.code(), Some(id), None));
                 }

@@ -333,6 +333,7 @@ async fn a_pause_on_one_node_holds_on_every_node_and_for_nodes_that_start_later(
                     language: None,
                     urgent: false,
                     return_code: None,
+                    transcript_consent: false,
                 })
                 .await;
             let answer = seeker.recv().await;

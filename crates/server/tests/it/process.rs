@@ -310,6 +310,7 @@ async fn sigterm_closes_sockets_with_1001_and_exits_cleanly() {
         language: None,
         urgent: false,
         return_code: None,
+        transcript_consent: false,
     })
     .await;
     ws.recv_text().await;

@@ -57,6 +57,7 @@ async fn a_new_hello_during_the_drain_is_told_to_try_again() {
             language: None,
             urgent: false,
             return_code: None,
+            transcript_consent: false,
         })
         .await;
     let reply = early.recv_text().await;

@@ -50,6 +50,7 @@ pub(crate) async fn hello(
             language: language.map(str::to_owned),
             urgent,
             return_code: return_code.map(str::to_owned),
+            transcript_consent: false,
         })
         .await;
     let first = seeker.recv().await;

@@ -3,7 +3,7 @@
 
 use std::os::unix::fs::PermissionsExt as _;
 
-use haven_transcript::{Body, Kind, Recipient, Sealer, file_header};
+use haven_transcript::{Body, Kind, Recipient, Role, Sealer, file_header};
 
 use super::process::haven;
 
@@ -42,7 +42,7 @@ fn keygen_decrypt_and_verify_from_the_command_line() {
             .unwrap(),
     );
     let said = Body {
-        from: Some("seeker".into()),
+        role: Some(Role::Seeker),
         text: Some("Ik weet niet waar ik moet beginnen.".into()),
         seq: Some(1),
         ..Body::default()
@@ -53,6 +53,7 @@ fn keygen_decrypt_and_verify_from_the_command_line() {
             .unwrap(),
     );
     let answer = Body {
+        role: Some(Role::Counsellor),
         from: Some("Anna".into()),
         text: Some("Neem je tijd.".into()),
         seq: Some(1),

@@ -90,10 +90,10 @@ impl Actor {
             }
             let last_seen = known.get(&cell.wire.0).copied().unwrap_or(0);
             let delivered = st.conv.delivered(Side::Counsellor);
-            let seeker_connected = st.seeker.is_some();
+            let info = self.session_info(at, cell, st);
             let resume = st.conv.resume(Side::Counsellor, last_seen);
             states.push(SessionState {
-                info: self.session_info(at, cell, seeker_connected),
+                info,
                 last_seq: resume.last_seq,
                 delivered,
                 recovered: resume.recovered,
@@ -179,7 +179,7 @@ impl Actor {
         &self,
         at: Instant,
         cell: &SessionCell,
-        seeker_connected: bool,
+        st: &CellState,
     ) -> SessionInfo {
         SessionInfo {
             session: cell.wire.clone(),
@@ -187,10 +187,11 @@ impl Actor {
             topic: cell.info.topic.clone(),
             language: cell.info.language.clone(),
             waited_secs: secs(self.router.waited(at, cell.id).unwrap_or_default()),
-            seeker_connected,
+            seeker_connected: st.seeker.is_some(),
             urgent: cell.info.urgent,
             returning: cell.info.returning,
             hand_raised: self.router.hand_raised(cell.id),
+            transcript: st.recorded,
         }
     }
 
@@ -245,9 +246,9 @@ impl Actor {
         let Some((_, remaining, from, warm)) = self.router.pending_offer(at, session) else {
             return;
         };
-        let seeker_connected = cell.lock().seeker.is_some();
+        let info = self.session_info(at, &cell, &cell.lock());
         conn.send(encode_counsellor(&counsellor::ServerMessage::Offer {
-            info: self.session_info(at, &cell, seeker_connected),
+            info,
             expires_in_secs: secs(remaining),
             from: from.map(|f| self.display(f).to_string()),
             warm,

@@ -7,6 +7,7 @@ use haven_core::{CounsellorId, Effect, EndReason, Gate, Notice, SessionId, Side,
 use haven_protocol::common;
 use haven_protocol::counsellor::{self, OfferEnd, TransferFailure};
 use haven_protocol::seeker::{self, TopicState};
+use haven_transcript::{Body, Kind, Role};
 use tracing::{debug, info};
 
 use super::super::session::{Member, Phase};
@@ -34,7 +35,20 @@ impl Actor {
                     let mut st = cell.lock();
                     if requeued && st.phase == Phase::Assigned {
                         st.phase = Phase::Waiting;
+                        let from = st.members.first().map(|m| m.name.to_string());
                         st.members.clear();
+                        st.record(
+                            Kind::Transfer,
+                            Body {
+                                role: Some(Role::Counsellor),
+                                from,
+                                topic: self
+                                    .router
+                                    .topic_of(session)
+                                    .map(|t| self.shared.settings.plan.topic_name(t).to_owned()),
+                                ..Body::default()
+                            },
+                        );
                         info!(session = %session, "help-seeker back in line");
                     }
                     if let Some(conn) = &st.seeker {
@@ -229,6 +243,28 @@ impl Actor {
                 conn: conn.clone(),
                 name: name.clone(),
             });
+            let body = Body {
+                role: Some(Role::Counsellor),
+                ..Body::default()
+            };
+            match &from_name {
+                Some(f) => st.record(
+                    Kind::Transfer,
+                    Body {
+                        from: Some(f.clone()),
+                        to: Some(name.to_string()),
+                        text: warm.then(|| "warm".to_owned()),
+                        ..body
+                    },
+                ),
+                None => st.record(
+                    Kind::Join,
+                    Body {
+                        from: Some(name.to_string()),
+                        ..body
+                    },
+                ),
+            }
         }
         info!(session = %session, counsellor = c.0, waited_s = waited.as_secs(), transfer = from.is_some(), warm, "session assigned");
         if let Some(seeker) = &st.seeker {
@@ -247,7 +283,7 @@ impl Actor {
             }
         }
         if let Some(conn) = conn {
-            let info = self.session_info(at, &cell, st.seeker.is_some());
+            let info = self.session_info(at, &cell, &st);
             conn.send(encode_counsellor(
                 &counsellor::ServerMessage::SessionAssigned {
                     info,
@@ -275,6 +311,16 @@ impl Actor {
             .iter()
             .position(|m| m.id == c)
             .map(|i| st.members.remove(i));
+        if member.is_some() {
+            st.record(
+                Kind::Leave,
+                Body {
+                    role: Some(Role::Counsellor),
+                    from: Some(name.to_string()),
+                    ..Body::default()
+                },
+            );
+        }
         if let Some(conn) = member.and_then(|m| m.conn) {
             conn.send(encode_counsellor(
                 &counsellor::ServerMessage::SessionEnded {
@@ -325,6 +371,10 @@ impl Actor {
         };
         let mut st = cell.lock();
         st.phase = Phase::Ended;
+        // After every message: sends check the phase under this lock.
+        if let Some(t) = st.transcript.take() {
+            t.end(super::super::session::now_ms(), end_reason(reason));
+        }
         // Watching supervisors' streams end; joined ones are out.
         st.observers.clear();
         st.guests.clear();
@@ -345,5 +395,15 @@ impl Actor {
         });
         st.to_counsellors(&frame);
         st.members.clear();
+    }
+}
+
+/// Why a session ended, in its transcript's end record.
+fn end_reason(reason: EndReason) -> &'static str {
+    match reason {
+        EndReason::SeekerEnded => "the help-seeker ended the chat",
+        EndReason::CounsellorEnded => "the counsellor ended the chat",
+        EndReason::SeekerTimedOut => "the help-seeker did not come back",
+        EndReason::TopicClosed => "the topic closed",
     }
 }

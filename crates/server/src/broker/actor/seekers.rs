@@ -5,12 +5,15 @@ use std::sync::Arc;
 use axum::extract::ws::Utf8Bytes;
 use haven_core::{Arrival, Gate, Refusal, SessionId, Side};
 use haven_protocol::common::ResumeToken;
+use haven_protocol::counsellor::TranscriptState;
 use haven_protocol::seeker::{self, TopicState, Unavailability};
+use haven_transcript::{Body, Role};
 use tracing::info;
 
 use super::super::session::{Phase, SessionCell};
 use super::super::{HelloRefused, HelloRequest, ResumeFailed, ResumeTarget, secs};
 use super::{Actor, now};
+use crate::config::TranscriptMode;
 use crate::tokens;
 use crate::ws::conn::ConnHandle;
 use crate::ws::frames::encode_seeker;
@@ -62,10 +65,11 @@ impl Actor {
         info.returning = prefer.is_some();
         let settings = &self.shared.settings;
         let cell = SessionCell::new(id, info, settings.replay, conn.clone(), hash);
-        self.shared.sessions.insert(id, cell.clone());
-        self.shared.resume.insert(hash, ResumeTarget::Seeker(id));
         let plan = &settings.plan;
         let topic = plan.topic_plan(request.topic);
+        let recorded = self.start_transcript(&cell, topic, request.transcript_consent);
+        self.shared.sessions.insert(id, cell.clone());
+        self.shared.resume.insert(hash, ResumeTarget::Seeker(id));
         conn.send(encode_seeker(&seeker::ServerMessage::Welcome {
             protocol: haven_protocol::PROTOCOL_VERSION,
             session: cell.wire.clone(),
@@ -75,6 +79,7 @@ impl Actor {
             limits: settings.limits,
             topic: cell.info.topic.clone(),
             alternatives: topic.map(|t| t.alternatives.clone()).unwrap_or_default(),
+            transcript: recorded,
         }));
         if let Some(Gate::Closing { at_ms }) = self.gates.get(usize::from(request.topic.0)) {
             conn.send(encode_seeker(&seeker::ServerMessage::TopicStatus {
@@ -85,6 +90,51 @@ impl Actor {
         }
         info!(session = %id, topic = %cell.info.topic, urgent = cell.info.urgent, returning = cell.info.returning, "help-seeker arrived");
         Ok(cell)
+    }
+
+    /// Starts the session's transcript when its topic records it (always,
+    /// or when asked and the help-seeker agreed). Returns whether it is
+    /// recorded.
+    fn start_transcript(
+        &self,
+        cell: &Arc<SessionCell>,
+        topic: Option<&crate::config::TopicPlan>,
+        consent: bool,
+    ) -> bool {
+        let mode = topic.map_or(TranscriptMode::Off, |t| t.transcripts);
+        let mut st = cell.lock();
+        st.recorded = match mode {
+            TranscriptMode::Off => TranscriptState::Off,
+            TranscriptMode::Ask if !consent => TranscriptState::Declined,
+            TranscriptMode::On | TranscriptMode::Ask => TranscriptState::On,
+        };
+        let Some(transcripts) = &self.shared.settings.transcripts else {
+            st.recorded = TranscriptState::Off;
+            return false;
+        };
+        if st.recorded != TranscriptState::On {
+            return false;
+        }
+        let start = Body {
+            role: Some(Role::Seeker),
+            nickname: cell.info.nickname.clone(),
+            topic: Some(cell.info.topic.clone()),
+            ..Body::default()
+        };
+        let weak = Arc::downgrade(cell);
+        let failed = Box::new(move || {
+            if let Some(cell) = weak.upgrade() {
+                cell.transcript_stopped();
+            }
+        });
+        st.transcript = Some(transcripts.open(
+            cell.id,
+            &cell.info.topic,
+            super::super::session::now_ms(),
+            start,
+            failed,
+        ));
+        true
     }
 
     pub(super) fn seeker_resume(
