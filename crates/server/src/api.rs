@@ -367,6 +367,7 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
         snapshot.as_ref(),
         &state.events.stats,
         state.config.redis_url.is_some(),
+        state.transcripts.as_ref().map(|t| t.stats()),
     );
     (
         [(

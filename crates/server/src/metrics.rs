@@ -141,6 +141,7 @@ impl Metrics {
         snapshot: Option<&Snapshot>,
         events: &EventStats,
         redis: bool,
+        transcripts: Option<&crate::transcripts::Stats>,
     ) -> String {
         metrics::with_local_recorder(&self.recorder, || {
             gauge!("haven_connections", "role" => "seeker")
@@ -153,11 +154,14 @@ impl Metrics {
             for (code, n) in ERRORS.lock().unwrap_or_else(|p| p.into_inner()).iter() {
                 counter!("haven_protocol_errors_total", "code" => *code).absolute(*n);
             }
-            let t = &crate::transcripts::STATS;
-            counter!("haven_transcript_records_total").absolute(t.records.load(Ordering::Relaxed));
-            counter!("haven_transcript_bytes_total").absolute(t.bytes.load(Ordering::Relaxed));
-            counter!("haven_transcript_syncs_total").absolute(t.syncs.load(Ordering::Relaxed));
-            counter!("haven_transcript_errors_total").absolute(t.errors.load(Ordering::Relaxed));
+            if let Some(t) = transcripts {
+                counter!("haven_transcript_records_total")
+                    .absolute(t.records.load(Ordering::Relaxed));
+                counter!("haven_transcript_bytes_total").absolute(t.bytes.load(Ordering::Relaxed));
+                counter!("haven_transcript_syncs_total").absolute(t.syncs.load(Ordering::Relaxed));
+                counter!("haven_transcript_errors_total")
+                    .absolute(t.errors.load(Ordering::Relaxed));
+            }
             counter!("haven_events_total").absolute(events.events.load(Ordering::Relaxed));
             counter!("haven_events_published_total")
                 .absolute(events.published.load(Ordering::Relaxed));

@@ -104,6 +104,7 @@ pub struct Body {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Record {
     /// Its place in the transcript, from 1.
+    #[serde(rename = "record")]
     pub seq: u64,
     /// What it is.
     pub kind: Kind,

@@ -49,19 +49,13 @@ const OPEN_EXT: &str = "open";
 pub(crate) const DONE_EXT: &str = "haven";
 
 /// Counts for `/metrics`.
+#[derive(Debug, Default)]
 pub(crate) struct Stats {
     pub(crate) records: AtomicU64,
     pub(crate) bytes: AtomicU64,
     pub(crate) syncs: AtomicU64,
     pub(crate) errors: AtomicU64,
 }
-
-pub(crate) static STATS: Stats = Stats {
-    records: AtomicU64::new(0),
-    bytes: AtomicU64::new(0),
-    syncs: AtomicU64::new(0),
-    errors: AtomicU64::new(0),
-};
 
 enum Job {
     /// Create the session's file and write its start record.
@@ -98,6 +92,7 @@ struct Shard {
 /// The transcript writers.
 pub(crate) struct Transcripts {
     dir: PathBuf,
+    stats: Arc<Stats>,
     shards: Vec<Arc<Shard>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -118,13 +113,19 @@ impl Transcripts {
         std::fs::create_dir_all(&dir)?;
         recover_all(&dir);
         let recipient = Arc::new(recipient);
+        let stats = Arc::new(Stats::default());
         let n = std::thread::available_parallelism().map_or(1, |n| n.get().clamp(1, 4));
         let mut shards = Vec::with_capacity(n);
         let mut threads = Vec::with_capacity(n);
         for i in 0..n {
             let (tx, rx) = channel();
             let pending = Arc::new(AtomicUsize::new(0));
-            let w = writer::Writer::new(dir.clone(), recipient.clone(), pending.clone());
+            let w = writer::Writer::new(
+                dir.clone(),
+                recipient.clone(),
+                pending.clone(),
+                stats.clone(),
+            );
             let thread = std::thread::Builder::new()
                 .name(format!("transcripts-{i}"))
                 .spawn(move || w.run(&rx))?;
@@ -134,6 +135,7 @@ impl Transcripts {
         info!(dir = %dir.display(), kid = recipient.kid(), writers = n, "transcripts on");
         Ok(Arc::new(Self {
             dir,
+            stats,
             shards,
             threads: Mutex::new(threads),
         }))
@@ -179,6 +181,11 @@ impl Transcripts {
         for t in threads {
             let _ = t.join();
         }
+    }
+
+    /// What was written, for `/metrics`.
+    pub(crate) fn stats(&self) -> &Stats {
+        &self.stats
     }
 
     /// The directory transcripts are written under.

@@ -24,7 +24,7 @@ use haven_core::SessionId;
 use haven_transcript::{Body, Kind, Recipient, Sealer, file_header};
 use tracing::{debug, warn};
 
-use super::{Failed, Job, STATS, Then};
+use super::{Failed, Job, Stats, Then};
 
 /// The most jobs one batch takes.
 const BATCH: usize = 4096;
@@ -50,6 +50,7 @@ pub(super) struct Writer {
     /// acknowledgements still run).
     open: HashMap<SessionId, Open>,
     pending: Arc<std::sync::atomic::AtomicUsize>,
+    stats: Arc<Stats>,
 }
 
 impl Writer {
@@ -57,12 +58,14 @@ impl Writer {
         dir: PathBuf,
         recipient: Arc<Recipient>,
         pending: Arc<std::sync::atomic::AtomicUsize>,
+        stats: Arc<Stats>,
     ) -> Self {
         Self {
             dir,
             recipient,
             open: HashMap::new(),
             pending,
+            stats,
         }
     }
 
@@ -171,7 +174,7 @@ impl Writer {
             }
             Err(e) => {
                 warn!(session = %session, error = %e, "transcript could not be created; this session is not recorded");
-                STATS.errors.fetch_add(1, Ordering::Relaxed);
+                self.stats.errors.fetch_add(1, Ordering::Relaxed);
                 failed();
             }
         }
@@ -184,7 +187,7 @@ impl Writer {
         };
         match t.sealer.seal(&self.recipient, kind, at, body) {
             Ok(record) => {
-                STATS.records.fetch_add(1, Ordering::Relaxed);
+                self.stats.records.fetch_add(1, Ordering::Relaxed);
                 t.buf.extend_from_slice(&record);
             }
             Err(e) => {
@@ -205,7 +208,9 @@ impl Writer {
             }
             match t.file.write_all(&t.buf) {
                 Ok(()) => {
-                    STATS.bytes.fetch_add(t.buf.len() as u64, Ordering::Relaxed);
+                    self.stats
+                        .bytes
+                        .fetch_add(t.buf.len() as u64, Ordering::Relaxed);
                     written.push(*session);
                 }
                 Err(e) => {
@@ -217,7 +222,7 @@ impl Writer {
         }
         if !written.is_empty() {
             let synced = sync(&self.dir, written.iter().filter_map(|s| self.open.get(s)));
-            STATS.syncs.fetch_add(1, Ordering::Relaxed);
+            self.stats.syncs.fetch_add(1, Ordering::Relaxed);
             if let Err(e) = synced {
                 warn!(error = %e, sessions = written.len(), "transcript sync failed");
                 broken.append(&mut written);
@@ -240,7 +245,7 @@ impl Writer {
     /// intact prefix (without an end record, so it reads as truncated), the
     /// session is told, the error is counted.
     fn fail(&mut self, session: SessionId) {
-        STATS.errors.fetch_add(1, Ordering::Relaxed);
+        self.stats.errors.fetch_add(1, Ordering::Relaxed);
         if let Some(mut t) = self.open.remove(&session) {
             // Finished, as far as it goes: it reads as truncated.
             let _ = std::fs::rename(&t.path, t.path.with_extension(super::DONE_EXT));

@@ -14,6 +14,7 @@ mod hand;
 mod metrics;
 mod nodes;
 mod process;
+mod recording;
 mod resume;
 mod routing;
 mod security;

@@ -31,7 +31,7 @@ fn command(program: &str, dir: &Path) -> Command {
     cmd
 }
 
-fn output(cmd: &mut Command) -> (bool, String, String) {
+pub(super) fn output(cmd: &mut Command) -> (bool, String, String) {
     let out = cmd.output().unwrap();
     (
         out.status.success(),

@@ -5,16 +5,7 @@ use std::os::unix::fs::PermissionsExt as _;
 
 use haven_transcript::{Body, Kind, Recipient, Role, Sealer, file_header};
 
-use super::process::haven;
-
-fn output(cmd: &mut std::process::Command) -> (bool, String, String) {
-    let out = cmd.output().unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use super::process::{haven, output};
 
 #[test]
 fn keygen_decrypt_and_verify_from_the_command_line() {

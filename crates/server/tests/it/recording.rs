@@ -1,0 +1,555 @@
+//! The broker recording sessions: a chat over real sockets comes back out
+//! of the `haven transcript` command exactly; `ask` topics honour a no;
+//! unfinished files are recovered and expired ones deleted at start.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use haven_protocol::counsellor::TranscriptState;
+use haven_protocol::{counsellor as c, seeker as s};
+use haven_server::accounts::{AccountSpec, Role};
+use haven_server::config::{Config, TopicConfig, TranscriptMode};
+use haven_testkit::{SeekerClient, TestServer};
+use haven_transcript::{Body, Identity, Kind, Sealer, Verdict, file_header};
+use hyper::Method;
+
+use super::process::{haven, output};
+
+/// A key pair for a test: the identity in a file outside the server's
+/// data dir, and the recipient the server gets.
+pub(super) struct Keys {
+    pub(super) dir: tempfile::TempDir,
+    pub(super) identity: Identity,
+    pub(super) recipient: String,
+}
+
+impl Keys {
+    pub(super) fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let identity = Identity::generate();
+        std::fs::write(dir.path().join("identity.txt"), identity.to_text()).unwrap();
+        let recipient = identity.recipient().to_text();
+        Self {
+            dir,
+            identity,
+            recipient,
+        }
+    }
+
+    pub(super) fn file(&self) -> PathBuf {
+        self.dir.path().join("identity.txt")
+    }
+}
+
+fn recording(keys: &Keys, mode: TranscriptMode) -> impl FnOnce(&mut Config) {
+    let recipient = keys.recipient.clone();
+    move |config: &mut Config| {
+        config.transcripts = mode;
+        config.transcript_recipients = vec![recipient];
+    }
+}
+
+/// Waits until the finished transcript of `session` exists, and returns
+/// its path.
+pub(super) async fn finished(data: &Path, topic: &str, session: &str) -> PathBuf {
+    let path = data
+        .join("transcripts")
+        .join(topic)
+        .join(format!("{session}.haven"));
+    for _ in 0..200 {
+        if path.exists() {
+            return path;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("no finished transcript at {}", path.display());
+}
+
+/// Every file under `dir`, recursively.
+pub(super) fn all_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    out
+}
+
+async fn post(server: &TestServer, auth: &str, path: &str, body: &str) -> hyper::StatusCode {
+    server
+        .http(
+            Method::POST,
+            path,
+            &[("authorization", auth)],
+            Some(body.to_owned()),
+        )
+        .await
+        .status
+}
+
+#[tokio::test]
+async fn a_recorded_chat_decrypts_to_the_conversation() {
+    let keys = Keys::new();
+    let server = TestServer::start_with(recording(&keys, TranscriptMode::On)).await;
+    let (mut anna, _) = server
+        .counsellor_with(
+            "anna",
+            &AccountSpec {
+                display_name: Some("Anna".into()),
+                ..AccountSpec::default()
+            },
+        )
+        .await;
+    anna.available().await;
+    let mut sam = server.seeker().await;
+    let welcome = sam.hello(Some("Sam")).await;
+    assert!(
+        matches!(
+            welcome,
+            s::ServerMessage::Welcome {
+                transcript: true,
+                ..
+            }
+        ),
+        "the help-seeker is told the chat is recorded: {welcome:?}"
+    );
+    let assigned = anna
+        .expect("session_assigned", |m| {
+            matches!(m, c::ServerMessage::SessionAssigned { .. })
+        })
+        .await;
+    let c::ServerMessage::SessionAssigned { info, .. } = assigned else {
+        unreachable!()
+    };
+    assert_eq!(info.transcript, TranscriptState::On);
+    let session = info.session;
+
+    // A conversation, with a canary phrase that must never be stored in
+    // the clear.
+    let canary = "kanarie-5520 mijn geheim";
+    let mut said: Vec<(&str, String)> = Vec::new();
+    sam.say("m1", &format!("Hallo, {canary}")).await;
+    said.push(("seeker", format!("Hallo, {canary}")));
+    anna.heard(&session).await;
+    anna.say(&session, "a1", "Fijn dat je er bent. Vertel.")
+        .await;
+    said.push(("Anna", "Fijn dat je er bent. Vertel.".into()));
+    sam.heard().await;
+    // A retry of an acked message gets its seq and is recorded once.
+    let seq = sam.say("m2", "Het is moeilijk.").await;
+    assert_eq!(sam.say("m2", "Het is moeilijk.").await, seq);
+    said.push(("seeker", "Het is moeilijk.".into()));
+
+    // A supervisor joins, writes and leaves.
+    let password = server.add_account_with(
+        "coco",
+        Role::Supervisor,
+        &AccountSpec {
+            display_name: Some("Coco".into()),
+            ..AccountSpec::default()
+        },
+    );
+    let auth = format!("Bearer {}", server.token("coco", &password).await);
+    let base = format!("/api/v1/supervisor/sessions/{}", session.0);
+    assert_eq!(
+        post(&server, &auth, &format!("{base}/join"), "{}").await,
+        204
+    );
+    let r = server
+        .http(
+            Method::POST,
+            &format!("{base}/say"),
+            &[("authorization", &auth)],
+            Some(r#"{"id": "s1", "text": "Ik lees even mee."}"#.to_owned()),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    said.push(("Coco", "Ik lees even mee.".into()));
+    assert_eq!(
+        post(&server, &auth, &format!("{base}/leave"), "{}").await,
+        204
+    );
+    anna.say(&session, "a2", "Tot een volgende keer.").await;
+    said.push(("Anna", "Tot een volgende keer.".into()));
+    sam.send(&s::ClientMessage::End).await;
+    anna.expect("session_ended", |m| {
+        matches!(m, c::ServerMessage::SessionEnded { .. })
+    })
+    .await;
+
+    let path = finished(server.data_dir(), "algemeen", &session.0).await;
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&path).unwrap().permissions());
+    assert_eq!(
+        mode & 0o777,
+        0o600,
+        "a transcript is for the server's user only"
+    );
+    let (ok, out, err) = output(
+        haven(keys.dir.path())
+            .args(["transcript", "decrypt", "--json", "--identity"])
+            .arg(keys.file())
+            .arg(&path),
+    );
+    assert!(ok, "{err}");
+    let records: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let kinds: Vec<&str> = records
+        .iter()
+        .map(|r| r["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "start", "join", "message", "message", "message", "join", "message", "leave",
+            "message", "end"
+        ],
+        "{out}"
+    );
+    assert_eq!(records[0]["nickname"], "Sam");
+    assert_eq!(records[0]["topic"], "algemeen");
+    assert_eq!(records[1]["from"], "Anna");
+    assert_eq!(records[5]["from"], "Coco");
+    assert_eq!(records[5]["role"], "supervisor");
+    let messages: Vec<(String, String)> = records
+        .iter()
+        .filter(|r| r["kind"] == "message")
+        .map(|r| {
+            let who = r["from"].as_str().unwrap_or("seeker").to_owned();
+            (who, r["text"].as_str().unwrap().to_owned())
+        })
+        .collect();
+    let said: Vec<(String, String)> = said.into_iter().map(|(w, t)| (w.to_owned(), t)).collect();
+    assert_eq!(messages, said);
+    assert_eq!(records[9]["text"], "the help-seeker ended the chat");
+    // Numbered from 1 without gaps, all sealed to the one key.
+    for (i, r) in records.iter().enumerate() {
+        assert_eq!(r["record"].as_u64(), Some(i as u64 + 1));
+        assert_eq!(r["kid"], keys.identity.recipient().kid());
+    }
+
+    let (ok, out, _) = output(
+        haven(keys.dir.path())
+            .args(["transcript", "verify"])
+            .arg(&path),
+    );
+    assert!(ok && out.contains("complete"), "{out}");
+    // Readable text:
+    let (ok, out, _) = output(
+        haven(keys.dir.path())
+            .args(["transcript", "decrypt", "--identity"])
+            .arg(keys.file())
+            .arg(&path),
+    );
+    assert!(ok);
+    assert!(
+        out.contains(&format!("Sam (help-seeker): Hallo, {canary}")),
+        "{out}"
+    );
+    assert!(
+        out.contains("Coco (supervisor): Ik lees even mee."),
+        "{out}"
+    );
+
+    // Nothing in the data dir holds the canary in the clear.
+    for file in all_files(server.data_dir()) {
+        let bytes = std::fs::read(&file).unwrap();
+        assert!(
+            !bytes.windows(12).any(|w| w == b"kanarie-5520"),
+            "{} holds the canary in the clear",
+            file.display()
+        );
+    }
+    let metrics = server.get("/metrics").await.body;
+    assert!(
+        metrics.contains("haven_transcript_records_total 10"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("haven_transcript_errors_total 0"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn an_ask_topic_records_only_with_consent_and_a_no_shows_in_the_console() {
+    let keys = Keys::new();
+    let server = TestServer::start_with(recording(&keys, TranscriptMode::Ask)).await;
+    let helpline = server.get("/api/v1/helpline").await.json();
+    assert_eq!(helpline["transcripts"]["algemeen"], "ask");
+    let (mut anna, _) = server.counsellor("anna", 2).await;
+    anna.available().await;
+
+    let mut chats = Vec::new();
+    for consent in [false, true] {
+        let mut seeker = server.seeker().await;
+        seeker
+            .send(&s::ClientMessage::Hello {
+                protocol: 1,
+                nickname: None,
+                topic: None,
+                language: None,
+                urgent: false,
+                return_code: None,
+                transcript_consent: consent,
+            })
+            .await;
+        let welcome = seeker
+            .expect("welcome", |m| matches!(m, s::ServerMessage::Welcome { .. }))
+            .await;
+        assert!(
+            matches!(welcome, s::ServerMessage::Welcome { transcript, .. } if transcript == consent),
+            "{welcome:?}"
+        );
+        let assigned = anna
+            .expect("session_assigned", |m| {
+                matches!(m, c::ServerMessage::SessionAssigned { .. })
+            })
+            .await;
+        let c::ServerMessage::SessionAssigned { info, .. } = assigned else {
+            unreachable!()
+        };
+        let want = if consent {
+            TranscriptState::On
+        } else {
+            TranscriptState::Declined
+        };
+        assert_eq!(info.transcript, want);
+        seeker.say("m1", "Mag ik iets vragen?").await;
+        chats.push((seeker, info.session));
+    }
+    for (seeker, _) in &mut chats {
+        seeker.send(&s::ClientMessage::End).await;
+    }
+    let recorded = finished(server.data_dir(), "algemeen", &chats[1].1.0).await;
+    assert!(recorded.exists());
+    let declined = &chats[0].1.0;
+    assert!(
+        all_files(server.data_dir())
+            .iter()
+            .all(|p| !p.to_string_lossy().contains(declined.as_str())),
+        "a declined chat left a file"
+    );
+    assert_eq!(
+        all_files(&server.data_dir().join("transcripts")).len(),
+        1,
+        "only the consenting chat is recorded"
+    );
+}
+
+#[tokio::test]
+async fn a_topic_that_does_not_record_writes_nothing_and_says_nothing() {
+    let keys = Keys::new();
+    let server = TestServer::start_with(|config| {
+        recording(&keys, TranscriptMode::On)(config);
+        config.topics.insert(
+            "anoniem".into(),
+            TopicConfig {
+                transcripts: Some(TranscriptMode::Off),
+                ..TopicConfig::default()
+            },
+        );
+    })
+    .await;
+    let helpline = server.get("/api/v1/helpline").await.json();
+    assert_eq!(helpline["transcripts"]["algemeen"], "on");
+    assert!(
+        helpline["transcripts"].get("anoniem").is_none(),
+        "{helpline}"
+    );
+    let mut seeker = server.seeker().await;
+    seeker
+        .send(&s::ClientMessage::Hello {
+            protocol: 1,
+            nickname: None,
+            topic: Some("anoniem".into()),
+            language: None,
+            urgent: false,
+            return_code: None,
+            transcript_consent: true,
+        })
+        .await;
+    let welcome = seeker
+        .expect("welcome", |m| matches!(m, s::ServerMessage::Welcome { .. }))
+        .await;
+    assert!(matches!(
+        welcome,
+        s::ServerMessage::Welcome {
+            transcript: false,
+            ..
+        }
+    ));
+    seeker.say("m1", "Niet bewaren graag.").await;
+    seeker.send(&s::ClientMessage::End).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(all_files(&server.data_dir().join("transcripts")).is_empty());
+}
+
+/// A transcript whose directory cannot be created: the chat goes on, the
+/// counsellor sees it is not recorded, the error is counted.
+#[tokio::test]
+async fn a_transcript_that_cannot_be_written_stops_visibly_and_the_chat_goes_on() {
+    let keys = Keys::new();
+    let server = TestServer::start_with(recording(&keys, TranscriptMode::On)).await;
+    // The topic's directory is a file: creating the transcript fails.
+    std::fs::write(
+        server.data_dir().join("transcripts/algemeen"),
+        b"in the way",
+    )
+    .unwrap();
+    let (mut anna, _) = server.counsellor("anna", 1).await;
+    anna.available().await;
+    let mut sam = server.seeker().await;
+    sam.hello(None).await;
+    let assigned = anna
+        .expect("session_assigned", |m| {
+            matches!(m, c::ServerMessage::SessionAssigned { .. })
+        })
+        .await;
+    let c::ServerMessage::SessionAssigned { info, .. } = assigned else {
+        unreachable!()
+    };
+    // Told at once, or (when the session was routed before the writer
+    // found out) a moment later.
+    if info.transcript != TranscriptState::Stopped {
+        assert_eq!(info.transcript, TranscriptState::On);
+        anna.expect("transcript", |m| {
+            matches!(
+                m,
+                c::ServerMessage::Transcript {
+                    state: TranscriptState::Stopped,
+                    ..
+                }
+            )
+        })
+        .await;
+    }
+    sam.say("m1", "Hoor je me?").await;
+    assert_eq!(anna.heard(&info.session).await.1, "Hoor je me?");
+    anna.say(&info.session, "a1", "Ja.").await;
+    assert_eq!(sam.heard().await.1, "Ja.");
+    let metrics = server.get("/metrics").await.body;
+    assert!(
+        metrics.contains("haven_transcript_errors_total 1"),
+        "{metrics}"
+    );
+}
+
+/// Seals a small transcript for `session` straight into `path`.
+fn write_transcript(path: &Path, keys: &Keys, session: [u8; 16], end: bool) -> Vec<u8> {
+    let recipient = keys.identity.recipient();
+    let mut data = file_header(session);
+    let mut sealer = Sealer::new(session);
+    data.extend(
+        sealer
+            .seal(&recipient, Kind::Start, 1, &Body::default())
+            .unwrap(),
+    );
+    let said = Body {
+        text: Some("hallo".into()),
+        ..Body::default()
+    };
+    data.extend(sealer.seal(&recipient, Kind::Message, 2, &said).unwrap());
+    if end {
+        data.extend(
+            sealer
+                .seal(&recipient, Kind::End, 3, &Body::default())
+                .unwrap(),
+        );
+    }
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, &data).unwrap();
+    data
+}
+
+#[tokio::test]
+async fn at_start_unfinished_transcripts_are_recovered_and_expired_ones_deleted() {
+    let keys = Keys::new();
+    let data = tempfile::tempdir().unwrap();
+    let dir = data.path().join("transcripts");
+    // Left open by a crash, with half a record at the end.
+    let open = dir.join("algemeen/000000000000000000000000000000aa.open");
+    let whole = write_transcript(&open, &keys, [0xaa; 16], false);
+    let mut torn = whole.clone();
+    torn.extend_from_slice(&whole[24..60]);
+    std::fs::write(&open, &torn).unwrap();
+    // Finished ones: one 3 days old, one fresh, in a topic keeping 2 days;
+    // and an old one in a topic that keeps everything.
+    let old = dir.join("algemeen/000000000000000000000000000000bb.haven");
+    let fresh = dir.join("algemeen/000000000000000000000000000000cc.haven");
+    let kept = dir.join("archief/000000000000000000000000000000dd.haven");
+    for (path, id) in [(&old, 0xbb), (&fresh, 0xcc), (&kept, 0xdd)] {
+        write_transcript(path, &keys, [id; 16], true);
+    }
+    let three_days_ago = SystemTime::now() - Duration::from_secs(3 * 86_400);
+    for path in [&old, &kept] {
+        std::fs::File::options()
+            .write(true)
+            .open(path)
+            .unwrap()
+            .set_modified(three_days_ago)
+            .unwrap();
+    }
+
+    let recipient = keys.recipient.clone();
+    let data_dir = data.path().to_owned();
+    let server = TestServer::start_with(move |config| {
+        config.data_dir = data_dir;
+        config.transcripts = TranscriptMode::On;
+        config.transcript_recipients = vec![recipient];
+        config.topics.get_mut("algemeen").unwrap().retention_days = Some(2);
+        config
+            .topics
+            .insert("archief".into(), TopicConfig::default());
+    })
+    .await;
+
+    // Recovered: renamed, the torn half record cut off, readable.
+    let recovered = open.with_extension("haven");
+    assert!(!open.exists() && recovered.exists());
+    let bytes = std::fs::read(&recovered).unwrap();
+    assert_eq!(bytes, whole, "exactly the torn tail was cut");
+    let opened = haven_transcript::read(
+        &bytes,
+        &[Identity::parse(&keys.identity.to_text()).unwrap()],
+    );
+    assert_eq!(opened.verdict, Verdict::Truncated);
+    assert_eq!(opened.records.len(), 2);
+    // Retention: the sweep runs at start.
+    for _ in 0..100 {
+        if !old.exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(!old.exists(), "an expired transcript was kept");
+    assert!(fresh.exists() && kept.exists());
+    drop(server);
+}
+
+/// Many messages in a recorded session: each is acked (once its record is
+/// durable), numbered in order and delivered once.
+#[tokio::test]
+async fn a_recorded_session_acks_and_delivers_every_message_in_order() {
+    let keys = Keys::new();
+    let server = TestServer::start_with(recording(&keys, TranscriptMode::On)).await;
+    let (mut anna, _) = server.counsellor("anna", 1).await;
+    anna.available().await;
+    let mut sam: SeekerClient = server.seeker().await;
+    sam.hello(None).await;
+    let session = anna.assigned().await;
+    for i in 0..20 {
+        let seq = sam.say(&format!("m{i}"), &format!("bericht {i}")).await;
+        assert_eq!(seq, i + 1);
+        assert_eq!(anna.heard(&session).await, (seq, format!("bericht {i}")));
+    }
+}
