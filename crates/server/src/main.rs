@@ -198,6 +198,7 @@ fn serve(loaded: Loaded) -> anyhow::Result<()> {
             None => info!("no config file; using built-in defaults"),
         }
         raise_file_limit(config.limits.max_connections);
+        survive_file_size_limit();
         let data_dir = config.data_dir.clone();
         let mut server = Server::bind(config).await?;
         if let Some(password) = server.take_initial_admin_password() {
@@ -237,6 +238,28 @@ fn raise_file_limit(max_connections: u32) {
             "the open-file limit is below limits.max_connections: upgrades beyond it fail; \
              raise it (LimitNOFILE= in the systemd unit, ulimit -n) or lower max_connections"
         );
+    }
+}
+
+/// A write beyond the file-size limit (`ulimit -f`) raises SIGXFSZ, which
+/// kills the process by default. Listening for it turns it into an error
+/// of that one write (`EFBIG`), which the writer handles: a transcript
+/// stops, the server does not.
+fn survive_file_size_limit() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let xfsz = SignalKind::from_raw(rustix::process::Signal::XFSZ.as_raw());
+        match signal(xfsz) {
+            Ok(mut s) => {
+                tokio::spawn(async move {
+                    while s.recv().await.is_some() {
+                        warn!("a write went beyond the file-size limit (ulimit -f)");
+                    }
+                });
+            }
+            Err(e) => warn!(error = %e, "cannot listen for SIGXFSZ"),
+        }
     }
 }
 

@@ -27,8 +27,9 @@ impl HttpResponse {
     }
 }
 
-/// Sends one request on a fresh connection.
-pub(crate) async fn request(
+/// Sends one request on a fresh connection (to a server this crate did
+/// not start, such as a `haven serve` process).
+pub async fn request(
     addr: SocketAddr,
     method: Method,
     path: &str,

@@ -22,6 +22,6 @@ mod redis;
 mod server;
 
 pub use client::{Client, CounsellorClient, Event, SeekerClient, WAIT, Ws, WsError};
-pub use http::{HttpResponse, SseStream};
+pub use http::{HttpResponse, SseStream, request};
 pub use redis::RedisServer;
 pub use server::{TestServer, test_config};

@@ -9,6 +9,7 @@ mod assets;
 mod bad_input;
 mod chat;
 mod console;
+mod crash;
 mod events;
 mod hand;
 mod metrics;

@@ -220,7 +220,7 @@ pub(super) fn serve(dir: &Path, envs: &[(&str, &str)]) -> Served {
 }
 
 /// Starts `cmd` (which runs `haven serve`) on port 0 with a JSON log.
-fn serve_command(mut cmd: Command, envs: &[(&str, &str)]) -> Served {
+pub(super) fn serve_command(mut cmd: Command, envs: &[(&str, &str)]) -> Served {
     cmd.env("HAVEN_LISTEN", "127.0.0.1:0")
         .env("HAVEN_LOG__FORMAT", "json")
         .stderr(Stdio::piped())

@@ -1,0 +1,672 @@
+//! Transcripts against a real `haven serve` process: killed with SIGKILL
+//! in the middle of chats, again and again; its config, environment and
+//! data dir searched for anything that decrypts; a key rotated with SIGHUP;
+//! a file-size limit hit mid-session.
+//!
+//! `HAVEN_CRASH_RUNS=200` makes the crash test the long run quoted in
+//! `docs/benchmarks.md` (`scripts/crash-transcripts.sh`).
+
+use std::io::Write as _;
+use std::net::Ipv4Addr;
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use haven_protocol::counsellor::TranscriptState;
+use haven_protocol::{counsellor as c, seeker as s};
+use haven_testkit::{CounsellorClient, Event, RedisServer, SeekerClient, Ws};
+use haven_transcript::{Identity, Kind, Role, Verdict};
+use tokio_tungstenite::tungstenite::Message;
+
+use super::process::{Served, haven, post_from, serve};
+use super::recording::{Keys, all_files};
+
+const PASSWORD: &str = "a long enough password";
+
+/// Limits high enough for chats as fast as acks come back, and acks sent
+/// at once instead of waiting to share a write.
+const FAST: [(&str, &str); 7] = [
+    ("HAVEN_SESSION__ACK_DELAY", "1ms"),
+    ("HAVEN_LIMITS__SEEKER_MESSAGES_PER_MINUTE", "600000"),
+    ("HAVEN_LIMITS__SEEKER_MESSAGE_BURST", "10000"),
+    ("HAVEN_LIMITS__SEEKER_FRAMES_PER_MINUTE", "600000"),
+    ("HAVEN_LIMITS__SEEKER_FRAME_BURST", "10000"),
+    ("HAVEN_LIMITS__COUNSELLOR_MESSAGES_PER_MINUTE", "600000"),
+    ("HAVEN_LIMITS__COUNSELLOR_FRAMES_PER_MINUTE", "600000"),
+];
+
+fn add_account(dir: &Path, name: &str, role: &str, capacity: &str) {
+    let mut add = haven(dir)
+        .args([
+            "account",
+            "add",
+            name,
+            "--role",
+            role,
+            "--capacity",
+            capacity,
+        ])
+        .arg("--password-stdin")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    add.stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{PASSWORD}\n").as_bytes())
+        .unwrap();
+    assert!(add.wait().unwrap().success());
+}
+
+fn recording_server(dir: &Path, keys: &Keys, extra: &[(&str, &str)]) -> Served {
+    let mut env: Vec<(&str, &str)> = vec![
+        ("HAVEN_TRANSCRIPTS", "on"),
+        ("HAVEN_TRANSCRIPT_RECIPIENTS", &keys.recipient),
+    ];
+    env.extend(FAST);
+    env.extend(extra);
+    serve(dir, &env)
+}
+
+async fn counsellor(served: &Served, name: &str) -> CounsellorClient {
+    let login = post_from(
+        served.addr,
+        Ipv4Addr::LOCALHOST.into(),
+        "/api/v1/login",
+        &format!(r#"{{"name": "{name}", "password": "{PASSWORD}"}}"#),
+        None,
+    )
+    .await;
+    let token = login["token"].as_str().unwrap().to_owned();
+    let ws = Ws::connect(&format!("ws://{}/ws/counsellor", served.addr), &[])
+        .await
+        .unwrap();
+    let mut client = CounsellorClient::new(ws);
+    client.hello(Some(&token)).await;
+    client.available().await;
+    client
+}
+
+async fn seeker(served: &Served, nickname: &str) -> SeekerClient {
+    let ws = Ws::connect(&format!("ws://{}/ws/seeker", served.addr), &[])
+        .await
+        .unwrap();
+    let mut client = SeekerClient::new(ws);
+    client.hello(Some(nickname)).await;
+    client
+}
+
+/// What one side of one session sent, and what the broker acked.
+#[derive(Debug, Default)]
+struct Sent {
+    sent: Vec<String>,
+    acked: Vec<String>,
+}
+
+type Log = Arc<Mutex<Sent>>;
+
+/// Sends numbered messages, each after the previous one's ack, until the
+/// socket dies. `frame(i, text)` makes the `send` frame with id `i`;
+/// `is_ack(frame, i)` recognises its ack; `confirm(frame)` answers a
+/// message from the other side with `received`, as a real client does.
+async fn chatter(
+    mut ws: Ws,
+    tag: String,
+    log: Log,
+    frame: impl Fn(u64, &str) -> String,
+    is_ack: impl Fn(&str, u64) -> bool,
+    confirm: impl Fn(&str) -> Option<String>,
+) {
+    for i in 1.. {
+        let text = format!("{tag} {i}");
+        log.lock().unwrap().sent.push(text.clone());
+        if ws.try_send(Message::text(frame(i, &text))).await.is_err() {
+            return;
+        }
+        loop {
+            match ws.next_event(Duration::from_secs(10)).await {
+                Some(Event::Text(t)) if is_ack(&t, i) => {
+                    log.lock().unwrap().acked.push(text);
+                    break;
+                }
+                Some(Event::Text(t)) => {
+                    assert!(!t.contains("\"error\""), "refused: {t}");
+                    if let Some(reply) = confirm(&t)
+                        && ws.try_send(Message::text(reply)).await.is_err()
+                    {
+                        return;
+                    }
+                }
+                _ => return,
+            }
+        }
+    }
+}
+
+/// The messages of `role` in a transcript, in order.
+fn recorded(records: &[haven_transcript::Record], role: Role) -> Vec<String> {
+    records
+        .iter()
+        .filter(|r| r.kind == Kind::Message && r.body.role == Some(role))
+        .map(|r| r.body.text.clone().unwrap_or_default())
+        .collect()
+}
+
+/// `acked` ≤ `recorded` ≤ `sent`, each a prefix of the next.
+fn check_prefix(what: &str, sent: &Sent, recorded: &[String]) {
+    assert!(
+        recorded.len() >= sent.acked.len() && recorded[..sent.acked.len()] == sent.acked[..],
+        "{what}: an acknowledged message is missing: acked {:?}, recorded {recorded:?}",
+        sent.acked
+    );
+    assert!(
+        recorded.len() <= sent.sent.len() && sent.sent[..recorded.len()] == recorded[..],
+        "{what}: the transcript holds what was never sent in that order: sent {:?}, recorded {recorded:?}",
+        sent.sent
+    );
+}
+
+struct Chat {
+    session: String,
+    seeker: Log,
+    counsellor: Log,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_sigkill_at_random_moments_each_transcript_is_a_prefix_of_what_was_sent_holding_all_that_was_acked()
+ {
+    let runs: usize = std::env::var("HAVEN_CRASH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(12);
+    let keys = Keys::new();
+    let identity = Identity::parse(&keys.identity.to_text()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    add_account(dir.path(), "anna", "counsellor", "3");
+    let transcripts = dir.path().join("data/transcripts/algemeen");
+    let mut chats: Vec<Chat> = Vec::new();
+    let (mut torn, mut in_flight, mut total_acked, mut missing) = (0, 0, 0, 0);
+    for run in 0..runs {
+        // Each start recovers what the last kill left.
+        let mut served = recording_server(dir.path(), &keys, &[]);
+        let mut anna = counsellor(&served, "anna").await;
+        let mut sessions = Vec::new();
+        let mut tasks = Vec::new();
+        for n in 0..3 {
+            let sam = seeker(&served, &format!("Sam{run}x{n}")).await;
+            let session = anna.assigned().await;
+            let chat = Chat {
+                session: session.0.clone(),
+                seeker: Log::default(),
+                counsellor: Log::default(),
+            };
+            tasks.push(tokio::spawn(chatter(
+                sam.ws,
+                format!("seeker {run}/{n}"),
+                chat.seeker.clone(),
+                |i, text| {
+                    serde_json::to_string(&s::ClientMessage::Send {
+                        id: haven_protocol::ClientMsgId(format!("m{i}")),
+                        text: haven_protocol::ChatText(text.to_owned()),
+                    })
+                    .unwrap()
+                },
+                |t, i| t.contains("\"ack\"") && t.contains(&format!("\"id\":\"m{i}\"")),
+                |t| match serde_json::from_str(t) {
+                    Ok(s::ServerMessage::Message { seq, .. }) => Some(
+                        serde_json::to_string(&s::ClientMessage::Received { up_to: seq }).unwrap(),
+                    ),
+                    _ => None,
+                },
+            )));
+            sessions.push((session, chat.counsellor.clone()));
+            chats.push(chat);
+        }
+        // One counsellor socket per session would be two logins; the
+        // counsellor writes in the first session, the help-seekers in all.
+        let (first, log) = sessions.swap_remove(0);
+        let wire = first.0.clone();
+        tasks.push(tokio::spawn(chatter(
+            anna.ws,
+            format!("counsellor {run}"),
+            log,
+            move |i, text| {
+                serde_json::to_string(&c::ClientMessage::Send {
+                    session: first.clone(),
+                    id: haven_protocol::ClientMsgId(format!("a{i}")),
+                    text: haven_protocol::ChatText(text.to_owned()),
+                })
+                .unwrap()
+            },
+            move |t, i| {
+                t.contains("\"ack\"")
+                    && t.contains(&wire)
+                    && t.contains(&format!("\"id\":\"a{i}\""))
+            },
+            |t| match serde_json::from_str(t) {
+                Ok(c::ServerMessage::Message { session, seq, .. }) => Some(
+                    serde_json::to_string(&c::ClientMessage::Received {
+                        session,
+                        up_to: seq,
+                    })
+                    .unwrap(),
+                ),
+                _ => None,
+            },
+        )));
+        let wait = rand::random_range(30..400);
+        tokio::time::sleep(Duration::from_millis(wait)).await;
+        served.child.kill().unwrap();
+        served.child.wait().unwrap();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        // What the kill left: count torn tails (recovery cuts them).
+        for path in all_files(&transcripts) {
+            if path.extension().is_some_and(|e| e == "open") {
+                let data = std::fs::read(&path).unwrap();
+                if haven_transcript::verify(&data).intact < data.len() {
+                    torn += 1;
+                }
+            }
+        }
+    }
+    // One more start recovers the last run's files.
+    let mut served = recording_server(dir.path(), &keys, &[]);
+    served.child.kill().unwrap();
+    served.child.wait().unwrap();
+
+    for chat in &chats {
+        let path = transcripts.join(format!("{}.haven", chat.session));
+        let Ok(data) = std::fs::read(&path) else {
+            // Killed before the file was made: then nothing was acked.
+            let (seeker, counsellor) =
+                (chat.seeker.lock().unwrap(), chat.counsellor.lock().unwrap());
+            assert!(
+                seeker.acked.is_empty() && counsellor.acked.is_empty(),
+                "{}: acknowledged messages but no transcript",
+                chat.session
+            );
+            missing += 1;
+            continue;
+        };
+        let opened = haven_transcript::read(&data, std::slice::from_ref(&identity));
+        assert!(
+            !matches!(opened.verdict, Verdict::Tampered(_)),
+            "{}: {:?}",
+            chat.session,
+            opened.verdict
+        );
+        assert_eq!(opened.intact, data.len(), "recovery left a torn tail");
+        let seeker = chat.seeker.lock().unwrap();
+        let mine = recorded(&opened.records, Role::Seeker);
+        check_prefix(&chat.session, &seeker, &mine);
+        let counsellor = chat.counsellor.lock().unwrap();
+        let theirs = recorded(&opened.records, Role::Counsellor);
+        check_prefix(&chat.session, &counsellor, &theirs);
+        in_flight += mine.len() - seeker.acked.len() + theirs.len() - counsellor.acked.len();
+        total_acked += seeker.acked.len() + counsellor.acked.len();
+    }
+    eprintln!(
+        "crash runs: {runs}; sessions: {}; acknowledged messages: {total_acked}, all in their transcripts; \
+         recorded but not yet acknowledged when killed: {in_flight}; torn tails cut on recovery: {torn}; \
+         killed before the file existed: {missing}",
+        chats.len()
+    );
+    assert!(
+        total_acked > 0,
+        "nothing was acknowledged: the test tested nothing"
+    );
+}
+
+/// Reads `/proc/<pid>/environ` of a running server.
+fn environment(pid: u32) -> Vec<u8> {
+    std::fs::read(format!("/proc/{pid}/environ")).unwrap()
+}
+
+/// Every string of key material in `bytes`: each 32-byte window, and each
+/// run of base64url characters that decodes to 32 bytes.
+fn candidates(bytes: &[u8], out: &mut Vec<[u8; 32]>) {
+    for w in bytes.windows(32) {
+        out.push(w.try_into().unwrap());
+    }
+    use base64::Engine as _;
+    let text = String::from_utf8_lossy(bytes);
+    for word in text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_')) {
+        for start in 0..word.len().saturating_sub(42) {
+            let Some(chunk) = word.get(start..start + 43) else {
+                continue;
+            };
+            if let Ok(b) = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(chunk)
+                && let Ok(key) = <[u8; 32]>::try_from(b.as_slice())
+            {
+                out.push(key);
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_the_server_holds_decrypts_and_a_canary_stays_out_of_files_logs_and_redis() {
+    let keys = Keys::new();
+    let redis = RedisServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    add_account(dir.path(), "anna", "counsellor", "1");
+    // The recipient in a config file this time, and Redis on.
+    let config = dir.path().join("haven.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "transcripts = \"on\"\ntranscript_recipients = [\"{}\"]\n",
+            keys.recipient
+        ),
+    )
+    .unwrap();
+    let mut served = serve(
+        dir.path(),
+        &[
+            ("HAVEN_CONFIG", config.to_str().unwrap()),
+            ("HAVEN_REDIS_URL", &redis.url()),
+            ("HAVEN_SUPERVISOR__SNAPSHOT_INTERVAL", "200ms"),
+        ],
+    );
+    let mut anna = counsellor(&served, "anna").await;
+    let mut sam = seeker(&served, "Kanarievogel").await;
+    let session = anna.assigned().await;
+    let canary = "canary-9d41 ik wil niet meer";
+    sam.say("m1", canary).await;
+    anna.heard(&session).await;
+    anna.say(&session, "a1", "canary-9d42 ik hoor je").await;
+    sam.heard().await;
+    sam.send(&s::ClientMessage::End).await;
+    let path = super::recording::finished(&dir.path().join("data"), "algemeen", &session.0).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // Everything the process can reach: its config, its environment, its
+    // data dir (transcripts included).
+    let mut reachable = vec![
+        std::fs::read(&config).unwrap(),
+        environment(served.child.id()),
+    ];
+    for file in all_files(&dir.path().join("data")) {
+        reachable.push(std::fs::read(&file).unwrap());
+    }
+    let mut keys_found = Vec::new();
+    for bytes in &reachable {
+        candidates(bytes, &mut keys_found);
+    }
+    let tried: Vec<Identity> = keys_found
+        .iter()
+        .map(|k| {
+            use base64::Engine as _;
+            let text = format!(
+                "{}{}",
+                haven_transcript::IDENTITY_PREFIX,
+                base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(k)
+            );
+            Identity::parse(&text).unwrap()
+        })
+        .collect();
+    let data = std::fs::read(&path).unwrap();
+    // With every candidate: not one record opens.
+    let opened = haven_transcript::read(&data, &tried);
+    assert!(
+        opened.records.is_empty(),
+        "key material the server holds opened its transcript"
+    );
+    assert!(tried.len() > 1000, "searched too little: {}", tried.len());
+    // The real key does open it (the search above could have worked).
+    let real = haven_transcript::read(&data, &[Identity::parse(&keys.identity.to_text()).unwrap()]);
+    assert_eq!(real.verdict, Verdict::Complete);
+    assert!(
+        real.records
+            .iter()
+            .any(|r| r.body.text.as_deref() == Some(canary))
+    );
+
+    // The canary in plaintext: not in a file, not in the log, not in Redis.
+    for bytes in &reachable {
+        assert!(!bytes.windows(11).any(|w| w == b"canary-9d41"));
+        assert!(!bytes.windows(11).any(|w| w == b"canary-9d42"));
+    }
+    let log = served.log.lock().unwrap().clone();
+    assert!(
+        !log.contains("canary-9d4") && !log.contains("Kanarievogel"),
+        "{log}"
+    );
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut con = client.get_multiplexed_async_connection().await.unwrap();
+    let all: Vec<String> = redis::cmd("KEYS")
+        .arg("*")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    assert!(!all.is_empty(), "the server wrote nothing to Redis");
+    for key in all {
+        let kind: String = redis::cmd("TYPE")
+            .arg(&key)
+            .query_async(&mut con)
+            .await
+            .unwrap();
+        let values: Vec<Vec<u8>> = match kind.as_str() {
+            "string" => vec![
+                redis::cmd("GET")
+                    .arg(&key)
+                    .query_async(&mut con)
+                    .await
+                    .unwrap(),
+            ],
+            "list" => redis::cmd("LRANGE")
+                .arg(&key)
+                .arg(0)
+                .arg(-1)
+                .query_async(&mut con)
+                .await
+                .unwrap(),
+            "hash" => redis::cmd("HGETALL")
+                .arg(&key)
+                .query_async(&mut con)
+                .await
+                .unwrap(),
+            "set" => redis::cmd("SMEMBERS")
+                .arg(&key)
+                .query_async(&mut con)
+                .await
+                .unwrap(),
+            "zset" => redis::cmd("ZRANGE")
+                .arg(&key)
+                .arg(0)
+                .arg(-1)
+                .query_async(&mut con)
+                .await
+                .unwrap(),
+            other => panic!("{key}: unexpected type {other}"),
+        };
+        for v in values.iter().chain(std::iter::once(&key.into_bytes())) {
+            let text = String::from_utf8_lossy(v);
+            assert!(
+                !text.contains("canary-9d4") && !text.contains("Kanarievogel"),
+                "Redis holds it: {text}"
+            );
+        }
+    }
+    served.child.kill().unwrap();
+    served.child.wait().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_seals_the_next_records_to_a_new_key_and_old_ones_still_open_with_the_old_one() {
+    let (old, new) = (Keys::new(), Keys::new());
+    let dir = tempfile::tempdir().unwrap();
+    add_account(dir.path(), "anna", "counsellor", "1");
+    let config = dir.path().join("haven.toml");
+    let write_config = |recipients: &[&str]| {
+        let list: Vec<String> = recipients.iter().map(|r| format!("\"{r}\"")).collect();
+        std::fs::write(
+            &config,
+            format!(
+                "transcripts = \"on\"\ntranscript_recipients = [{}]\n",
+                list.join(", ")
+            ),
+        )
+        .unwrap();
+    };
+    write_config(&[&old.recipient]);
+    let mut served = serve(dir.path(), &[("HAVEN_CONFIG", config.to_str().unwrap())]);
+    let mut anna = counsellor(&served, "anna").await;
+    let mut sam = seeker(&served, "Sam").await;
+    let session = anna.assigned().await;
+    sam.say("m1", "voor de wissel").await;
+
+    // The new key goes last in the list; SIGHUP.
+    write_config(&[&old.recipient, &new.recipient]);
+    let status = std::process::Command::new("kill")
+        .args(["-HUP", &served.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let kid = new.identity.recipient().kid().to_owned();
+    for _ in 0..200 {
+        if served.log.lock().unwrap().contains(&kid) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        served.log.lock().unwrap().contains(&kid),
+        "SIGHUP was not taken"
+    );
+    sam.say("m2", "na de wissel").await;
+    anna.say(&session, "a1", "ook na de wissel").await;
+    sam.send(&s::ClientMessage::End).await;
+    let path = super::recording::finished(&dir.path().join("data"), "algemeen", &session.0).await;
+    let data = std::fs::read(&path).unwrap();
+    let old_id = Identity::parse(&old.identity.to_text()).unwrap();
+    let new_id = Identity::parse(&new.identity.to_text()).unwrap();
+    let both = haven_transcript::read(&data, &[old_id, new_id]);
+    assert_eq!(both.verdict, Verdict::Complete);
+    let kids: Vec<(&str, Option<&str>)> = both
+        .records
+        .iter()
+        .map(|r| (r.kid.as_str(), r.body.text.as_deref()))
+        .collect();
+    let old_kid = old.identity.recipient().kid().to_owned();
+    let first_new = kids.iter().position(|(k, _)| *k == kid).unwrap();
+    assert!(
+        kids[..first_new].iter().all(|(k, _)| *k == old_kid),
+        "{kids:?}"
+    );
+    assert!(kids[first_new..].iter().all(|(k, _)| *k == kid), "{kids:?}");
+    assert!(
+        kids[..first_new]
+            .iter()
+            .any(|(_, t)| *t == Some("voor de wissel")),
+        "{kids:?}"
+    );
+    // The old identity alone still opens everything before the rotation.
+    let old_only =
+        haven_transcript::read(&data, &[Identity::parse(&old.identity.to_text()).unwrap()]);
+    assert_eq!(old_only.records.len(), first_new);
+    // A bad reload changes nothing and says so.
+    std::fs::write(
+        &config,
+        "transcripts = \"on\"\ntranscript_recipients = [\"nonsense\"]\n",
+    )
+    .unwrap();
+    std::process::Command::new("kill")
+        .args(["-HUP", &served.child.id().to_string()])
+        .status()
+        .unwrap();
+    for _ in 0..200 {
+        if served.log.lock().unwrap().contains("not reloaded") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(served.log.lock().unwrap().contains("not reloaded"));
+    served.child.kill().unwrap();
+    served.child.wait().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_error_mid_session_stops_the_transcript_visibly_and_the_chat_goes_on() {
+    let keys = Keys::new();
+    let dir = tempfile::tempdir().unwrap();
+    add_account(dir.path(), "anna", "counsellor", "1");
+    // Files may grow to 8 blocks (4 KiB in sh's 512-byte blocks): a
+    // transcript reaches that after a few messages.
+    let mut cmd = std::process::Command::new("sh");
+    cmd.current_dir(dir.path())
+        .env_remove("RUST_LOG")
+        .env("HAVEN_DATA_DIR", dir.path().join("data"))
+        .args([
+            "-c",
+            "ulimit -f 8 && exec \"$0\" serve",
+            env!("CARGO_BIN_EXE_haven"),
+        ]);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("HAVEN_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.env("HAVEN_DATA_DIR", dir.path().join("data"))
+        .env("HAVEN_TRANSCRIPTS", "on")
+        .env("HAVEN_TRANSCRIPT_RECIPIENTS", &keys.recipient);
+    let mut served = super::process::serve_command(cmd, &FAST);
+    let mut anna = counsellor(&served, "anna").await;
+    let mut sam = seeker(&served, "Sam").await;
+    let session = anna.assigned().await;
+    let long = "x".repeat(400);
+    let mut stopped_at = None;
+    for i in 0..100 {
+        sam.say(&format!("m{i}"), &format!("{i} {long}")).await;
+        anna.heard(&session).await;
+        if anna.pending().iter().any(|m| {
+            matches!(
+                m,
+                c::ServerMessage::Transcript {
+                    state: TranscriptState::Stopped,
+                    ..
+                }
+            )
+        }) {
+            stopped_at = Some(i);
+            break;
+        }
+    }
+    let stopped_at = stopped_at.expect("the counsellor was never told the transcript stopped");
+    // The chat goes on, both ways.
+    for i in 0..5 {
+        sam.say(&format!("n{i}"), "nog steeds hier").await;
+        assert_eq!(anna.heard(&session).await.1, "nog steeds hier");
+        anna.say(&session, &format!("a{i}"), "ik ook").await;
+        assert_eq!(sam.heard().await.1, "ik ook");
+    }
+    let metrics = haven_testkit::request(served.addr, hyper::Method::GET, "/metrics", &[], None)
+        .await
+        .body;
+    assert!(
+        metrics.contains("haven_transcript_errors_total 1"),
+        "{metrics}"
+    );
+    sam.send(&s::ClientMessage::End).await;
+    served.child.kill().unwrap();
+    served.child.wait().unwrap();
+    // What was written is intact and ends where it stopped: truncated,
+    // never tampered, and a prefix of what was said.
+    let path = dir
+        .path()
+        .join("data/transcripts/algemeen")
+        .join(format!("{}.haven", session.0));
+    let data = std::fs::read(&path).unwrap();
+    let opened =
+        haven_transcript::read(&data, &[Identity::parse(&keys.identity.to_text()).unwrap()]);
+    assert_eq!(opened.verdict, Verdict::Truncated);
+    let texts = recorded(&opened.records, Role::Seeker);
+    assert!(texts.len() <= stopped_at + 1);
+    for (i, t) in texts.iter().enumerate() {
+        assert_eq!(*t, format!("{i} {long}"));
+    }
+}
