@@ -35,9 +35,9 @@ export function freePort() {
 
 /**
  * Starts Haven. `extraOrigins` are helpline sites allowed to embed it;
- * `toml` is appended to the config.
+ * `top` goes into the config's top level, `toml` is appended to it.
  */
-export async function startHaven({ extraOrigins = [], toml = '' } = {}) {
+export async function startHaven({ extraOrigins = [], top = '', toml = '' } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'haven-web-'));
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
@@ -48,6 +48,7 @@ export async function startHaven({ extraOrigins = [], toml = '' } = {}) {
     `listen = "127.0.0.1:${port}"
 data_dir = "${join(dir, 'data')}"
 allowed_origins = ${JSON.stringify(origins)}
+${top}
 [log]
 format = "json"
 level = "warn"
@@ -85,6 +86,8 @@ ${toml}`,
       return password;
     },
     log: () => log,
+    /** The data directory. */
+    data: join(dir, 'data'),
     async stop() {
       child.kill('SIGTERM');
       await new Promise((r) => (child.exitCode !== null ? r() : child.on('exit', r)));

@@ -62,7 +62,26 @@ export function describe(info) {
   if (info.urgent) parts.push('URGENT');
   if (info.returning) parts.push('returning');
   parts.push(`waited ${minutes(info.waited_secs ?? 0)}`);
+  const recording = RECORDING[info.transcript ?? 'off'];
+  if (recording) parts.push(recording);
   return parts.join(' · ');
+}
+
+/** How a chat's transcript is shown, by its state. */
+const RECORDING = /** @type {Record<string, string>} */ ({
+  on: 'recorded (encrypted)',
+  declined: 'not recorded: the help-seeker said no',
+  stopped: 'recording stopped',
+});
+
+/** The broker could not write a chat's transcript any more.
+ * @param {Chat} chat @param {string} state */
+export function recording(chat, state) {
+  chat.info.transcript = state;
+  if (state === 'stopped') {
+    note(chat, 'The transcript of this chat stopped (the server could not write it). Nothing from here on is recorded; the chat itself goes on.');
+  }
+  about(chat);
 }
 
 /** Creates the chat's tab and pane, or updates one already shown.

@@ -17,7 +17,7 @@ import { PROTOCOL_VERSION, CLOSE } from '/shared/protocol.js';
 import {
   chats, adopt, about, append, note, select, isCurrent, updateTab, markDelivered, typing,
   confirmSoon, flush, flushAll, endChat, forgetAll, updateEmpty, redraw, describe, minutes,
-  hand, receivedNote, useSender, useCanned, watched,
+  hand, receivedNote, useSender, useCanned, watched, recording,
 } from '/console/chats.js';
 import { useTransferTargets } from '/console/transfer.js';
 import { configureRing, ring, ringUntilAnswered, stopRinging, ringChoice, chooseRing } from '/console/ring.js';
@@ -211,6 +211,9 @@ function handle(msg) {
       break;
     case 'observed':
       if (chat) watched(chat, msg.by, msg.active);
+      break;
+    case 'transcript':
+      if (chat) recording(chat, msg.state);
       break;
     case 'whisper':
       if (chat) {

@@ -275,6 +275,7 @@ function handle(msg) {
       delete state.hello;
       save();
       renderAlternatives();
+      if (msg.transcript) note('chat.recorded');
       flush();
       break;
     case 'resumed':
@@ -466,6 +467,8 @@ function wire() {
     const language = chatLanguage || String(data.get('language') ?? '');
     if (language) hello.language = language;
     if (data.get('urgent') === 'yes') hello.urgent = true;
+    // Only where the topic asks, and only a yes: no answer means no.
+    if (recordMode() === 'ask' && data.get('transcript_consent') === 'yes') hello.transcript_consent = true;
     state = fresh();
     state.hello = hello;
     save();
@@ -545,9 +548,30 @@ function clearUnread() {
   post({ type: 'unread', count: 0 });
 }
 
-/** Fills the topic and language choices when the page did not fix them. */
+/** Per topic that records chats, `on` or `ask` (from the helpline). */
+let recording = /** @type {Record<string, string> | null} */ (null);
+let defaultTopic = '';
+
+/** Whether the topic about to be chosen records: 'on', 'ask' or 'off'. */
+function recordMode() {
+  if (!recording) return 'unknown';
+  const chosen = fixedTopic || /** @type {HTMLSelectElement} */ ($('topic')).value || defaultTopic;
+  return recording[chosen] ?? 'off';
+}
+
+/** Says before the chat starts whether it is recorded, and asks where the
+ * topic asks. */
+function showRecording() {
+  const mode = recordMode();
+  $('record-on').hidden = mode !== 'on';
+  $('record-ask').hidden = mode !== 'ask';
+  const key = { on: 'privacy.transcript_on', ask: 'privacy.transcript_ask', off: 'privacy.transcript_off' }[mode];
+  $('privacy-transcript').textContent = tr(key ?? 'privacy.transcript');
+}
+
+/** Fills the topic and language choices when the page did not fix them,
+ * and learns which topics record chats. */
 async function offerChoices() {
-  if (fixedTopic && chatLanguage) return;
   let info;
   try {
     const response = await fetch('/api/v1/helpline');
@@ -555,6 +579,8 @@ async function offerChoices() {
   } catch {
     return;
   }
+  recording = info.transcripts ?? {};
+  defaultTopic = info.default_topic ?? '';
   /** @param {string} field @param {HTMLSelectElement} select @param {string[]} values @param {string} prefix */
   const fill = (field, select, values, prefix) => {
     if (values.length < 2) return;
@@ -572,8 +598,10 @@ async function offerChoices() {
     const select = /** @type {HTMLSelectElement} */ ($('topic'));
     fill('topic-field', select, info.topics ?? [], 'topic_name.');
     if (info.default_topic) select.value = info.default_topic;
+    select.addEventListener('change', showRecording);
   }
   if (!chatLanguage) fill('language-field', /** @type {HTMLSelectElement} */ ($('language')), info.languages ?? [], 'language_name.');
+  showRecording();
 }
 
 async function main() {
