@@ -186,6 +186,8 @@ CPU_MODEL=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')
     echo "$(redis-server --version | awk '{print $1, $2, $3}')."
     echo
     cat loadtest/BENCHMARK-NOTES.md
+    # The transcripts' figures come from their own script.
+    if [ -f loadtest/TRANSCRIPTS.md ]; then echo; cat loadtest/TRANSCRIPTS.md; fi
 } > "$OUT/preamble.md"
 "$LT" report --results "$RESULTS" --out docs/benchmarks.md --plot docs/benchmarks.svg --preamble "$OUT/preamble.md"
 step "done: docs/benchmarks.md ($(wc -l < "$RESULTS") runs in $RESULTS)"

@@ -150,6 +150,8 @@ pub async fn initiator<C: Codec>(
     let mut next_due: Option<u64> = None;
     let mut now_phase = *phase.borrow();
     let mut finished = false;
+    // Send times of messages not acked yet, and whether they count.
+    let mut unacked: std::collections::VecDeque<(u64, bool)> = std::collections::VecDeque::new();
     let far = Instant::now() + Duration::from_secs(86_400);
     let sleep = tokio::time::sleep_until(far.into());
     tokio::pin!(sleep);
@@ -216,7 +218,9 @@ pub async fn initiator<C: Codec>(
                 Payload { n: sent, due_us: due, sent_us: now }.encode(plan.size, &mut payload);
                 frames.push(codec.chat(k, sent, &payload));
                 stats.out.sent.incr();
-                if !codec.acks() {
+                if codec.acks() {
+                    unacked.push_back((now, stats.in_window(due)));
+                } else {
                     stats.out.accepted.incr();
                 }
                 sent += 1;
@@ -259,7 +263,16 @@ pub async fn initiator<C: Codec>(
                                     stats.rtt.record(plan.idx, Duration::from_micros(now.saturating_sub(p.sent_us)));
                                 }
                             }
-                            Event::Accepted => stats.out.accepted.incr(),
+                            Event::Accepted => {
+                                stats.out.accepted.incr();
+                                // Acks come in the order of the sends.
+                                if let Some((sent_us, timed)) = unacked.pop_front()
+                                    && timed
+                                {
+                                    let now = stats.now_us();
+                                    stats.ack.record(plan.idx, Duration::from_micros(now.saturating_sub(sent_us)));
+                                }
+                            }
                             Event::Refused(kind) => stats.error(kind),
                             Event::Ended(_) => {
                                 if !finished {

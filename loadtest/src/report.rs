@@ -83,6 +83,9 @@ pub struct Report {
     pub error_kinds: BTreeMap<String, u64>,
     /// Round trips of messages due inside the window, from their send.
     pub rtt: Percentiles,
+    /// Send to the server's ack (Haven: the broker has the message, and
+    /// with transcripts on, its record is on disk).
+    pub ack: Percentiles,
     /// How late the generator sent against its open-loop schedule.
     pub send_lag: Percentiles,
     /// Hello to matched.
@@ -98,6 +101,8 @@ pub struct Report {
     pub rtt_p50_ms: f64,
     /// Round trip 99th percentile, ms.
     pub rtt_p99_ms: f64,
+    /// Send-to-ack 99th percentile, ms.
+    pub ack_p99_ms: f64,
     /// Hello-to-matched 99th percentile, ms.
     pub match_p99_ms: f64,
     /// The server's processes (CPU and memory are their sum).
@@ -181,6 +186,9 @@ impl Report {
         );
         if self.rtt.count > 0 {
             let _ = writeln!(s, "  round trip {}", line(&self.rtt));
+            if self.ack.count > 0 {
+                let _ = writeln!(s, "  acked      {}", line(&self.ack));
+            }
             let _ = writeln!(s, "  send lag   {}", line(&self.send_lag));
         }
         if self.matched.count > 0 {
@@ -284,6 +292,7 @@ mod tests {
             "errors",
             "rtt_p50_ms",
             "rtt_p99_ms",
+            "ack_p99_ms",
             "match_p99_ms",
             "msgs_per_s",
             "server_cpu_us_per_msg",

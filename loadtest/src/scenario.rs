@@ -480,6 +480,7 @@ impl<'a> Runner<'a> {
         let window = s.window().as_secs_f64();
         let messages = s.window_msgs.get();
         let rtt = Percentiles::of(&s.rtt.merged());
+        let ack = Percentiles::of(&s.ack.merged());
         let matched = Percentiles::of(&s.matched.merged());
         let errors = s.errors();
         let out = s.out.tally();
@@ -518,6 +519,7 @@ impl<'a> Runner<'a> {
             errors: errors.values().sum(),
             error_kinds: errors,
             rtt,
+            ack,
             send_lag: Percentiles::of(&s.send_lag.merged()),
             matched,
             sessions_done: s.sessions_done.get(),
@@ -525,6 +527,7 @@ impl<'a> Runner<'a> {
             positions: s.positions.get(),
             rtt_p50_ms: rtt.p50,
             rtt_p99_ms: rtt.p99,
+            ack_p99_ms: ack.p99,
             match_p99_ms: matched.p99,
             server_pids: self.pids.clone(),
             server_cpu_us_per_msg: server_cpu

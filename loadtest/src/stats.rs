@@ -118,6 +118,9 @@ pub struct Stats {
     pub back: Direction,
     /// Round trips of messages due inside the window, from their send.
     pub rtt: Shards,
+    /// Send to the server's ack, for help-seekers' messages due inside the
+    /// window (with transcripts on, the ack waits for the record's sync).
+    pub ack: Shards,
     /// How late sends went out against the open-loop schedule.
     pub send_lag: Shards,
     /// Hello to matched, for sessions of the main load.
@@ -151,6 +154,7 @@ impl Stats {
             out: Direction::default(),
             back: Direction::default(),
             rtt: Shards::default(),
+            ack: Shards::default(),
             send_lag: Shards::default(),
             matched: Shards::default(),
             churn_matched: Shards::default(),

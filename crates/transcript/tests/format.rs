@@ -4,8 +4,8 @@
 #![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
 
 use haven_transcript::{
-    Body, Identity, Kind, Recipient, Sealer, Verdict, file_header, holds_identity, read, recover,
-    verify,
+    Body, Identity, Kind, Recipient, Role, Sealer, Verdict, file_header, holds_identity, read,
+    recover, verify,
 };
 use rand::{RngExt, SeedableRng};
 
@@ -235,5 +235,43 @@ fn deleted_duplicated_reordered_and_spliced_records_are_caught() {
         matches!(opened.verdict, Verdict::Tampered(ref d) if d.why.contains("another session")),
         "{:?}",
         opened.verdict
+    );
+}
+
+/// Not a test: the figures `loadtest/transcripts.sh` quotes. A message
+/// record's size for a 100- and a 200-character text, and sealing's CPU
+/// time (run it in release).
+#[test]
+#[ignore = "a measurement, run by loadtest/transcripts.sh"]
+fn record_cost() {
+    let to = Identity::generate().recipient();
+    let mut sealer = Sealer::new([7; 16]);
+    let mut sizes = Vec::new();
+    for chars in [100, 200] {
+        let body = Body {
+            role: Some(Role::Seeker),
+            text: Some("x".repeat(chars)),
+            seq: Some(12_345),
+            ..Body::default()
+        };
+        let record = sealer.seal(&to, Kind::Message, 1, &body).unwrap();
+        sizes.push((chars, record.len()));
+    }
+    let n = 2000u32;
+    let body = message("Anna", &"x".repeat(100), 1);
+    let started = std::time::Instant::now();
+    for _ in 0..n {
+        sealer.seal(&to, Kind::Message, 1, &body).unwrap();
+    }
+    let per = started.elapsed() / n;
+    println!(
+        "record cost: a message of {} characters makes a {}-byte record, of {} a {}-byte one \
+         ({} bytes beyond the text); sealing takes {:.0} µs of CPU per record",
+        sizes[0].0,
+        sizes[0].1,
+        sizes[1].0,
+        sizes[1].1,
+        sizes[1].1 - sizes[1].0,
+        per.as_secs_f64() * 1e6
     );
 }

@@ -231,7 +231,7 @@ impl SessionCell {
             (Role::Supervisor, &guest.display),
             text,
             None,
-            move |seq| {
+            move |seq, _| {
                 let _ = tx.send(seq);
             },
         )?;

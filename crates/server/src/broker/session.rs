@@ -137,16 +137,29 @@ impl CellState {
 /// once when the session is not recorded. `body` is the record of a new
 /// message; a retry (`None`) waits for whatever is queued before it, so
 /// its original is on disk before the ack.
+///
+/// `ack(lazy)`: an ack given at once may wait a moment to share a write
+/// with the relayed message's answer (`lazy`); one given after the sync
+/// goes out straight away, since that answer has usually gone already.
 fn ack_when_durable(
     reserved: Option<Reserved>,
     body: Option<Body>,
     at: u64,
-    ack: impl FnOnce() + Send + 'static,
+    ack: impl FnOnce(bool) + Send + 'static,
 ) {
     match (reserved, body) {
-        (None, _) => ack(),
-        (Some(r), Some(body)) => r.record(at, body, Box::new(ack)),
-        (Some(r), None) => r.after(Box::new(ack)),
+        (None, _) => ack(true),
+        (Some(r), Some(body)) => r.record(at, body, Box::new(move || ack(false))),
+        (Some(r), None) => r.after(Box::new(move || ack(false))),
+    }
+}
+
+/// Sends an ack, lazily or at once.
+fn send_ack(conn: &ConnHandle, frame: Utf8Bytes, lazy: bool) {
+    if lazy {
+        conn.send_lazy(frame);
+    } else {
+        conn.send(frame);
     }
 }
 
@@ -276,9 +289,7 @@ impl SessionCell {
         });
         let ack = encode_seeker(&seeker::ServerMessage::Ack { id, seq });
         let conn = conn.clone();
-        ack_when_durable(reserved, body, at, move || {
-            conn.send_lazy(ack);
-        });
+        ack_when_durable(reserved, body, at, move |lazy| send_ack(&conn, ack, lazy));
         Ok(())
     }
 
@@ -311,12 +322,9 @@ impl SessionCell {
             (Role::Counsellor, &name),
             text,
             Some(from),
-            move |seq| {
-                conn.send_lazy(encode_counsellor(&counsellor::ServerMessage::Ack {
-                    session,
-                    id,
-                    seq,
-                }));
+            move |seq, lazy| {
+                let ack = encode_counsellor(&counsellor::ServerMessage::Ack { session, id, seq });
+                send_ack(&conn, ack, lazy);
             },
         )
     }
@@ -326,7 +334,8 @@ impl SessionCell {
     /// is numbered, sent, echoed to the counsellors other than `except`,
     /// and shown to watching supervisors. `acked` gets its seq (the
     /// original one for a retry) once the broker has it, and in a
-    /// recorded session once its record is durable.
+    /// recorded session once its record is durable (see
+    /// [`ack_when_durable`] for the flag).
     pub(crate) fn relay_to_seeker(
         &self,
         st: &mut CellState,
@@ -334,7 +343,7 @@ impl SessionCell {
         (role, name): (Role, &str),
         text: ChatText,
         except: Option<CounsellorId>,
-        acked: impl FnOnce(u64) + Send + 'static,
+        acked: impl FnOnce(u64, bool) + Send + 'static,
     ) -> Result<(), SendRefused> {
         let reserved = st.reserve()?;
         let recorded = reserved.as_ref().map(|_| text.0.clone());
@@ -386,7 +395,7 @@ impl SessionCell {
             seq: Some(seq),
             ..Body::default()
         });
-        ack_when_durable(reserved, body, at, move || acked(seq));
+        ack_when_durable(reserved, body, at, move |lazy| acked(seq, lazy));
         Ok(())
     }
 
