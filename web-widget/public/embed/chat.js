@@ -565,8 +565,10 @@ function showRecording() {
   const mode = recordMode();
   $('record-on').hidden = mode !== 'on';
   $('record-ask').hidden = mode !== 'ask';
-  const key = { on: 'privacy.transcript_on', ask: 'privacy.transcript_ask', off: 'privacy.transcript_off' }[mode];
-  $('privacy-transcript').textContent = tr(key ?? 'privacy.transcript');
+  const key = { on: 'privacy.transcript_on', ask: 'privacy.transcript_ask', off: 'privacy.transcript_off' }[mode] ?? 'privacy.transcript';
+  const line = $('privacy-transcript');
+  line.dataset.i18n = key;
+  line.textContent = tr(key);
 }
 
 /** Fills the topic and language choices when the page did not fix them,
