@@ -340,13 +340,19 @@ impl CounsellorClient {
 
     /// Waits for the next assignment and returns its session id.
     pub async fn assigned(&mut self) -> haven_protocol::SessionRef {
+        self.assigned_info().await.session
+    }
+
+    /// Waits for the next assignment and returns what it says about the
+    /// session.
+    pub async fn assigned_info(&mut self) -> counsellor::SessionInfo {
         match self
             .expect("session_assigned", |m| {
                 matches!(m, counsellor::ServerMessage::SessionAssigned { .. })
             })
             .await
         {
-            counsellor::ServerMessage::SessionAssigned { info, .. } => info.session,
+            counsellor::ServerMessage::SessionAssigned { info, .. } => info,
             _ => unreachable!(),
         }
     }

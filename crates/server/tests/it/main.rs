@@ -24,3 +24,4 @@ mod supervision;
 mod topics;
 mod transcripts;
 mod waiting_room;
+mod write_only;

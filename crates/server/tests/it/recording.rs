@@ -120,14 +120,7 @@ async fn a_recorded_chat_decrypts_to_the_conversation() {
         ),
         "the help-seeker is told the chat is recorded: {welcome:?}"
     );
-    let assigned = anna
-        .expect("session_assigned", |m| {
-            matches!(m, c::ServerMessage::SessionAssigned { .. })
-        })
-        .await;
-    let c::ServerMessage::SessionAssigned { info, .. } = assigned else {
-        unreachable!()
-    };
+    let info = anna.assigned_info().await;
     assert_eq!(info.transcript, TranscriptState::On);
     let session = info.session;
 
@@ -310,14 +303,7 @@ async fn an_ask_topic_records_only_with_consent_and_a_no_shows_in_the_console() 
             matches!(welcome, s::ServerMessage::Welcome { transcript, .. } if transcript == consent),
             "{welcome:?}"
         );
-        let assigned = anna
-            .expect("session_assigned", |m| {
-                matches!(m, c::ServerMessage::SessionAssigned { .. })
-            })
-            .await;
-        let c::ServerMessage::SessionAssigned { info, .. } = assigned else {
-            unreachable!()
-        };
+        let info = anna.assigned_info().await;
         let want = if consent {
             TranscriptState::On
         } else {
@@ -410,14 +396,7 @@ async fn a_transcript_that_cannot_be_written_stops_visibly_and_the_chat_goes_on(
     anna.available().await;
     let mut sam = server.seeker().await;
     sam.hello(None).await;
-    let assigned = anna
-        .expect("session_assigned", |m| {
-            matches!(m, c::ServerMessage::SessionAssigned { .. })
-        })
-        .await;
-    let c::ServerMessage::SessionAssigned { info, .. } = assigned else {
-        unreachable!()
-    };
+    let info = anna.assigned_info().await;
     // Told at once, or (when the session was routed before the writer
     // found out) a moment later.
     if info.transcript != TranscriptState::Stopped {
