@@ -532,3 +532,83 @@ async fn a_recorded_session_acks_and_delivers_every_message_in_order() {
         assert_eq!(anna.heard(&session).await, (seq, format!("bericht {i}")));
     }
 }
+
+#[tokio::test]
+async fn transfers_to_a_colleague_and_back_to_the_queue_are_recorded() {
+    let keys = Keys::new();
+    let server = TestServer::start_with(recording(&keys, TranscriptMode::On)).await;
+    let (mut anna, _) = server.counsellor("anna", 1).await;
+    anna.available().await;
+    let mut sam = server.seeker().await;
+    sam.hello(Some("Sam")).await;
+    let session = anna.assigned().await;
+    let (mut bob, _) = server.counsellor("bob", 1).await;
+    sam.say("m1", "Eerst met Anna.").await;
+    anna.send(&c::ClientMessage::Transfer {
+        session: session.clone(),
+        to_counsellor: Some("bob".into()),
+        to_topic: None,
+        warm: false,
+        note: Some("privé: nooit in het verslag".into()),
+    })
+    .await;
+    bob.expect("offer", |m| matches!(m, c::ServerMessage::Offer { .. }))
+        .await;
+    bob.accept(&session).await;
+    bob.assigned().await;
+    bob.say(&session, "b1", "Hier is Bob.").await;
+    bob.send(&c::ClientMessage::Transfer {
+        session: session.clone(),
+        to_counsellor: None,
+        to_topic: Some("algemeen".into()),
+        warm: false,
+        note: None,
+    })
+    .await;
+    // Back in the queue, where Anna (free again) takes it.
+    assert_eq!(anna.assigned().await, session);
+    sam.send(&s::ClientMessage::End).await;
+
+    let path = finished(server.data_dir(), "algemeen", &session.0).await;
+    let data = std::fs::read(&path).unwrap();
+    let opened =
+        haven_transcript::read(&data, &[Identity::parse(&keys.identity.to_text()).unwrap()]);
+    assert_eq!(opened.verdict, Verdict::Complete);
+    let transfers: Vec<(Option<&str>, Option<&str>, Option<&str>)> = opened
+        .records
+        .iter()
+        .filter(|r| r.kind == Kind::Transfer)
+        .map(|r| {
+            (
+                r.body.from.as_deref(),
+                r.body.to.as_deref(),
+                r.body.topic.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        transfers,
+        [
+            (Some("Anna"), Some("Bob"), None),
+            (Some("Bob"), None, Some("algemeen"))
+        ]
+    );
+    assert!(
+        !String::from_utf8_lossy(&data).contains("privé"),
+        "the note is sealed at most, never in the clear"
+    );
+    assert!(
+        opened
+            .records
+            .iter()
+            .all(|r| r.body.text.as_deref() != Some("privé: nooit in het verslag")),
+        "a private handover note is not part of the transcript"
+    );
+    let said: Vec<&str> = opened
+        .records
+        .iter()
+        .filter(|r| r.kind == Kind::Message)
+        .filter_map(|r| r.body.text.as_deref())
+        .collect();
+    assert_eq!(said, ["Eerst met Anna.", "Hier is Bob."]);
+}

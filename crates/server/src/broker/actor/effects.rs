@@ -35,20 +35,16 @@ impl Actor {
                     let mut st = cell.lock();
                     if requeued && st.phase == Phase::Assigned {
                         st.phase = Phase::Waiting;
-                        let from = st.members.first().map(|m| m.name.to_string());
-                        st.members.clear();
-                        st.record(
-                            Kind::Transfer,
-                            Body {
-                                role: Some(Role::Counsellor),
-                                from,
-                                topic: self
-                                    .router
-                                    .topic_of(session)
-                                    .map(|t| self.shared.settings.plan.topic_name(t).to_owned()),
-                                ..Body::default()
-                            },
-                        );
+                        for m in std::mem::take(&mut st.members) {
+                            st.record(
+                                Kind::Leave,
+                                Body {
+                                    role: Some(Role::Counsellor),
+                                    from: Some(m.name.to_string()),
+                                    ..Body::default()
+                                },
+                            );
+                        }
                         info!(session = %session, "help-seeker back in line");
                     }
                     if let Some(conn) = &st.seeker {

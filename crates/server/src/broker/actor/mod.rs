@@ -270,6 +270,20 @@ impl Actor {
                 if result.is_err() && note.is_some() {
                     self.notes.remove(&session);
                 }
+                if let (Ok(()), TransferTarget::Topic(topic), Some(cell)) =
+                    (&result, target, self.cell(session))
+                {
+                    let topic = self.shared.settings.plan.topic_name(topic).to_owned();
+                    cell.lock().record(
+                        haven_transcript::Kind::Transfer,
+                        haven_transcript::Body {
+                            role: Some(haven_transcript::Role::Counsellor),
+                            from: Some(self.display(counsellor).to_string()),
+                            topic: Some(topic),
+                            ..haven_transcript::Body::default()
+                        },
+                    );
+                }
                 let _ = reply.send(result);
             }
             Command::CounsellorGone {
