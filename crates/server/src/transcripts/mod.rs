@@ -285,8 +285,10 @@ impl Drop for Reserved {
     }
 }
 
-pub(crate) fn file_name(session: SessionId, done: bool) -> String {
-    format!("{session}.{}", if done { DONE_EXT } else { OPEN_EXT })
+/// The file of a transcript being written (renamed to `DONE_EXT` once
+/// finished).
+fn open_file_name(session: SessionId) -> String {
+    format!("{session}.{OPEN_EXT}")
 }
 
 /// Recovers the transcripts a crash left open: cuts off a torn last record

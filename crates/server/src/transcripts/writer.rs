@@ -156,7 +156,7 @@ impl Writer {
 
     fn open(&mut self, session: SessionId, topic: &str, at: u64, start: &Body, failed: Failed) {
         let dir = self.dir.join(topic);
-        let path = dir.join(super::file_name(session, false));
+        let path = dir.join(super::open_file_name(session));
         match create(&dir, &path, session) {
             Ok(file) => {
                 self.open.insert(
@@ -286,7 +286,7 @@ fn sync<'a>(_dir: &Path, files: impl Iterator<Item = &'a Open>) -> std::io::Resu
     Ok(())
 }
 
-pub(super) fn session_bytes(session: SessionId) -> [u8; 16] {
+fn session_bytes(session: SessionId) -> [u8; 16] {
     session.0.to_be_bytes()
 }
 

@@ -15,7 +15,7 @@ use std::time::Duration;
 use haven_protocol::counsellor::TranscriptState;
 use haven_protocol::{counsellor as c, seeker as s};
 use haven_testkit::{CounsellorClient, Event, SeekerClient, Ws};
-use haven_transcript::{Identity, Kind, Role, Verdict};
+use haven_transcript::{Kind, Role, Verdict};
 use tokio_tungstenite::tungstenite::Message;
 
 use super::process::{Served, haven, post_from, serve};
@@ -192,7 +192,6 @@ async fn after_sigkill_at_random_moments_each_transcript_is_a_prefix_of_what_was
         .and_then(|v| v.parse().ok())
         .unwrap_or(12);
     let keys = Keys::new();
-    let identity = Identity::parse(&keys.identity.to_text()).unwrap();
     let dir = tempfile::tempdir().unwrap();
     add_account(dir.path(), "anna", "counsellor", "3");
     let transcripts = dir.path().join("data/transcripts/algemeen");
@@ -302,7 +301,7 @@ async fn after_sigkill_at_random_moments_each_transcript_is_a_prefix_of_what_was
             missing += 1;
             continue;
         };
-        let opened = haven_transcript::read(&data, std::slice::from_ref(&identity));
+        let opened = keys.read(&data);
         assert!(
             !matches!(opened.verdict, Verdict::Tampered(_)),
             "{}: {:?}",
@@ -402,8 +401,7 @@ async fn a_write_error_mid_session_stops_the_transcript_visibly_and_the_chat_goe
         .join("data/transcripts/algemeen")
         .join(format!("{}.haven", session.0));
     let data = std::fs::read(&path).unwrap();
-    let opened =
-        haven_transcript::read(&data, &[Identity::parse(&keys.identity.to_text()).unwrap()]);
+    let opened = keys.read(&data);
     assert_eq!(opened.verdict, Verdict::Truncated);
     let texts = recorded(&opened.records, Role::Seeker);
     assert!(texts.len() <= stopped_at + 1);

@@ -16,6 +16,7 @@ mod metrics;
 mod nodes;
 mod process;
 mod recording;
+mod recovery;
 mod resume;
 mod routing;
 mod security;

@@ -1,16 +1,17 @@
 //! The broker recording sessions: a chat over real sockets comes back out
 //! of the `haven transcript` command exactly; `ask` topics honour a no;
-//! unfinished files are recovered and expired ones deleted at start.
+//! transfers are recorded; a transcript that cannot be written stops
+//! visibly. (`recovery.rs`: what happens to the files at start.)
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use haven_protocol::counsellor::TranscriptState;
 use haven_protocol::{counsellor as c, seeker as s};
 use haven_server::accounts::{AccountSpec, Role};
 use haven_server::config::{Config, TopicConfig, TranscriptMode};
 use haven_testkit::{SeekerClient, TestServer};
-use haven_transcript::{Body, Identity, Kind, Sealer, Verdict, file_header};
+use haven_transcript::{Identity, Kind, Verdict};
 use hyper::Method;
 
 use super::process::{haven, output};
@@ -38,6 +39,12 @@ impl Keys {
 
     pub(super) fn file(&self) -> PathBuf {
         self.dir.path().join("identity.txt")
+    }
+
+    /// Opens a transcript with this identity.
+    pub(super) fn read(&self, data: &[u8]) -> haven_transcript::Opened {
+        let identity = Identity::parse(&self.identity.to_text()).unwrap();
+        haven_transcript::read(data, &[identity])
     }
 }
 
@@ -423,98 +430,6 @@ async fn a_transcript_that_cannot_be_written_stops_visibly_and_the_chat_goes_on(
     );
 }
 
-/// Seals a small transcript for `session` straight into `path`.
-fn write_transcript(path: &Path, keys: &Keys, session: [u8; 16], end: bool) -> Vec<u8> {
-    let recipient = keys.identity.recipient();
-    let mut data = file_header(session);
-    let mut sealer = Sealer::new(session);
-    data.extend(
-        sealer
-            .seal(&recipient, Kind::Start, 1, &Body::default())
-            .unwrap(),
-    );
-    let said = Body {
-        text: Some("hallo".into()),
-        ..Body::default()
-    };
-    data.extend(sealer.seal(&recipient, Kind::Message, 2, &said).unwrap());
-    if end {
-        data.extend(
-            sealer
-                .seal(&recipient, Kind::End, 3, &Body::default())
-                .unwrap(),
-        );
-    }
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, &data).unwrap();
-    data
-}
-
-#[tokio::test]
-async fn at_start_unfinished_transcripts_are_recovered_and_expired_ones_deleted() {
-    let keys = Keys::new();
-    let data = tempfile::tempdir().unwrap();
-    let dir = data.path().join("transcripts");
-    // Left open by a crash, with half a record at the end.
-    let open = dir.join("algemeen/000000000000000000000000000000aa.open");
-    let whole = write_transcript(&open, &keys, [0xaa; 16], false);
-    let mut torn = whole.clone();
-    torn.extend_from_slice(&whole[24..60]);
-    std::fs::write(&open, &torn).unwrap();
-    // Finished ones: one 3 days old, one fresh, in a topic keeping 2 days;
-    // and an old one in a topic that keeps everything.
-    let old = dir.join("algemeen/000000000000000000000000000000bb.haven");
-    let fresh = dir.join("algemeen/000000000000000000000000000000cc.haven");
-    let kept = dir.join("archief/000000000000000000000000000000dd.haven");
-    for (path, id) in [(&old, 0xbb), (&fresh, 0xcc), (&kept, 0xdd)] {
-        write_transcript(path, &keys, [id; 16], true);
-    }
-    let three_days_ago = SystemTime::now() - Duration::from_secs(3 * 86_400);
-    for path in [&old, &kept] {
-        std::fs::File::options()
-            .write(true)
-            .open(path)
-            .unwrap()
-            .set_modified(three_days_ago)
-            .unwrap();
-    }
-
-    let recipient = keys.recipient.clone();
-    let data_dir = data.path().to_owned();
-    let server = TestServer::start_with(move |config| {
-        config.data_dir = data_dir;
-        config.transcripts = TranscriptMode::On;
-        config.transcript_recipients = vec![recipient];
-        config.topics.get_mut("algemeen").unwrap().retention_days = Some(2);
-        config
-            .topics
-            .insert("archief".into(), TopicConfig::default());
-    })
-    .await;
-
-    // Recovered: renamed, the torn half record cut off, readable.
-    let recovered = open.with_extension("haven");
-    assert!(!open.exists() && recovered.exists());
-    let bytes = std::fs::read(&recovered).unwrap();
-    assert_eq!(bytes, whole, "exactly the torn tail was cut");
-    let opened = haven_transcript::read(
-        &bytes,
-        &[Identity::parse(&keys.identity.to_text()).unwrap()],
-    );
-    assert_eq!(opened.verdict, Verdict::Truncated);
-    assert_eq!(opened.records.len(), 2);
-    // Retention: the sweep runs at start.
-    for _ in 0..100 {
-        if !old.exists() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(!old.exists(), "an expired transcript was kept");
-    assert!(fresh.exists() && kept.exists());
-    drop(server);
-}
-
 /// Many messages in a recorded session: each is acked (once its record is
 /// durable), numbered in order and delivered once.
 #[tokio::test]
@@ -571,8 +486,7 @@ async fn transfers_to_a_colleague_and_back_to_the_queue_are_recorded() {
 
     let path = finished(server.data_dir(), "algemeen", &session.0).await;
     let data = std::fs::read(&path).unwrap();
-    let opened =
-        haven_transcript::read(&data, &[Identity::parse(&keys.identity.to_text()).unwrap()]);
+    let opened = keys.read(&data);
     assert_eq!(opened.verdict, Verdict::Complete);
     let transfers: Vec<(Option<&str>, Option<&str>, Option<&str>)> = opened
         .records

@@ -110,7 +110,7 @@ async fn nothing_the_server_holds_decrypts_and_a_canary_stays_out_of_files_logs_
     );
     assert!(tried.len() > 1000, "searched too little: {}", tried.len());
     // The real key does open it (the search above could have worked).
-    let real = haven_transcript::read(&data, &[Identity::parse(&keys.identity.to_text()).unwrap()]);
+    let real = keys.read(&data);
     assert_eq!(real.verdict, Verdict::Complete);
     assert!(
         real.records
@@ -142,39 +142,20 @@ async fn nothing_the_server_holds_decrypts_and_a_canary_stays_out_of_files_logs_
             .query_async(&mut con)
             .await
             .unwrap();
-        let values: Vec<Vec<u8>> = match kind.as_str() {
-            "string" => vec![
-                redis::cmd("GET")
-                    .arg(&key)
-                    .query_async(&mut con)
-                    .await
-                    .unwrap(),
-            ],
-            "list" => redis::cmd("LRANGE")
-                .arg(&key)
-                .arg(0)
-                .arg(-1)
-                .query_async(&mut con)
-                .await
-                .unwrap(),
-            "hash" => redis::cmd("HGETALL")
-                .arg(&key)
-                .query_async(&mut con)
-                .await
-                .unwrap(),
-            "set" => redis::cmd("SMEMBERS")
-                .arg(&key)
-                .query_async(&mut con)
-                .await
-                .unwrap(),
-            "zset" => redis::cmd("ZRANGE")
-                .arg(&key)
-                .arg(0)
-                .arg(-1)
-                .query_async(&mut con)
-                .await
-                .unwrap(),
+        let read = match kind.as_str() {
+            "string" => redis::cmd("GET").arg(&key).clone(),
+            "list" | "zset" => {
+                let range = if kind == "list" { "LRANGE" } else { "ZRANGE" };
+                redis::cmd(range).arg(&key).arg(0).arg(-1).clone()
+            }
+            "hash" => redis::cmd("HGETALL").arg(&key).clone(),
+            "set" => redis::cmd("SMEMBERS").arg(&key).clone(),
             other => panic!("{key}: unexpected type {other}"),
+        };
+        let values: Vec<Vec<u8>> = if kind == "string" {
+            vec![read.query_async(&mut con).await.unwrap()]
+        } else {
+            read.query_async(&mut con).await.unwrap()
         };
         for v in values.iter().chain(std::iter::once(&key.into_bytes())) {
             let text = String::from_utf8_lossy(v);
@@ -258,8 +239,7 @@ async fn sighup_seals_the_next_records_to_a_new_key_and_old_ones_still_open_with
         "{kids:?}"
     );
     // The old identity alone still opens everything before the rotation.
-    let old_only =
-        haven_transcript::read(&data, &[Identity::parse(&old.identity.to_text()).unwrap()]);
+    let old_only = old.read(&data);
     assert_eq!(old_only.records.len(), first_new);
     // A bad reload changes nothing and says so.
     std::fs::write(
