@@ -100,8 +100,10 @@ struct Stream<P> {
     replay: VecDeque<Entry<P>>,
     /// Sum of the weights in `replay`.
     bytes: usize,
-    /// Recently accepted client ids and their seqs.
-    ids: HashMap<Arc<str>, Seq>,
+    /// Recently accepted client ids and their seqs. Looked up for every
+    /// message, so hashed with foldhash (randomly seeded, and never more
+    /// than `max_ids` entries) rather than SipHash.
+    ids: HashMap<Arc<str>, Seq, foldhash::fast::RandomState>,
     /// The same ids, oldest first, for eviction.
     id_order: VecDeque<Arc<str>>,
 }
@@ -113,7 +115,7 @@ impl<P> Stream<P> {
             confirmed: 0,
             replay: VecDeque::new(),
             bytes: 0,
-            ids: HashMap::new(),
+            ids: HashMap::default(),
             id_order: VecDeque::new(),
         }
     }

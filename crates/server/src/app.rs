@@ -49,7 +49,7 @@ use crate::metrics::Metrics;
 use crate::supervisor::audit::AuditLog;
 use crate::supervisor::controls;
 use crate::transcripts::{Transcripts, retention};
-use crate::ws::conn::Registry;
+use crate::ws::conn::{LazyClock, Registry};
 use crate::{api, assets, supervisor, ws};
 
 /// HTTP connections allowed beyond the WebSocket cap (plain requests,
@@ -77,6 +77,8 @@ pub(crate) struct AppInner {
     pub(crate) shutdown: CancellationToken,
     /// Every open socket, to close at shutdown.
     pub(crate) connections: Registry,
+    /// Sends acks and delivery marks that found no company in time.
+    pub(crate) lazy: Arc<LazyClock>,
     /// Every socket task; shutdown waits for it to empty.
     pub(crate) sockets: TaskTracker,
 }
@@ -180,6 +182,8 @@ impl Server {
         settings.transcripts = transcripts.clone();
         let broker = Broker::start(settings, shutdown.clone(), &sockets);
         events.apply_pauses(broker.clone(), shutdown.clone(), &sockets);
+        let lazy = LazyClock::new(config.session.ack_delay);
+        sockets.spawn(lazy.clone().run(shutdown.clone()));
         let state = AppState(Arc::new(AppInner {
             logins: Logins::new(config.auth.clone()),
             cap: ConnectionCap::new(config.limits.max_connections),
@@ -193,6 +197,7 @@ impl Server {
             accounts,
             shutdown,
             connections: Registry::default(),
+            lazy,
             sockets,
             config,
         }));

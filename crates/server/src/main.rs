@@ -14,6 +14,12 @@ use haven_server::config::{Config, Loaded};
 use haven_server::{Server, TranscriptKeys, telemetry};
 use tracing::{info, warn};
 
+/// mimalloc rather than glibc's malloc: a relayed message allocates a
+/// handful of small buffers, and glibc's per-thread arenas also cost an
+/// `mprotect` now and then. See docs/benchmarks.md.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Haven: anonymous chat counselling.
 #[derive(Debug, Parser)]
 #[command(name = "haven", version, about)]

@@ -21,7 +21,7 @@ use axum::extract::ws::Utf8Bytes;
 use haven_core::{Accept, Conversation, CounsellorId, ReplayLimits, SessionId, Side};
 use haven_protocol::common::{ChatText, ClientMsgId, SessionRef};
 use haven_protocol::counsellor::TranscriptState;
-use haven_protocol::{ErrorCode, counsellor, seeker};
+use haven_protocol::{ErrorCode, counsellor, fast, seeker};
 use haven_transcript::{Body, Role};
 
 use crate::tokens::TokenHash;
@@ -248,7 +248,7 @@ impl SessionCell {
     /// has it (and, in a recorded session, once its record is durable).
     pub(crate) fn seeker_send(
         &self,
-        id: ClientMsgId,
+        id: &ClientMsgId,
         text: ChatText,
         conn: &ConnHandle,
     ) -> Result<(), SendRefused> {
@@ -258,18 +258,10 @@ impl SessionCell {
             return Err(SendRefused::WrongState);
         }
         let reserved = st.reserve()?;
-        let recorded = reserved.as_ref().map(|_| text.0.clone());
         let wire = &self.wire;
-        let weight = text.0.len();
-        let watched = (!st.observers.is_empty()).then(|| text.clone());
         let at = now_ms();
-        let accepted = st.conv.accept(Side::Seeker, &id.0, weight, |seq| {
-            encode_counsellor(&counsellor::ServerMessage::Message {
-                session: wire.clone(),
-                seq,
-                text,
-                at,
-            })
+        let accepted = st.conv.accept(Side::Seeker, &id.0, text.0.len(), |seq| {
+            fast::counsellor_message(&wire.0, seq, &text.0, at).into()
         });
         let seq = accepted_seq(&accepted)?;
         let new = matches!(accepted, Accept::New { .. });
@@ -277,17 +269,17 @@ impl SessionCell {
             let payload = payload.clone();
             st.to_counsellors(&payload);
             crate::metrics::relayed();
-            if let Some(text) = watched {
+            if !st.observers.is_empty() {
                 st.tell_observers(&super::observe::said(None, &text, at));
             }
         }
-        let body = recorded.filter(|_| new).map(|text| Body {
+        let body = (new && reserved.is_some()).then(|| Body {
             role: Some(Role::Seeker),
-            text: Some(text),
+            text: Some(text.0),
             seq: Some(seq),
             ..Body::default()
         });
-        let ack = encode_seeker(&seeker::ServerMessage::Ack { id, seq });
+        let ack: Utf8Bytes = fast::seeker_ack(&id.0, seq).into();
         let conn = conn.clone();
         ack_when_durable(reserved, body, at, move |lazy| send_ack(&conn, ack, lazy));
         Ok(())
@@ -299,7 +291,7 @@ impl SessionCell {
     pub(crate) fn counsellor_send(
         &self,
         from: CounsellorId,
-        id: ClientMsgId,
+        id: &ClientMsgId,
         text: ChatText,
         conn: &ConnHandle,
     ) -> Result<(), SendRefused> {
@@ -313,8 +305,12 @@ impl SessionCell {
         };
         // Ids are the sender's own: two counsellors in a session (together,
         // or one after the other) may pick the same one.
-        let key = format!("{}/{}", from.0, id.0);
+        let mut key = String::with_capacity(24 + id.0.len());
+        key.push_str(itoa::Buffer::new().format(from.0));
+        key.push('/');
+        key.push_str(&id.0);
         let session = self.wire.clone();
+        let id = id.clone();
         let conn = conn.clone();
         self.relay_to_seeker(
             st,
@@ -323,8 +319,11 @@ impl SessionCell {
             text,
             Some(from),
             move |seq, lazy| {
-                let ack = encode_counsellor(&counsellor::ServerMessage::Ack { session, id, seq });
-                send_ack(&conn, ack, lazy);
+                send_ack(
+                    &conn,
+                    fast::counsellor_ack(&session.0, &id.0, seq).into(),
+                    lazy,
+                );
             },
         )
     }
@@ -346,22 +345,9 @@ impl SessionCell {
         acked: impl FnOnce(u64, bool) + Send + 'static,
     ) -> Result<(), SendRefused> {
         let reserved = st.reserve()?;
-        let recorded = reserved.as_ref().map(|_| text.0.clone());
         let at = now_ms();
-        // Copies only when someone else needs the text.
-        let echo = st
-            .members
-            .iter()
-            .any(|m| Some(m.id) != except)
-            .then(|| text.clone());
-        let watched = (!st.observers.is_empty()).then(|| text.clone());
         let accepted = st.conv.accept(Side::Counsellor, key, text.0.len(), |seq| {
-            encode_seeker(&seeker::ServerMessage::Message {
-                seq,
-                text,
-                at,
-                from: name.to_owned(),
-            })
+            fast::seeker_message(seq, &text.0, at, name).into()
         });
         let seq = accepted_seq(&accepted)?;
         let new = matches!(accepted, Accept::New { .. });
@@ -371,14 +357,16 @@ impl SessionCell {
             if let Some(conn) = &st.seeker {
                 conn.send(payload);
             }
-            if let Some(text) = watched {
+            if !st.observers.is_empty() {
                 st.tell_observers(&super::observe::said(Some(name), &text, at));
             }
-            if let Some(text) = echo {
+            // Colleagues in the session see what was said (copied only
+            // when there are some).
+            if st.members.iter().any(|m| Some(m.id) != except) {
                 let said = encode_counsellor(&counsellor::ServerMessage::Said {
                     session: self.wire.clone(),
                     from: name.to_owned(),
-                    text,
+                    text: text.clone(),
                     at,
                 });
                 for m in st.members.iter().filter(|m| Some(m.id) != except) {
@@ -388,10 +376,10 @@ impl SessionCell {
                 }
             }
         }
-        let body = recorded.filter(|_| new).map(|text| Body {
+        let body = (new && reserved.is_some()).then(|| Body {
             role: Some(role),
             from: Some(name.to_owned()),
-            text: Some(text),
+            text: Some(text.0),
             seq: Some(seq),
             ..Body::default()
         });

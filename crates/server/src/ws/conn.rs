@@ -10,11 +10,14 @@
 //! one each.
 //!
 //! Bookkeeping frames (acks and delivery marks) go in with
-//! [`ConnHandle::send_lazy`]: the writer holds them for up to `ack_delay`
-//! so they ride along with the next frame that matters, as TCP delays its
-//! ACKs. In a lively chat an ack leaves with the next message to the same
-//! socket instead of in a write of its own; nothing waits longer than the
-//! delay.
+//! [`ConnHandle::send_lazy`]: they wait up to `ack_delay` so they ride
+//! along with the next frame that matters, as TCP delays its ACKs. In a
+//! lively chat an ack leaves with the next message to the same socket
+//! instead of in a write of its own; nothing waits longer than the delay.
+//! A lazy frame for an idle writer does not even wake it: the socket is
+//! listed on the server's [`LazyClock`], which wakes the writer when the
+//! delay runs out unless a frame that matters came first. So an ack costs
+//! a push, not a wake-up of the writer task and a timer of its own.
 //!
 //! The queue is a short mutex around a `VecDeque` that allocates only when
 //! frames arrive, and one waker: a quiet socket costs a few dozen bytes
@@ -63,6 +66,11 @@ struct Outbox {
     writer: Option<Waker>,
     /// The writer has ended: nothing queued will be sent.
     gone: bool,
+    /// When the oldest lazy frame queued without waking the writer must be
+    /// sent.
+    lazy_due: Option<Instant>,
+    /// The socket is on the [`LazyClock`]'s list.
+    listed: bool,
 }
 
 /// What a socket's handles share.
@@ -77,6 +85,7 @@ struct Shared {
     fired: AtomicBool,
     /// The reader, when it waits for a close.
     reader: AtomicWaker,
+    clock: Arc<LazyClock>,
 }
 
 impl Shared {
@@ -102,8 +111,15 @@ impl Shared {
     }
 
     /// The writer's wait: moves everything queued into `into` (which it
-    /// keeps between wake-ups), or reports a close.
-    fn poll_take(&self, cx: &mut Context<'_>, into: &mut VecDeque<Outbound>) -> Poll<Taken> {
+    /// keeps between wake-ups), or reports a close. When lazy frames were
+    /// queued without waking the writer, `due` becomes the earlier of
+    /// itself and when the first of them must go.
+    fn poll_take(
+        &self,
+        cx: &mut Context<'_>,
+        into: &mut VecDeque<Outbound>,
+        due: &mut Option<Instant>,
+    ) -> Poll<Taken> {
         if self.fired() {
             return Poll::Ready(Taken::Closed);
         }
@@ -123,6 +139,9 @@ impl Shared {
             std::mem::swap(&mut outbox.queue, into);
         } else {
             into.append(&mut outbox.queue);
+        }
+        if let Some(lazy) = outbox.lazy_due.take() {
+            *due = Some(due.map_or(lazy, |d| d.min(lazy)));
         }
         Poll::Ready(Taken::Frames)
     }
@@ -153,6 +172,96 @@ fn register(slot: &mut Option<Waker>, waker: &Waker) {
 enum Taken {
     Frames,
     Closed,
+}
+
+/// The deadline for lazy frames queued on idle writers (see the module
+/// notes). A socket is listed when it gets such a frame and is not listed
+/// yet; every tick, while anything is listed, the clock wakes the writers
+/// whose frames are due before the next tick and forgets the sockets whose
+/// frames a frame that matters took along. The list is touched at most
+/// once per socket per tick, never per message.
+#[derive(Debug)]
+pub(crate) struct LazyClock {
+    delay: Duration,
+    tick: Duration,
+    listed: Mutex<Vec<Arc<Shared>>>,
+    work: tokio::sync::Notify,
+}
+
+impl LazyClock {
+    /// A clock for lazy frames that may wait up to `delay`: it ticks ten
+    /// times per delay (at least every millisecond), so a frame leaves
+    /// between nine and ten tenths of the delay after it was queued when
+    /// nothing takes it along sooner. A zero delay sends them at once.
+    pub(crate) fn new(delay: Duration) -> Arc<Self> {
+        Arc::new(Self {
+            delay,
+            tick: (delay / 10).max(Duration::from_millis(1)),
+            listed: Mutex::default(),
+            work: tokio::sync::Notify::new(),
+        })
+    }
+
+    fn listed(&self) -> MutexGuard<'_, Vec<Arc<Shared>>> {
+        self.listed.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn list(&self, shared: Arc<Shared>) {
+        let mut listed = self.listed();
+        let first = listed.is_empty();
+        listed.push(shared);
+        drop(listed);
+        if first {
+            self.work.notify_one();
+        }
+    }
+
+    /// Wakes the writers whose lazy frames are due before the next tick;
+    /// keeps listed the sockets whose frames are not due yet.
+    fn sweep(&self, now: Instant) {
+        let listed = std::mem::take(&mut *self.listed());
+        let mut keep = Vec::new();
+        let mut wake = Vec::new();
+        for shared in listed {
+            let mut outbox = shared.outbox();
+            match outbox.lazy_due {
+                Some(due) if due > now + self.tick => {
+                    drop(outbox);
+                    keep.push(shared);
+                }
+                Some(_) => {
+                    // The writer takes the deadline along with the frames
+                    // and sends them by it.
+                    outbox.listed = false;
+                    wake.extend(outbox.writer.take());
+                }
+                None => outbox.listed = false,
+            }
+        }
+        if !keep.is_empty() {
+            self.listed().append(&mut keep);
+        }
+        for writer in wake {
+            writer.wake();
+        }
+    }
+
+    /// Ticks while anything is listed, until `stop` fires.
+    pub(crate) async fn run(self: Arc<Self>, stop: tokio_util::sync::CancellationToken) {
+        loop {
+            if self.listed().is_empty() {
+                tokio::select! {
+                    () = self.work.notified() => {}
+                    () = stop.cancelled() => return,
+                }
+            }
+            tokio::select! {
+                () = tokio::time::sleep(self.tick) => {}
+                () = stop.cancelled() => return,
+            }
+            self.sweep(Instant::now());
+        }
+    }
 }
 
 /// Every open socket, so that shutdown can close them all with 1001.
@@ -201,8 +310,8 @@ static NEXT_CONN_ID: AtomicU64 = AtomicU64::new(1);
 
 impl ConnHandle {
     /// A handle to a new socket's queue, which holds at most `queue`
-    /// frames.
-    pub(crate) fn new(queue: usize) -> Self {
+    /// frames; its lazy frames keep time by `clock`.
+    pub(crate) fn new(queue: usize, clock: &Arc<LazyClock>) -> Self {
         Self {
             shared: Arc::new(Shared {
                 id: NEXT_CONN_ID.fetch_add(1, Ordering::Relaxed),
@@ -211,6 +320,7 @@ impl ConnHandle {
                 code: OnceLock::new(),
                 fired: AtomicBool::new(false),
                 reader: AtomicWaker::new(),
+                clock: clock.clone(),
             }),
         }
     }
@@ -237,6 +347,8 @@ impl ConnHandle {
         if shared.fired() {
             return false;
         }
+        let lazy = matches!(out, Outbound::Lazy(_)) && !shared.clock.delay.is_zero();
+        let mut list = false;
         let writer = {
             let mut outbox = shared.outbox();
             if outbox.gone {
@@ -248,8 +360,21 @@ impl ConnHandle {
                 return false;
             }
             outbox.queue.push_back(out);
-            outbox.writer.take()
+            if lazy && outbox.writer.is_some() {
+                // The writer is idle: let the frame wait for company on
+                // the clock instead of waking it now.
+                if outbox.lazy_due.is_none() {
+                    outbox.lazy_due = Some(Instant::now() + shared.clock.delay);
+                }
+                list = !std::mem::replace(&mut outbox.listed, true);
+                None
+            } else {
+                outbox.writer.take()
+            }
         };
+        if list {
+            shared.clock.list(self.shared.clone());
+        }
         if let Some(writer) = writer {
             writer.wake();
         }
@@ -299,6 +424,11 @@ impl ConnHandle {
         .await;
     }
 
+    /// Whether [`ConnHandle::close_now`] was called: one atomic load.
+    pub(crate) fn is_closing(&self) -> bool {
+        self.shared.fired()
+    }
+
     /// Whether a close was requested (now or after the queue), and with
     /// which code.
     pub(crate) fn close_code(&self) -> Option<CloseCode> {
@@ -321,6 +451,7 @@ impl Drop for WriterGone<'_> {
         let mut outbox = self.0.outbox();
         outbox.gone = true;
         outbox.writer = None;
+        outbox.lazy_due = None;
         outbox.queue = VecDeque::new();
     }
 }
@@ -363,11 +494,14 @@ pub(crate) async fn run_writer(
     // What was taken from the queue and not yet fed; kept between wake-ups
     // so its allocation is reused.
     let mut ready = VecDeque::new();
+    // When the first lazy frame taken (and queued without waking the
+    // writer) must go.
+    let mut lazy_due = None;
     let close_code = 'run: loop {
         if ready.is_empty() {
             tokio::select! {
                 biased;
-                taken = poll_fn(|cx| shared.poll_take(cx, &mut ready)) => {
+                taken = poll_fn(|cx| shared.poll_take(cx, &mut ready, &mut lazy_due)) => {
                     if taken == Taken::Closed {
                         break handle.close_code();
                     }
@@ -380,7 +514,10 @@ pub(crate) async fn run_writer(
                 }
             }
         }
-        let mut batch = Batch::default();
+        let mut batch = Batch {
+            due: lazy_due.take(),
+            ..Batch::default()
+        };
         // Registered with the timer only if polled, that is, only when the
         // batch is bookkeeping alone.
         let company = tokio::time::sleep(Duration::ZERO);
@@ -402,7 +539,7 @@ pub(crate) async fn run_writer(
             // to come along and share the write.
             tokio::select! {
                 biased;
-                taken = poll_fn(|cx| shared.poll_take(cx, &mut ready)) => {
+                taken = poll_fn(|cx| shared.poll_take(cx, &mut ready, &mut batch.due)) => {
                     if taken == Taken::Closed {
                         break 'run handle.close_code();
                     }
@@ -503,6 +640,12 @@ mod tests {
         }
     }
 
+    const DELAY: Duration = Duration::from_millis(250);
+
+    fn handle(queue: usize) -> ConnHandle {
+        ConnHandle::new(queue, &LazyClock::new(DELAY))
+    }
+
     fn frame(s: &'static str) -> Utf8Bytes {
         Utf8Bytes::from_static(s)
     }
@@ -519,19 +662,22 @@ mod tests {
 
     #[test]
     fn the_writer_takes_everything_queued_in_order_and_is_woken_once_per_wait() {
-        let conn = ConnHandle::new(8);
+        let conn = handle(8);
         let count = Arc::new(Count::default());
         let w = waker(count.clone());
         let mut cx = Context::from_waker(&w);
         let mut ready = VecDeque::new();
-        assert_eq!(conn.shared.poll_take(&mut cx, &mut ready), Poll::Pending);
+        assert_eq!(
+            conn.shared.poll_take(&mut cx, &mut ready, &mut None),
+            Poll::Pending
+        );
         assert!(conn.send(frame("a")));
         assert!(conn.send_lazy(frame("b")));
         assert!(conn.send(frame("c")));
         // The first push took the waker; the others found none to wake.
         assert_eq!(count.0.load(Ordering::SeqCst), 1);
         assert_eq!(
-            conn.shared.poll_take(&mut cx, &mut ready),
+            conn.shared.poll_take(&mut cx, &mut ready, &mut None),
             Poll::Ready(Taken::Frames)
         );
         assert_eq!(texts(&ready), ["a", "b", "c"]);
@@ -540,7 +686,7 @@ mod tests {
 
     #[test]
     fn a_full_queue_closes_the_socket_as_a_slow_consumer_and_refuses_more() {
-        let conn = ConnHandle::new(2);
+        let conn = handle(2);
         assert!(conn.send(frame("1")));
         assert!(conn.send(frame("2")));
         assert!(!conn.send(frame("3")));
@@ -550,14 +696,14 @@ mod tests {
         let mut ready = VecDeque::new();
         assert_eq!(
             conn.shared
-                .poll_take(&mut Context::from_waker(&w), &mut ready),
+                .poll_take(&mut Context::from_waker(&w), &mut ready, &mut None),
             Poll::Ready(Taken::Closed)
         );
     }
 
     #[test]
     fn a_close_wakes_a_waiting_writer_and_nothing_is_queued_once_it_is_gone() {
-        let conn = ConnHandle::new(8);
+        let conn = handle(8);
         let count = Arc::new(Count::default());
         let w = waker(count.clone());
         let mut cx = Context::from_waker(&w);
@@ -566,7 +712,7 @@ mod tests {
         assert_eq!(count.0.load(Ordering::SeqCst), 1);
         assert_eq!(conn.shared.poll_closed(&mut cx), Poll::Ready(()));
         drop(WriterGone(&conn.shared));
-        let fresh = ConnHandle::new(8);
+        let fresh = handle(8);
         drop(WriterGone(&fresh.shared));
         assert!(!fresh.send(frame("late")));
         assert_eq!(fresh.queued(), 0);
@@ -574,7 +720,7 @@ mod tests {
 
     #[test]
     fn a_close_after_the_queue_follows_what_was_queued() {
-        let conn = ConnHandle::new(4);
+        let conn = handle(4);
         assert!(conn.send(frame("bye")));
         conn.close_after_queued(CloseCode::Normal);
         assert_eq!(conn.close_code(), Some(CloseCode::Normal));
@@ -582,9 +728,133 @@ mod tests {
         let mut ready = VecDeque::new();
         assert_eq!(
             conn.shared
-                .poll_take(&mut Context::from_waker(&w), &mut ready),
+                .poll_take(&mut Context::from_waker(&w), &mut ready, &mut None),
             Poll::Ready(Taken::Frames)
         );
         assert_eq!(texts(&ready), ["bye", "close 1000"]);
+    }
+
+    #[test]
+    fn a_lazy_frame_does_not_wake_an_idle_writer_until_the_clock_says_it_is_due() {
+        let clock = LazyClock::new(DELAY);
+        let conn = ConnHandle::new(8, &clock);
+        let count = Arc::new(Count::default());
+        let w = waker(count.clone());
+        let mut cx = Context::from_waker(&w);
+        let mut ready = VecDeque::new();
+        let mut due = None;
+        assert_eq!(
+            conn.shared.poll_take(&mut cx, &mut ready, &mut due),
+            Poll::Pending
+        );
+        let queued = Instant::now();
+        assert!(conn.send_lazy(frame("ack 1")));
+        assert!(conn.send_lazy(frame("ack 2")));
+        assert_eq!(count.0.load(Ordering::SeqCst), 0);
+        // Listed once, however many lazy frames wait.
+        assert_eq!(clock.listed().len(), 1);
+        clock.sweep(queued);
+        assert_eq!(count.0.load(Ordering::SeqCst), 0, "not due yet");
+        assert_eq!(clock.listed().len(), 1);
+        // Due within the next tick: woken, and forgotten.
+        clock.sweep(queued + DELAY - clock.tick / 2);
+        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        assert!(clock.listed().is_empty());
+        assert_eq!(
+            conn.shared.poll_take(&mut cx, &mut ready, &mut due),
+            Poll::Ready(Taken::Frames)
+        );
+        assert_eq!(texts(&ready), ["ack 1", "ack 2"]);
+        // The writer sends them by their own deadline, not one of its own.
+        let due = due.expect("the lazy frames' deadline");
+        assert!(
+            due >= queued + DELAY && due < Instant::now() + DELAY,
+            "{due:?}"
+        );
+    }
+
+    #[test]
+    fn a_frame_that_matters_wakes_the_writer_and_takes_the_waiting_lazy_one_along() {
+        let clock = LazyClock::new(DELAY);
+        let conn = ConnHandle::new(8, &clock);
+        let count = Arc::new(Count::default());
+        let w = waker(count.clone());
+        let mut cx = Context::from_waker(&w);
+        let mut ready = VecDeque::new();
+        let mut due = None;
+        assert_eq!(
+            conn.shared.poll_take(&mut cx, &mut ready, &mut due),
+            Poll::Pending
+        );
+        assert!(conn.send_lazy(frame("ack")));
+        assert!(conn.send(frame("message")));
+        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        assert_eq!(
+            conn.shared.poll_take(&mut cx, &mut ready, &mut due),
+            Poll::Ready(Taken::Frames)
+        );
+        assert_eq!(texts(&ready), ["ack", "message"]);
+        assert!(due.is_some());
+        // Nothing is left waiting: the next sweep forgets the socket and
+        // wakes nobody, and a later lazy frame lists it again.
+        clock.sweep(Instant::now() + 2 * DELAY);
+        assert!(clock.listed().is_empty());
+        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        assert_eq!(
+            conn.shared
+                .poll_take(&mut cx, &mut VecDeque::new(), &mut None),
+            Poll::Pending
+        );
+        assert!(conn.send_lazy(frame("ack 2")));
+        assert_eq!(clock.listed().len(), 1);
+    }
+
+    #[test]
+    fn with_no_delay_a_lazy_frame_wakes_the_writer_at_once() {
+        let clock = LazyClock::new(Duration::ZERO);
+        let conn = ConnHandle::new(8, &clock);
+        let count = Arc::new(Count::default());
+        let w = waker(count.clone());
+        let mut ready = VecDeque::new();
+        assert_eq!(
+            conn.shared
+                .poll_take(&mut Context::from_waker(&w), &mut ready, &mut None),
+            Poll::Pending
+        );
+        assert!(conn.send_lazy(frame("ack")));
+        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        assert!(clock.listed().is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_clock_wakes_a_writer_whose_lazy_frame_nothing_took_along() {
+        let clock = LazyClock::new(Duration::from_millis(20));
+        let stop = tokio_util::sync::CancellationToken::new();
+        let ticking = tokio::spawn(clock.clone().run(stop.clone()));
+        let conn = ConnHandle::new(8, &clock);
+        let mut ready = VecDeque::new();
+        let mut due = None;
+        let started = Instant::now();
+        let mut first = true;
+        let taken = poll_fn(|cx| {
+            let taken = conn.shared.poll_take(cx, &mut ready, &mut due);
+            if first {
+                first = false;
+                assert!(conn.send_lazy(frame("ack")));
+            }
+            taken
+        });
+        assert_eq!(
+            tokio::time::timeout(Duration::from_secs(5), taken).await,
+            Ok(Taken::Frames)
+        );
+        assert_eq!(texts(&ready), ["ack"]);
+        assert!(
+            started.elapsed() >= Duration::from_millis(15),
+            "{:?}",
+            started.elapsed()
+        );
+        stop.cancel();
+        ticking.await.expect("the clock stops");
     }
 }

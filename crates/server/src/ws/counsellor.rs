@@ -275,7 +275,7 @@ fn handle(
                 return None;
             }
             let cell = session_of(state, conn, &session)?;
-            match cell.counsellor_send(me.id, id.clone(), text, conn) {
+            match cell.counsellor_send(me.id, &id, text, conn) {
                 Ok(()) => {}
                 Err(refused) => {
                     conn.send(counsellor_error(

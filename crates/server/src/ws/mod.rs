@@ -216,7 +216,7 @@ impl Socket {
         admission: Admission,
     ) -> Self {
         let (sink, stream) = socket.split();
-        let conn = ConnHandle::new(state.config.limits.outbound_queue as usize);
+        let conn = ConnHandle::new(state.config.limits.outbound_queue as usize, &state.lazy);
         state.connections.add(&conn);
         let writer = state.sockets.spawn(run_writer(
             sink,

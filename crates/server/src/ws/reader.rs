@@ -152,8 +152,17 @@ impl Reader {
             self.timer.as_mut().reset(deadline);
         }
         loop {
+            // The stream first: a frame that is there is taken without
+            // registering for a close or touching the timer. The close is
+            // still seen before every frame (an atomic load), and the
+            // timer whenever the stream has nothing (at the latest when
+            // Tokio's cooperative budget makes it yield).
+            if self.conn.is_closing() {
+                return None;
+            }
             let msg = tokio::select! {
                 biased;
+                msg = self.stream.next() => msg,
                 () = self.conn.closed() => return None,
                 () = &mut self.timer => {
                     let (deadline, on_timeout) = self.deadline();
@@ -165,7 +174,6 @@ impl Reader {
                     self.conn.close_now(on_timeout);
                     return None;
                 }
-                msg = self.stream.next() => msg,
             };
             let msg = match msg {
                 None => return None,

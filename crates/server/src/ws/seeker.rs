@@ -270,7 +270,7 @@ fn handle(
                 ));
                 return false;
             }
-            match cell.seeker_send(id.clone(), text, conn) {
+            match cell.seeker_send(&id, text, conn) {
                 Ok(()) => {}
                 Err(refused) => {
                     conn.send(seeker_error(refused.code(), Some(id), None));
