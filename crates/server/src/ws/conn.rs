@@ -190,9 +190,10 @@ pub(crate) struct LazyClock {
 
 impl LazyClock {
     /// A clock for lazy frames that may wait up to `delay`: it ticks ten
-    /// times per delay (at least every millisecond), so a frame leaves
-    /// between nine and ten tenths of the delay after it was queued when
-    /// nothing takes it along sooner. A zero delay sends them at once.
+    /// times per delay (at most a thousand times a second), so it wakes a
+    /// writer in the last tenth of the delay, and the writer sends the
+    /// frames at their deadline when nothing took them along sooner. A zero
+    /// delay sends them at once.
     pub(crate) fn new(delay: Duration) -> Arc<Self> {
         Arc::new(Self {
             delay,
@@ -246,21 +247,23 @@ impl LazyClock {
         }
     }
 
-    /// Ticks while anything is listed, until `stop` fires.
+    /// Ticks while anything is listed, until `stop` fires. Then lets go
+    /// of the listed sockets (each of which holds the clock).
     pub(crate) async fn run(self: Arc<Self>, stop: tokio_util::sync::CancellationToken) {
         loop {
             if self.listed().is_empty() {
                 tokio::select! {
                     () = self.work.notified() => {}
-                    () = stop.cancelled() => return,
+                    () = stop.cancelled() => break,
                 }
             }
             tokio::select! {
                 () = tokio::time::sleep(self.tick) => {}
-                () = stop.cancelled() => return,
+                () = stop.cancelled() => break,
             }
             self.sweep(Instant::now());
         }
+        self.listed().clear();
     }
 }
 
