@@ -12,6 +12,7 @@
 #
 # Usage: loadtest/instructions.sh [HAVEN_BINARY] [SESSIONS]
 #        (default target/release/haven, 100 sessions; about a minute)
+#        KEEP_CALLGRIND=FILE keeps the callgrind profile of the window there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,7 +25,7 @@ if ! command -v valgrind >/dev/null; then
 fi
 cargo build --release -q -p haven-loadtest
 OUT=$(mktemp -d)
-trap 'rm -rf "$OUT"' EXIT
+trap '[ -n "${KEEP_CALLGRIND:-}" ] && cp "$OUT/callgrind.out.1" "$KEEP_CALLGRIND"; rm -rf "$OUT"' EXIT
 
 # The load generator starts what it is given with the server's arguments:
 # put callgrind in front of `serve` only (not of `account add`).

@@ -132,8 +132,10 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 3)]
     pub messages: u32,
 
-    /// Haven: how often clients confirm what they received (`received`),
-    /// as the protocol allows ("every second or two").
+    /// Haven: how often a confirmation of what clients received falls due,
+    /// as the protocol allows ("every second or two"). It goes along with
+    /// the client's next `send`, or as a `received` frame of its own at
+    /// the next tick when nothing was sent.
     #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
     pub confirm_every: Duration,
 

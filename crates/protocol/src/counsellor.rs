@@ -222,6 +222,11 @@ pub enum ClientMessage {
         id: ClientMsgId,
         /// The text.
         text: ChatText,
+        /// Also confirms the session's messages up to this `seq`, as a `received`
+        /// would: a client that answers takes its confirmation along
+        /// instead of sending it in a frame of its own.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        received: Option<Seq>,
     },
     /// The counsellor started or stopped typing in a session.
     Typing {

@@ -27,6 +27,7 @@ struct Hot<'a> {
     id: Option<Cow<'a, str>>,
     text: Option<Cow<'a, str>>,
     up_to: Option<u64>,
+    received: Option<u64>,
     active: Option<bool>,
 }
 
@@ -52,6 +53,7 @@ fn hot(text: &str) -> Option<Hot<'_>> {
                 "id" => hot.id.replace(scan.string()?).is_none(),
                 "text" => hot.text.replace(scan.string()?).is_none(),
                 "up_to" => hot.up_to.replace(scan.number()?).is_none(),
+                "received" => hot.received.replace(scan.number()?).is_none(),
                 "active" => hot.active.replace(scan.boolean()?).is_none(),
                 _ => false,
             };
@@ -171,6 +173,7 @@ pub fn decode_seeker(text: &str) -> Option<seeker::ClientMessage> {
         "send" => M::Send {
             id: ClientMsgId(h.id?.into_owned()),
             text: ChatText(h.text?.into_owned()),
+            received: h.received,
         },
         "received" => M::Received { up_to: h.up_to? },
         "typing" => M::Typing { active: h.active? },
@@ -188,6 +191,7 @@ pub fn decode_counsellor(text: &str) -> Option<counsellor::ClientMessage> {
             session: SessionRef(h.session?.into_owned()),
             id: ClientMsgId(h.id?.into_owned()),
             text: ChatText(h.text?.into_owned()),
+            received: h.received,
         },
         "received" => M::Received {
             session: SessionRef(h.session?.into_owned()),

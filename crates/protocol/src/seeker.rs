@@ -57,6 +57,11 @@ pub enum ClientMessage {
         id: ClientMsgId,
         /// The text.
         text: ChatText,
+        /// Also confirms messages up to this `seq`, as a `received`
+        /// would: a client that answers takes its confirmation along
+        /// instead of sending it in a frame of its own.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        received: Option<Seq>,
     },
     /// The help-seeker started or stopped typing.
     Typing {

@@ -66,17 +66,18 @@ fn frame() -> impl Strategy<Value = String> {
         field("id", "[a-z0-9]{1,8}".prop_map(Value::from).boxed()),
         field("text", text().prop_map(Value::from).boxed()),
         field("up_to", any::<u64>().prop_map(Value::from).boxed()),
+        field("received", any::<u64>().prop_map(Value::from).boxed()),
         field("active", any::<bool>().prop_map(Value::from).boxed()),
         prop::option::of(value()),
         any::<u64>(),
     )
         .prop_map(
-            |(ty, has_type, session, id, text, up_to, active, extra, order)| {
+            |(ty, has_type, session, id, text, up_to, received, active, extra, order)| {
                 let mut fields: Vec<(String, Value)> = Vec::new();
                 if has_type.is_some() {
                     fields.push(("type".into(), Value::from(ty)));
                 }
-                for (name, v) in [session, id, text, up_to, active] {
+                for (name, v) in [session, id, text, up_to, received, active] {
                     if let Some(v) = v {
                         fields.push((name.into(), v));
                     }
@@ -113,6 +114,7 @@ proptest! {
         let session = "0123456789abcdef0123456789abcdef";
         for f in [
             json!({"type": "send", "session": session, "id": id, "text": t}),
+            json!({"type": "send", "session": session, "id": id, "text": t, "received": up_to}),
             json!({"type": "received", "session": session, "up_to": up_to}),
             json!({"type": "typing", "session": session, "active": active}),
             json!({"type": "ping"}),

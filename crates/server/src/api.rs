@@ -364,7 +364,7 @@ pub(crate) async fn helpline(State(state): State<AppState>) -> Response {
 pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
     let snapshot = state.events.latest_snapshot();
     let body = state.metrics.render(
-        snapshot.as_ref(),
+        snapshot.as_deref(),
         &state.events.stats,
         state.config.redis_url.is_some(),
         state.transcripts.as_ref().map(|t| t.stats()),

@@ -194,6 +194,15 @@ fn check_config(loaded: &Loaded) -> anyhow::Result<()> {
 fn serve(loaded: Loaded) -> anyhow::Result<()> {
     let config = loaded.config;
     telemetry::init(&config.log);
+    // No transparent huge pages, as Redis does for the same reason: the
+    // first touch of a fresh 2 MiB page zeroes all of it inside the
+    // allocation that touched it, a stall of milliseconds for every socket
+    // served by that thread (seen with perf as `clear_page_erms` under
+    // `do_huge_pmd_anonymous_page` while replay buffers grew under load).
+    // Ordinary 4 KiB pages spread that cost thinly.
+    if let Err(e) = rustix::thread::disable_transparent_huge_pages(true) {
+        tracing::debug!(error = %e, "could not turn off transparent huge pages");
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -280,6 +280,7 @@ impl SeekerClient {
         self.send(&seeker::ClientMessage::Send {
             id: haven_protocol::ClientMsgId(id.to_owned()),
             text: haven_protocol::ChatText(text.to_owned()),
+            received: None,
         })
         .await;
         let ack = self
@@ -364,6 +365,7 @@ impl CounsellorClient {
             session: session.clone(),
             id: haven_protocol::ClientMsgId(id.to_owned()),
             text: haven_protocol::ChatText(text.to_owned()),
+            received: None,
         })
         .await;
         let ack = self

@@ -2,8 +2,10 @@
 //! hello and chats, and a counsellor bot that goes available, accepts
 //! what it is offered and answers in every session it has.
 //!
-//! Both confirm what they received with cumulative `received` frames when
-//! the driver asks (every `--confirm-every`), as docs/protocol.md §4 allows.
+//! Both confirm what they received as docs/protocol.md §4 asks: along with
+//! their next `send` (its `received` field) when they have something to
+//! say, and otherwise with a cumulative `received` frame when the driver
+//! asks (every `--confirm-every`).
 
 use std::collections::{HashMap, VecDeque};
 
@@ -29,8 +31,7 @@ fn code_name(code: ErrorCode) -> String {
 #[derive(Debug, Default)]
 pub struct Seeker {
     topic: Option<String>,
-    last_seq: u64,
-    confirmed: u64,
+    receipt: Receipt,
 }
 
 impl Seeker {
@@ -67,6 +68,7 @@ impl Codec for Seeker {
         json(&seeker::ClientMessage::Send {
             id: ClientMsgId(n.to_string()),
             text: ChatText(text.to_owned()),
+            received: self.receipt.take_along(),
         })
     }
 
@@ -82,7 +84,7 @@ impl Codec for Seeker {
         match msg {
             M::Assigned { .. } => out.push(Event::Matched(single())),
             M::Message { seq, text, .. } => {
-                self.last_seq = self.last_seq.max(seq);
+                self.receipt.last_seq = self.receipt.last_seq.max(seq);
                 out.push(Event::Chat {
                     key: single(),
                     text: text.0,
@@ -108,11 +110,8 @@ impl Codec for Seeker {
     }
 
     fn confirm(&mut self, out: &mut Vec<String>) {
-        if self.last_seq > self.confirmed {
-            self.confirmed = self.last_seq;
-            out.push(json(&seeker::ClientMessage::Received {
-                up_to: self.last_seq,
-            }));
+        if let Some(up_to) = self.receipt.tick() {
+            out.push(json(&seeker::ClientMessage::Received { up_to }));
         }
     }
 
@@ -121,11 +120,41 @@ impl Codec for Seeker {
     }
 }
 
-/// Receipts of one session on a counsellor's socket.
+/// What one session has received and confirmed. A confirmation falls due
+/// at a tick of the driver's `--confirm-every` clock; it goes along with
+/// the next `send`, or in a `received` frame of its own at the next tick
+/// when nothing was sent in between.
 #[derive(Debug, Default)]
 struct Receipt {
     last_seq: u64,
     confirmed: u64,
+    due: bool,
+}
+
+impl Receipt {
+    fn confirm(&mut self) -> Option<u64> {
+        self.due = false;
+        (self.last_seq > self.confirmed).then(|| {
+            self.confirmed = self.last_seq;
+            self.last_seq
+        })
+    }
+
+    /// For a `send`: the confirmation, when one is due.
+    fn take_along(&mut self) -> Option<u64> {
+        if self.due { self.confirm() } else { None }
+    }
+
+    /// At a tick: a confirmation to send on its own, when the one due since
+    /// the last tick found no `send` to go with.
+    fn tick(&mut self) -> Option<u64> {
+        if self.due {
+            self.confirm()
+        } else {
+            self.due = self.last_seq > self.confirmed;
+            None
+        }
+    }
 }
 
 /// Ended sessions a bot remembers, to recognise frames that crossed the
@@ -170,6 +199,7 @@ impl Codec for Counsellor {
             session: SessionRef(key.to_string()),
             id: ClientMsgId(n.to_string()),
             text: ChatText(text.to_owned()),
+            received: self.sessions.get_mut(key).and_then(Receipt::take_along),
         })
     }
 
@@ -254,11 +284,10 @@ impl Codec for Counsellor {
 
     fn confirm(&mut self, out: &mut Vec<String>) {
         for (key, receipt) in &mut self.sessions {
-            if receipt.last_seq > receipt.confirmed {
-                receipt.confirmed = receipt.last_seq;
+            if let Some(up_to) = receipt.tick() {
                 out.push(json(&counsellor::ClientMessage::Received {
                     session: SessionRef(key.to_string()),
-                    up_to: receipt.last_seq,
+                    up_to,
                 }));
             }
         }
@@ -291,12 +320,62 @@ mod tests {
                 seq: Some(3)
             }]
         );
+        // Due at the first tick; sent alone at the second, nothing having
+        // been sent in between.
         let mut out = Vec::new();
+        s.confirm(&mut out);
+        assert!(out.is_empty());
         s.confirm(&mut out);
         assert_eq!(out, [r#"{"type":"received","up_to":3}"#]);
         out.clear();
         s.confirm(&mut out);
+        s.confirm(&mut out);
         assert!(out.is_empty());
+    }
+
+    #[test]
+    fn a_send_takes_the_confirmation_along_once() {
+        let mut s = Seeker::new(None);
+        let mut ev = Vec::new();
+        s.decode(
+            r#"{"type":"message","seq":2,"text":"x","at":1,"from":"Anna"}"#,
+            &mut ev,
+        );
+        let key = single();
+        // Not due yet: the send goes without it.
+        assert_eq!(
+            s.chat(&key, 6, "hi"),
+            r#"{"type":"send","id":"6","text":"hi"}"#
+        );
+        let mut out = Vec::new();
+        s.confirm(&mut out);
+        assert!(out.is_empty());
+        assert_eq!(
+            s.chat(&key, 7, "hi"),
+            r#"{"type":"send","id":"7","text":"hi","received":2}"#
+        );
+        assert_eq!(
+            s.chat(&key, 8, "hi"),
+            r#"{"type":"send","id":"8","text":"hi"}"#
+        );
+        s.confirm(&mut out);
+        s.confirm(&mut out);
+        assert!(out.is_empty(), "already confirmed by the send: {out:?}");
+
+        let mut c = Counsellor::new("t".into());
+        let key = Key::from("abc");
+        c.decode(
+            r#"{"type":"message","session":"abc","seq":5,"text":"x","at":1}"#,
+            &mut ev,
+        );
+        c.confirm(&mut out);
+        assert_eq!(
+            c.chat(&key, 1, "yo"),
+            r#"{"type":"send","session":"abc","id":"1","text":"yo","received":5}"#
+        );
+        c.confirm(&mut out);
+        c.confirm(&mut out);
+        assert!(out.is_empty(), "already confirmed by the send: {out:?}");
     }
 
     #[test]

@@ -13,8 +13,10 @@
 mod redis;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::mpsc::{Receiver, SyncSender};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 
+use haven_protocol::events::Snapshot;
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -105,8 +107,11 @@ pub(crate) struct Events {
     redis: Option<::redis::Client>,
     /// The last event's number on this node.
     seq: AtomicU64,
-    /// This node's latest snapshot, as JSON.
-    latest: Mutex<Option<Arc<str>>>,
+    /// This node's latest snapshot, and the same as JSON.
+    latest: Mutex<Option<(Arc<Snapshot>, Arc<str>)>>,
+    /// Hands snapshots to the thread that writes them as JSON (see
+    /// [`Events::snapshot`]); `None` when that thread could not start.
+    snapshot_writer: OnceLock<Option<SyncSender<Snapshot>>>,
     /// This node's latest history, as JSON.
     history: Mutex<Option<Arc<str>>>,
     pub(crate) stats: EventStats,
@@ -144,6 +149,7 @@ impl Events {
             redis: client.clone(),
             seq: AtomicU64::new(0),
             latest: Mutex::new(None),
+            snapshot_writer: OnceLock::new(),
             history: Mutex::new(None),
             stats: EventStats::default(),
         });
@@ -200,13 +206,40 @@ impl Events {
         }
     }
 
-    /// Replaces this node's snapshot (JSON). Never waits; a snapshot that
-    /// does not fit in the buffer is simply skipped (the next one follows).
-    pub(crate) fn snapshot(&self, json: Arc<str>) {
+    /// Replaces this node's snapshot. Never waits, and never holds up the
+    /// caller (the router actor) for the JSON: with thousands of sessions
+    /// it is hundreds of kilobytes and milliseconds of work, which would
+    /// stall every socket served by the same worker thread. A thread of
+    /// its own at the lowest CPU priority writes it instead, so on a busy
+    /// core it yields to the sockets. While one snapshot is being written
+    /// the next is skipped (the one after follows), so the work stays
+    /// bounded; so is one that does not fit in the Redis outbox.
+    pub(crate) fn snapshot(self: &Arc<Self>, snapshot: Snapshot) {
+        let writer = self.snapshot_writer.get_or_init(|| {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Snapshot>(1);
+            let events = Arc::downgrade(self);
+            let started = std::thread::Builder::new()
+                .name("haven-snapshots".to_owned())
+                .spawn(move || write_snapshots(&rx, &events));
+            started.ok().map(|_| tx)
+        });
+        match writer {
+            Some(writer) => drop(writer.try_send(snapshot)),
+            None => self.write_snapshot(snapshot),
+        }
+    }
+
+    fn write_snapshot(&self, snapshot: Snapshot) {
+        if let Ok(json) = serde_json::to_string(&snapshot) {
+            self.snapshot_written(Arc::new(snapshot), Arc::from(json));
+        }
+    }
+
+    fn snapshot_written(&self, snapshot: Arc<Snapshot>, json: Arc<str>) {
         if let Some(outbox) = &self.outbox {
             let _ = outbox.try_send(Outgoing::Snapshot(json.clone()));
         }
-        *self.latest.lock().unwrap_or_else(|p| p.into_inner()) = Some(json);
+        *self.latest.lock().unwrap_or_else(|p| p.into_inner()) = Some((snapshot, json));
     }
 
     /// Replaces this node's queue history (JSON). Never waits.
@@ -234,13 +267,12 @@ impl Events {
     }
 
     /// This node's latest snapshot.
-    pub(crate) fn latest_snapshot(&self) -> Option<haven_protocol::events::Snapshot> {
-        let json = self
-            .latest
+    pub(crate) fn latest_snapshot(&self) -> Option<Arc<Snapshot>> {
+        self.latest
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .clone()?;
-        serde_json::from_str(&json).ok()
+            .as_ref()
+            .map(|(snapshot, _)| snapshot.clone())
     }
 
     /// Tells every node (through Redis, when configured) that a topic was
@@ -323,8 +355,22 @@ impl Events {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .iter()
-                .cloned()
+                .map(|(_, json)| json.clone())
                 .collect(),
         }
+    }
+}
+
+/// The snapshot writer's thread: takes each snapshot handed over while it
+/// was free, until the bus is gone. Lowers its own priority first (on
+/// Linux a thread's nice value is its own), so writing a large snapshot
+/// never takes the core from the sockets.
+fn write_snapshots(rx: &Receiver<Snapshot>, events: &Weak<Events>) {
+    let _ = rustix::process::setpriority_process(Some(rustix::thread::gettid()), 19);
+    while let Ok(snapshot) = rx.recv() {
+        let Some(events) = events.upgrade() else {
+            return;
+        };
+        events.write_snapshot(snapshot);
     }
 }

@@ -258,7 +258,25 @@ fn handle(
         }
     };
     match msg {
-        ClientMessage::Send { session, id, text } => {
+        ClientMessage::Send {
+            session,
+            id,
+            text,
+            received,
+        } => {
+            // The confirmation stands on its own, whatever becomes of the
+            // message it came with.
+            let confirmed = match received {
+                Some(up_to) => {
+                    let cell = session_of(state, conn, &session)?;
+                    if !cell.confirm(Side::Counsellor, Some(me.id), up_to) {
+                        not_yours(conn, session);
+                        return None;
+                    }
+                    Some(cell)
+                }
+                None => None,
+            };
             let checked = validate::id(&id)
                 .and_then(|()| validate::text(&text, state.config.session.max_chars));
             if let Err(code) = checked {
@@ -274,7 +292,10 @@ fn handle(
                 ));
                 return None;
             }
-            let cell = session_of(state, conn, &session)?;
+            let cell = match confirmed {
+                Some(cell) => cell,
+                None => session_of(state, conn, &session)?,
+            };
             match cell.counsellor_send(me.id, &id, text, conn) {
                 Ok(()) => {}
                 Err(refused) => {

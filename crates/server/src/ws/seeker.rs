@@ -255,7 +255,12 @@ fn handle(
         }
     };
     match msg {
-        ClientMessage::Send { id, text } => {
+        ClientMessage::Send { id, text, received } => {
+            // The confirmation stands on its own, whatever becomes of the
+            // message it came with.
+            if let Some(up_to) = received {
+                cell.confirm(Side::Seeker, None, up_to);
+            }
             let checked = validate::id(&id)
                 .and_then(|()| validate::text(&text, state.config.session.max_chars));
             if let Err(code) = checked {

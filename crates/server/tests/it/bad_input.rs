@@ -169,6 +169,7 @@ async fn counsellors_get_the_same_treatment_and_cannot_touch_others_sessions() {
             session: theirs.clone(),
             id: haven_protocol::ClientMsgId("m".into()),
             text: haven_protocol::ChatText("inbraak".into()),
+            received: None,
         },
         c::ClientMessage::Typing {
             session: theirs.clone(),
@@ -359,6 +360,7 @@ async fn chat_messages_have_their_own_tighter_limit_and_refusals_name_the_messag
             .send(&s::ClientMessage::Send {
                 id: haven_protocol::ClientMsgId(format!("s{i}")),
                 text: haven_protocol::ChatText("spam".into()),
+                received: None,
             })
             .await;
     }

@@ -222,6 +222,7 @@ async fn a_counsellor_takes_several_up_to_capacity_and_ends_sessions() {
         session: first.clone(),
         id: haven_protocol::ClientMsgId("late".into()),
         text: haven_protocol::ChatText("te laat".into()),
+        received: None,
     })
     .await;
     let err = anna
@@ -316,6 +317,81 @@ async fn retries_with_the_same_id_are_delivered_once() {
 }
 
 #[tokio::test]
+async fn a_send_confirms_what_it_carries_along_even_when_it_is_refused() {
+    let server = TestServer::start().await;
+    let mut seeker = server.seeker().await;
+    seeker.hello(None).await;
+    let (mut anna, _) = server.counsellor("anna", 1).await;
+    anna.available().await;
+    let session = anna.assigned().await;
+
+    // The counsellor answers and confirms the help-seeker's message in the
+    // same frame.
+    assert_eq!(seeker.say("m1", "Hallo?").await, 1);
+    assert_eq!(anna.heard(&session).await, (1, "Hallo?".into()));
+    anna.send(&c::ClientMessage::Send {
+        session: session.clone(),
+        id: haven_protocol::ClientMsgId("c1".into()),
+        text: haven_protocol::ChatText("Ik ben er.".into()),
+        received: Some(1),
+    })
+    .await;
+    assert_eq!(seeker.heard().await, (1, "Ik ben er.".into()));
+    assert_eq!(
+        seeker
+            .expect("delivered", |m| matches!(
+                m,
+                s::ServerMessage::Delivered { .. }
+            ))
+            .await,
+        s::ServerMessage::Delivered { up_to: 1 }
+    );
+
+    // A send refused for its text still confirms.
+    seeker
+        .send(&s::ClientMessage::Send {
+            id: haven_protocol::ClientMsgId("m2".into()),
+            text: haven_protocol::ChatText(String::new()),
+            received: Some(1),
+        })
+        .await;
+    seeker
+        .expect("refusal", |m| matches!(m, s::ServerMessage::Error { .. }))
+        .await;
+    assert_eq!(
+        anna.expect("delivered", |m| matches!(
+            m,
+            c::ServerMessage::Delivered { .. }
+        ))
+        .await,
+        c::ServerMessage::Delivered {
+            session: session.clone(),
+            up_to: 1
+        }
+    );
+
+    // A confirmation for a session that is not the counsellor's is refused
+    // with the message.
+    anna.send(&c::ClientMessage::Send {
+        session: haven_protocol::SessionRef("0123456789abcdef0123456789abcdef".into()),
+        id: haven_protocol::ClientMsgId("c2".into()),
+        text: haven_protocol::ChatText("verkeerd".into()),
+        received: Some(1),
+    })
+    .await;
+    anna.expect("refusal", |m| {
+        matches!(
+            m,
+            c::ServerMessage::Error {
+                code: haven_protocol::ErrorCode::UnknownSession,
+                ..
+            }
+        )
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn health_and_readiness() {
     let server = TestServer::start().await;
     let health = server.get("/healthz").await;
@@ -345,6 +421,7 @@ async fn an_ack_waits_for_the_next_frame_but_never_longer_than_the_delay() {
         .send(&s::ClientMessage::Send {
             id: haven_protocol::ClientMsgId("m1".into()),
             text: haven_protocol::ChatText("Hallo?".into()),
+            received: None,
         })
         .await;
     assert_eq!(anna.heard(&session).await, (1, "Hallo?".into()));
@@ -352,6 +429,7 @@ async fn an_ack_waits_for_the_next_frame_but_never_longer_than_the_delay() {
         session: session.clone(),
         id: haven_protocol::ClientMsgId("r1".into()),
         text: haven_protocol::ChatText("Ik ben er.".into()),
+        received: None,
     })
     .await;
     let ack = seeker

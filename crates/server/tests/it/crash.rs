@@ -219,6 +219,7 @@ async fn after_sigkill_at_random_moments_each_transcript_is_a_prefix_of_what_was
                     serde_json::to_string(&s::ClientMessage::Send {
                         id: haven_protocol::ClientMsgId(format!("m{i}")),
                         text: haven_protocol::ChatText(text.to_owned()),
+                        received: None,
                     })
                     .unwrap()
                 },
@@ -246,6 +247,7 @@ async fn after_sigkill_at_random_moments_each_transcript_is_a_prefix_of_what_was
                     session: first.clone(),
                     id: haven_protocol::ClientMsgId(format!("a{i}")),
                     text: haven_protocol::ChatText(text.to_owned()),
+                    received: None,
                 })
                 .unwrap()
             },

@@ -125,6 +125,7 @@ async fn a_message_whose_ack_was_lost_is_retried_and_delivered_once() {
         .send(&s::ClientMessage::Send {
             id: haven_protocol::ClientMsgId("m1".into()),
             text: haven_protocol::ChatText("ben je daar?".into()),
+            received: None,
         })
         .await;
     seeker.ws.drop_abruptly();
@@ -419,6 +420,7 @@ async fn a_full_backlog_refuses_new_messages_instead_of_dropping_old_ones() {
         session: session.clone(),
         id: haven_protocol::ClientMsgId("c6".into()),
         text: haven_protocol::ChatText("bericht 6".into()),
+        received: None,
     })
     .await;
     let refused = anna

@@ -318,6 +318,7 @@ async fn a_cold_transfer_hands_the_chat_to_a_colleague_with_a_private_note() {
         session: session.clone(),
         id: ClientMsgId("a9".into()),
         text: ChatText("nog iets".into()),
+        received: None,
     })
     .await;
     let err = anna

@@ -335,9 +335,7 @@ impl Actor {
         let snapshot = self.snapshot();
         self.raise_alerts(&snapshot);
         self.sample_history(&snapshot);
-        if let Ok(json) = serde_json::to_string(&snapshot) {
-            self.shared.settings.events.snapshot(Arc::from(json));
-        }
+        self.shared.settings.events.snapshot(snapshot);
     }
 
     fn sample_history(&mut self, snapshot: &Snapshot) {
