@@ -212,8 +212,9 @@ impl Events {
     /// stall every socket served by the same worker thread. A thread of
     /// its own at the lowest CPU priority writes it instead, so on a busy
     /// core it yields to the sockets. While one snapshot is being written
-    /// the next is skipped (the one after follows), so the work stays
-    /// bounded; so is one that does not fit in the Redis outbox.
+    /// one more may wait and any beyond it are skipped (a later one
+    /// follows), so the work stays bounded; so is one that does not fit in
+    /// the Redis outbox.
     pub(crate) fn snapshot(self: &Arc<Self>, snapshot: Snapshot) {
         let writer = self.snapshot_writer.get_or_init(|| {
             let (tx, rx) = std::sync::mpsc::sync_channel::<Snapshot>(1);
