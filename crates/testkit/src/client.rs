@@ -307,6 +307,19 @@ impl SeekerClient {
             _ => unreachable!(),
         }
     }
+
+    /// Waits for the next delivery mark and returns its `up_to`.
+    pub async fn delivered(&mut self) -> u64 {
+        match self
+            .expect("delivered", |m| {
+                matches!(m, seeker::ServerMessage::Delivered { .. })
+            })
+            .await
+        {
+            seeker::ServerMessage::Delivered { up_to } => up_to,
+            _ => unreachable!(),
+        }
+    }
 }
 
 impl CounsellorClient {

@@ -2,7 +2,7 @@
 
 use haven_protocol::common::EndReason;
 use haven_protocol::{counsellor as c, seeker as s};
-use haven_testkit::TestServer;
+use haven_testkit::{CounsellorClient, SeekerClient, TestServer};
 
 #[tokio::test]
 async fn a_seeker_and_a_counsellor_chat_both_ways() {
@@ -67,15 +67,7 @@ async fn a_seeker_and_a_counsellor_chat_both_ways() {
         up_to: 1,
     })
     .await;
-    assert_eq!(
-        seeker
-            .expect("delivered", |m| matches!(
-                m,
-                s::ServerMessage::Delivered { .. }
-            ))
-            .await,
-        s::ServerMessage::Delivered { up_to: 1 }
-    );
+    assert_eq!(seeker.delivered().await, 1);
 
     // Counsellor to seeker, with typing indicators.
     anna.send(&c::ClientMessage::Typing {
@@ -300,14 +292,22 @@ async fn a_seeker_may_write_while_waiting_and_the_counsellor_reads_it_on_pickup(
     );
 }
 
-#[tokio::test]
-async fn retries_with_the_same_id_are_delivered_once() {
-    let server = TestServer::start().await;
+/// A help-seeker who said hello, and Anna (capacity 1) who took them.
+async fn seeker_with_anna(
+    server: &TestServer,
+) -> (SeekerClient, CounsellorClient, haven_protocol::SessionRef) {
     let mut seeker = server.seeker().await;
     seeker.hello(None).await;
     let (mut anna, _) = server.counsellor("anna", 1).await;
     anna.available().await;
     let session = anna.assigned().await;
+    (seeker, anna, session)
+}
+
+#[tokio::test]
+async fn retries_with_the_same_id_are_delivered_once() {
+    let server = TestServer::start().await;
+    let (mut seeker, mut anna, session) = seeker_with_anna(&server).await;
     for _ in 0..5 {
         assert_eq!(seeker.say("same", "één keer").await, 1);
     }
@@ -319,11 +319,7 @@ async fn retries_with_the_same_id_are_delivered_once() {
 #[tokio::test]
 async fn a_send_confirms_what_it_carries_along_even_when_it_is_refused() {
     let server = TestServer::start().await;
-    let mut seeker = server.seeker().await;
-    seeker.hello(None).await;
-    let (mut anna, _) = server.counsellor("anna", 1).await;
-    anna.available().await;
-    let session = anna.assigned().await;
+    let (mut seeker, mut anna, session) = seeker_with_anna(&server).await;
 
     // The counsellor answers and confirms the help-seeker's message in the
     // same frame.
@@ -337,15 +333,7 @@ async fn a_send_confirms_what_it_carries_along_even_when_it_is_refused() {
     })
     .await;
     assert_eq!(seeker.heard().await, (1, "Ik ben er.".into()));
-    assert_eq!(
-        seeker
-            .expect("delivered", |m| matches!(
-                m,
-                s::ServerMessage::Delivered { .. }
-            ))
-            .await,
-        s::ServerMessage::Delivered { up_to: 1 }
-    );
+    assert_eq!(seeker.delivered().await, 1);
 
     // A send refused for its text still confirms.
     seeker
