@@ -375,3 +375,68 @@ fn write_snapshots(rx: &Receiver<Snapshot>, events: &Weak<Events>) {
         events.write_snapshot(snapshot);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+
+    fn snapshot(seq: u64) -> Snapshot {
+        Snapshot {
+            node: "n".to_owned(),
+            seq,
+            at: 0,
+            service_level_target_secs: 60,
+            topics: Vec::new(),
+            counsellors: Vec::new(),
+            waiting: Vec::new(),
+            sessions: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn snapshots_are_written_elsewhere_a_burst_never_waits_and_a_later_one_follows() {
+        let (shutdown, tracker) = (CancellationToken::new(), TaskTracker::new());
+        let events = Events::start(&Config::default(), &shutdown, &tracker);
+        // Far more than the writer can take at once: none of these waits.
+        for seq in 0..1000 {
+            events.snapshot(snapshot(seq));
+        }
+        // Whatever was skipped, a snapshot handed over once the writer is
+        // free is written, both as the kept snapshot and as its JSON.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            events.snapshot(snapshot(5000));
+            if events.latest_snapshot().is_some_and(|s| s.seq == 5000) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the last snapshot never arrived");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let json = events
+            .latest
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(|(_, json)| json.clone());
+        let written: Snapshot = serde_json::from_str(&json.unwrap_or_default()).unwrap();
+        assert_eq!(written, snapshot(5000));
+        // Written by a thread of its own, at the lowest priority.
+        let nice: Vec<i64> = std::fs::read_dir("/proc/self/task")
+            .unwrap()
+            .filter_map(|task| {
+                let dir = task.ok()?.path();
+                let comm = std::fs::read_to_string(dir.join("comm")).ok()?;
+                (comm.trim() == "haven-snapshots").then_some(())?;
+                let stat = std::fs::read_to_string(dir.join("stat")).ok()?;
+                // The fields after the name in parentheses; nice is the
+                // 19th field of the line, the 17th after the name.
+                let rest = stat.rsplit_once(')')?.1;
+                rest.split_whitespace().nth(16)?.parse().ok()
+            })
+            .collect();
+        assert!(!nice.is_empty(), "no snapshot writer thread");
+        assert!(nice.iter().all(|&n| n == 19), "{nice:?}");
+    }
+}
