@@ -23,11 +23,23 @@ impl fmt::Debug for SessionId {
 
 impl SessionId {
     /// Parses the 32-hex-digit form that [`fmt::Display`] writes.
+    /// Every counsellor frame names its session, so this is one pass with
+    /// no general-radix machinery.
     pub fn parse(s: &str) -> Option<Self> {
-        if s.len() != 32 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        if s.len() != 32 {
             return None;
         }
-        u128::from_str_radix(s, 16).ok().map(SessionId)
+        s.bytes()
+            .try_fold(0u128, |n, b| {
+                let digit = match b {
+                    b'0'..=b'9' => b - b'0',
+                    b'a'..=b'f' => b - b'a' + 10,
+                    b'A'..=b'F' => b - b'A' + 10,
+                    _ => return None,
+                };
+                Some(n << 4 | u128::from(digit))
+            })
+            .map(SessionId)
     }
 }
 
@@ -86,8 +98,27 @@ mod tests {
             let id = SessionId(v);
             assert_eq!(SessionId::parse(&id.to_string()), Some(id));
         }
+        assert_eq!(
+            SessionId::parse("0123456789ABCDEFabcdef0123456789"),
+            Some(SessionId(0x0123_4567_89ab_cdef_abcd_ef01_2345_6789))
+        );
         assert_eq!(SessionId::parse("xyz"), None);
+        assert_eq!(SessionId::parse(&"f".repeat(33)), None);
+        assert_eq!(SessionId::parse(&format!("{}é", "0".repeat(30))), None);
         assert_eq!(SessionId::parse(&"g".repeat(32)), None);
         assert_eq!(SessionId::parse(&"+".repeat(32)), None);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn session_ids_parse_as_hexadecimal_numbers_do(
+            s in proptest::prop_oneof!["[0-9a-fA-F]{32}", "[0-9a-fA-F+ g-]{30,34}"],
+        ) {
+            let expected = (s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit()))
+                .then(|| u128::from_str_radix(&s, 16).ok())
+                .flatten()
+                .map(SessionId);
+            proptest::prop_assert_eq!(SessionId::parse(&s), expected);
+        }
     }
 }
