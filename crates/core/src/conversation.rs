@@ -19,7 +19,8 @@
 //! for the receiver, so a replay costs no re-encoding.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Arc;
+
+use compact_str::CompactString;
 
 use crate::ids::Side;
 
@@ -102,10 +103,12 @@ struct Stream<P> {
     bytes: usize,
     /// Recently accepted client ids and their seqs. Looked up for every
     /// message, so hashed with foldhash (randomly seeded, and never more
-    /// than `max_ids` entries) rather than SipHash.
-    ids: HashMap<Arc<str>, Seq, foldhash::fast::RandomState>,
+    /// than `max_ids` entries) rather than SipHash. Ids of up to 24 bytes
+    /// (all that clients use in practice) are held inline, so remembering
+    /// one allocates nothing.
+    ids: HashMap<CompactString, Seq, foldhash::fast::RandomState>,
     /// The same ids, oldest first, for eviction.
-    id_order: VecDeque<Arc<str>>,
+    id_order: VecDeque<CompactString>,
 }
 
 impl<P> Stream<P> {
@@ -155,7 +158,7 @@ impl<P> Stream<P> {
     }
 
     fn remember(&mut self, limits: &ReplayLimits, id: &str, seq: Seq) {
-        let id: Arc<str> = Arc::from(id);
+        let id = CompactString::from(id);
         self.ids.insert(id.clone(), seq);
         self.id_order.push_back(id);
         while self.id_order.len() > limits.max_ids {
