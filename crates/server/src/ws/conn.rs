@@ -521,10 +521,9 @@ pub(crate) async fn run_writer(
             due: lazy_due.take(),
             ..Batch::default()
         };
-        // Registered with the timer only if polled, that is, only when the
-        // batch is bookkeeping alone.
-        let company = tokio::time::sleep(Duration::ZERO);
-        tokio::pin!(company);
+        // Made only when the batch is bookkeeping alone: most batches carry
+        // a frame that matters and never wait.
+        let mut company = std::pin::pin!(None::<tokio::time::Sleep>);
         let mut armed_for = None;
         loop {
             if !feed(&mut sink, &mut ready, &mut batch, &settings).await {
@@ -535,7 +534,10 @@ pub(crate) async fn run_writer(
                 _ => break,
             };
             if armed_for != Some(due) {
-                company.as_mut().reset(due.into());
+                match company.as_mut().as_pin_mut() {
+                    Some(sleep) => sleep.reset(due.into()),
+                    None => company.set(Some(tokio::time::sleep_until(due.into()))),
+                }
                 armed_for = Some(due);
             }
             // Only bookkeeping so far: give a frame that matters a moment
@@ -547,7 +549,7 @@ pub(crate) async fn run_writer(
                         break 'run handle.close_code();
                     }
                 }
-                () = &mut company => break,
+                () = poll_fn(|cx| company.as_mut().as_pin_mut().map_or(Poll::Pending, |s| s.poll(cx))) => break,
             }
         }
         if let Some(code) = batch.close {
