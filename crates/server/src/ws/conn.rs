@@ -28,6 +28,7 @@
 
 use std::collections::VecDeque;
 use std::future::poll_fn;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::task::{Context, Poll, Waker};
@@ -35,9 +36,9 @@ use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use dashmap::DashMap;
-use futures_util::SinkExt as _;
 use futures_util::stream::SplitSink;
 use futures_util::task::AtomicWaker;
+use futures_util::{Sink as _, SinkExt as _};
 use haven_protocol::CloseCode;
 
 /// Most frames fed before a flush, so one busy connection cannot keep its
@@ -67,10 +68,24 @@ struct Outbox {
     /// The writer has ended: nothing queued will be sent.
     gone: bool,
     /// When the oldest lazy frame queued without waking the writer must be
-    /// sent.
+    /// sent. While it is set, the [`LazyClock`] has the socket listed
+    /// under this deadline.
     lazy_due: Option<Instant>,
-    /// The socket is on the [`LazyClock`]'s list.
-    listed: bool,
+    /// The clock has woken the writer for those lazy frames.
+    due_now: bool,
+    /// Something other than lazy frames is queued.
+    urgent: bool,
+}
+
+impl Outbox {
+    /// Whether everything queued is lazy frames that the clock keeps time
+    /// for. The writer leaves those where they are when it is woken for
+    /// another reason: tokio-tungstenite wakes it whenever the socket has
+    /// something to read, once per incoming message, and taking an ack
+    /// then would give it a timer of its own and a second wake-up.
+    fn waits_for_clock(&self) -> bool {
+        self.lazy_due.is_some() && !self.due_now && !self.urgent
+    }
 }
 
 /// What a socket's handles share.
@@ -124,7 +139,7 @@ impl Shared {
             return Poll::Ready(Taken::Closed);
         }
         let mut outbox = self.outbox();
-        if outbox.queue.is_empty() {
+        if outbox.queue.is_empty() || outbox.waits_for_clock() {
             register(&mut outbox.writer, cx.waker());
             drop(outbox);
             // A close between the first check and the registration found
@@ -140,6 +155,8 @@ impl Shared {
         } else {
             into.append(&mut outbox.queue);
         }
+        outbox.urgent = false;
+        outbox.due_now = false;
         if let Some(lazy) = outbox.lazy_due.take() {
             *due = Some(due.map_or(lazy, |d| d.min(lazy)));
         }
@@ -175,16 +192,18 @@ enum Taken {
 }
 
 /// The deadline for lazy frames queued on idle writers (see the module
-/// notes). A socket is listed when it gets such a frame and is not listed
-/// yet; every tick, while anything is listed, the clock wakes the writers
-/// whose frames are due before the next tick and forgets the sockets whose
-/// frames a frame that matters took along. The list is touched at most
-/// once per socket per tick, never per message.
+/// notes). A socket is listed, under its deadline, when such a frame finds
+/// none waiting before it. Every delay is the same, so the list is in
+/// deadline order: every tick, while anything is listed, the clock takes
+/// the entries due before the next tick off its front and wakes their
+/// writers, unless a frame that matters took the lazy frames along in the
+/// meantime (the socket's deadline is then gone or a later one). Each
+/// entry is looked at once.
 #[derive(Debug)]
 pub(crate) struct LazyClock {
     delay: Duration,
     tick: Duration,
-    listed: Mutex<Vec<Arc<Shared>>>,
+    listed: Mutex<VecDeque<(Instant, Arc<Shared>)>>,
     work: tokio::sync::Notify,
 }
 
@@ -203,44 +222,40 @@ impl LazyClock {
         })
     }
 
-    fn listed(&self) -> MutexGuard<'_, Vec<Arc<Shared>>> {
+    fn listed(&self) -> MutexGuard<'_, VecDeque<(Instant, Arc<Shared>)>> {
         self.listed.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn list(&self, shared: Arc<Shared>) {
+    fn list(&self, due: Instant, shared: Arc<Shared>) {
         let mut listed = self.listed();
         let first = listed.is_empty();
-        listed.push(shared);
+        listed.push_back((due, shared));
         drop(listed);
         if first {
             self.work.notify_one();
         }
     }
 
-    /// Wakes the writers whose lazy frames are due before the next tick;
-    /// keeps listed the sockets whose frames are not due yet.
+    /// Wakes the writers whose lazy frames are due before the next tick.
     fn sweep(&self, now: Instant) {
-        let listed = std::mem::take(&mut *self.listed());
-        let mut keep = Vec::new();
-        let mut wake = Vec::new();
-        for shared in listed {
-            let mut outbox = shared.outbox();
-            match outbox.lazy_due {
-                Some(due) if due > now + self.tick => {
-                    drop(outbox);
-                    keep.push(shared);
-                }
-                Some(_) => {
-                    // The writer takes the deadline along with the frames
-                    // and sends them by it.
-                    outbox.listed = false;
-                    wake.extend(outbox.writer.take());
-                }
-                None => outbox.listed = false,
+        let horizon = now + self.tick;
+        let mut due = Vec::new();
+        {
+            let mut listed = self.listed();
+            while listed.front().is_some_and(|(due, _)| *due <= horizon) {
+                due.extend(listed.pop_front());
             }
         }
-        if !keep.is_empty() {
-            self.listed().append(&mut keep);
+        let mut wake = Vec::new();
+        for (due, shared) in due {
+            let mut outbox = shared.outbox();
+            // Otherwise a frame that matters took them along.
+            if outbox.lazy_due == Some(due) {
+                // The writer takes the deadline along with the frames and
+                // sends them by it.
+                outbox.due_now = true;
+                wake.extend(outbox.writer.take());
+            }
         }
         for writer in wake {
             writer.wake();
@@ -351,7 +366,7 @@ impl ConnHandle {
             return false;
         }
         let lazy = matches!(out, Outbound::Lazy(_)) && !shared.clock.delay.is_zero();
-        let mut list = false;
+        let mut list = None;
         let writer = {
             let mut outbox = shared.outbox();
             if outbox.gone {
@@ -363,20 +378,24 @@ impl ConnHandle {
                 return false;
             }
             outbox.queue.push_back(out);
+            if !lazy {
+                outbox.urgent = true;
+            }
             if lazy && outbox.writer.is_some() {
                 // The writer is idle: let the frame wait for company on
                 // the clock instead of waking it now.
                 if outbox.lazy_due.is_none() {
-                    outbox.lazy_due = Some(Instant::now() + shared.clock.delay);
+                    let due = Instant::now() + shared.clock.delay;
+                    outbox.lazy_due = Some(due);
+                    list = Some(due);
                 }
-                list = !std::mem::replace(&mut outbox.listed, true);
                 None
             } else {
                 outbox.writer.take()
             }
         };
-        if list {
-            shared.clock.list(self.shared.clone());
+        if let Some(due) = list {
+            shared.clock.list(due, self.shared.clone());
         }
         if let Some(writer) = writer {
             writer.wake();
@@ -564,6 +583,7 @@ pub(crate) async fn run_writer(
             () = poll_fn(|cx| shared.poll_closed(cx)) => break handle.close_code(),
             r = sink.flush() => if r.is_err() { return },
         }
+        forget_waker(&mut sink);
         // After a burst (a replay, a slow client catching up), give the
         // memory back: the queue and `ready` trade allocations, so this
         // shrinks both over the next wake-ups.
@@ -583,6 +603,16 @@ pub(crate) async fn run_writer(
         let _ = sink.close().await;
     }))
     .await;
+}
+
+/// tokio-tungstenite keeps the waker of the last task that wrote and wakes
+/// it whenever the socket becomes readable, which here is once per
+/// incoming message: a wake-up of the writer for nothing. Flushing again,
+/// with nothing left to flush and a waker that does nothing, puts that
+/// waker in its place. The next write registers the writer again before
+/// it could have to wait.
+fn forget_waker(sink: &mut SplitSink<WebSocket, Message>) {
+    let _ = Pin::new(sink).poll_flush(&mut Context::from_waker(Waker::noop()));
 }
 
 /// Feeds what is `ready` (up to [`MAX_BATCH`] frames per batch) without
@@ -776,6 +806,54 @@ mod tests {
             due >= queued + DELAY && due < Instant::now() + DELAY,
             "{due:?}"
         );
+    }
+
+    #[test]
+    fn a_writer_woken_for_another_reason_leaves_lazy_frames_to_the_clock() {
+        let clock = LazyClock::new(DELAY);
+        let conn = ConnHandle::new(8, &clock);
+        let count = Arc::new(Count::default());
+        let w = waker(count.clone());
+        let mut cx = Context::from_waker(&w);
+        let mut ready = VecDeque::new();
+        let mut due = None;
+        assert_eq!(
+            conn.shared.poll_take(&mut cx, &mut ready, &mut due),
+            Poll::Pending
+        );
+        let queued = Instant::now();
+        assert!(conn.send_lazy(frame("ack")));
+        // Polled again before the clock says so (the socket had something
+        // to read): the ack stays queued and the writer waits on.
+        assert_eq!(
+            conn.shared.poll_take(&mut cx, &mut ready, &mut due),
+            Poll::Pending
+        );
+        clock.sweep(queued);
+        assert_eq!(
+            conn.shared.poll_take(&mut cx, &mut ready, &mut due),
+            Poll::Pending
+        );
+        assert!(ready.is_empty() && due.is_none());
+        assert_eq!(conn.queued(), 1);
+        assert_eq!(count.0.load(Ordering::SeqCst), 0);
+        // The clock's turn: woken once, and the ack is taken.
+        clock.sweep(queued + DELAY);
+        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        assert_eq!(
+            conn.shared.poll_take(&mut cx, &mut ready, &mut due),
+            Poll::Ready(Taken::Frames)
+        );
+        assert_eq!(texts(&ready), ["ack"]);
+        // A lazy frame queued while the writer was busy (not waiting) is
+        // not on the clock: the writer takes it on its next look.
+        ready.clear();
+        assert!(conn.send_lazy(frame("ack 2")));
+        assert_eq!(
+            conn.shared.poll_take(&mut cx, &mut ready, &mut None),
+            Poll::Ready(Taken::Frames)
+        );
+        assert_eq!(texts(&ready), ["ack 2"]);
     }
 
     #[test]

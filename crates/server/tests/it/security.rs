@@ -273,6 +273,38 @@ async fn a_slow_reader_is_cut_off_and_resumes_without_loss() {
     }
 }
 
+#[tokio::test]
+async fn a_reader_that_pauses_gets_everything_once_it_reads_again() {
+    // 6 MB: more than the kernel buffers hold (the send buffer grows to
+    // 4 MiB at most), so the broker's writer has to wait for the socket to
+    // take more, and not so much that the help-seeker counts as a slow
+    // consumer.
+    const MESSAGES: u64 = 120;
+    let server = TestServer::start_with(|c| {
+        c.session.max_chars = 60_000;
+        c.limits.max_frame_bytes = 256 * 1024;
+        c.session.replay_max_bytes = 16 << 20;
+        c.limits.counsellor_message_burst = 1000;
+        c.limits.counsellor_frame_burst = 1000;
+    })
+    .await;
+    let ws = Ws::connect_small_buffer(&server.url("/ws/seeker"), server.addr).await;
+    let mut seeker = haven_testkit::SeekerClient::new(ws);
+    seeker.hello(None).await;
+    let (mut anna, _) = server.counsellor("anna", 1).await;
+    anna.available().await;
+    let session = anna.assigned().await;
+    let text = "x".repeat(50_000);
+    for i in 0..MESSAGES {
+        assert_eq!(anna.say(&session, &format!("c{i}"), &text).await, i + 1);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for want in 1..=MESSAGES {
+        let (seq, heard) = seeker.heard().await;
+        assert_eq!((seq, heard.len()), (want, text.len()));
+    }
+}
+
 /// Opens a raw TCP connection and performs the WebSocket upgrade by hand,
 /// so a test can then write arbitrary bytes.
 async fn raw_upgrade(server: &TestServer) -> tokio::net::TcpStream {
