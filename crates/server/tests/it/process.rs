@@ -321,6 +321,40 @@ async fn sigterm_closes_sockets_with_1001_and_exits_cleanly() {
     assert!(served.log.lock().unwrap().contains("SIGTERM received"));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_one_cpu_it_serves_from_a_single_thread_and_still_shuts_down_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = command("taskset", dir.path());
+    cmd.args(["-c", "0", HAVEN, "serve"]);
+    let mut served = serve_command(cmd, &[("HAVEN_SHUTDOWN_TIMEOUT", "5s")]);
+    assert!(
+        served
+            .log
+            .lock()
+            .unwrap()
+            .lines()
+            .any(|l| l.contains("runtime started") && l.contains("\"threads\":1")),
+        "{}",
+        served.log.lock().unwrap()
+    );
+    let url = format!("ws://{}/ws/seeker", served.addr);
+    let mut seekers = Vec::new();
+    for _ in 0..3 {
+        let mut seeker = SeekerClient::new(Ws::connect(&url, &[]).await.unwrap());
+        assert!(matches!(
+            seeker.hello(None).await,
+            s::ServerMessage::Welcome { .. }
+        ));
+        seekers.push(seeker);
+    }
+    sigterm(&served.child);
+    for mut seeker in seekers {
+        assert_eq!(seeker.closed().await, Some(1001));
+    }
+    let status = wait_exit(&mut served.child, Duration::from_secs(8));
+    assert!(status.success(), "{status:?}");
+}
+
 #[test]
 fn serve_raises_its_open_file_limit_and_warns_when_it_is_still_too_low() {
     let dir = tempfile::tempdir().unwrap();

@@ -4,7 +4,8 @@
 //! one sends is relayed verbatim to the other. No routing, no acks, no
 //! replay, no limits: just tokio-tungstenite with what any careful relay
 //! would do (a 4 KiB read buffer, one writer task per socket that feeds
-//! everything queued and flushes once, pairing through a `DashMap`). Haven's
+//! everything queued and flushes once, pairing through a `DashMap`, a
+//! single-threaded runtime on one CPU as Haven has). Haven's
 //! cost per message is measured against this.
 
 use std::net::SocketAddr;
@@ -37,8 +38,19 @@ type Key = (Box<str>, bool);
 
 type Peers = Arc<DashMap<Key, mpsc::Sender<Message>>>;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+/// Tokio's runtime the way Haven picks it: single-threaded on one CPU,
+/// multi-threaded on more, so the floor gets what Haven gets.
+fn main() -> anyhow::Result<()> {
+    let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let mut builder = if cpus == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
+    builder.enable_all().build()?.block_on(run())
+}
+
+async fn run() -> anyhow::Result<()> {
     let args = Args::parse();
     let listener = TcpListener::bind(args.listen).await?;
     eprintln!("haven-bare-relay listening on {}", listener.local_addr()?);
