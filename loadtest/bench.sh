@@ -177,8 +177,8 @@ CPU_MODEL=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')
     echo "\`loadtest/bench.sh${QUICK:+ --quick}\` ($REPS repetitions; each row is their median)."
     echo
     echo "Machine: $(nproc) × $CPU_MODEL, $(free -g | awk '/Mem:/{print $2}') GiB, Linux $(uname -r)."
-    echo "Every server runs pinned to CPU 0 (one core: Tokio gets one worker, Node and"
-    echo "Go one thread); the load generator runs pinned to CPU 1. Loopback, 100-byte"
+    echo "Every server runs pinned to CPU 0 (one core: Tokio runs single-threaded,"
+    echo "Node and Go on one thread); the load generator runs pinned to CPU 1. Loopback, 100-byte"
     echo "messages. Peers: $(node --version) with ws $(node -p 'require("./loadtest/peers/node/node_modules/ws/package.json").version'),"
     echo "uWebSockets.js (npm uwebsockets $(node -p 'require("./loadtest/peers/node/node_modules/uwebsockets/package.json").version')),"
     echo "socket.io $(node -p 'require("./loadtest/peers/node/node_modules/socket.io/package.json").version')"
