@@ -769,36 +769,58 @@ mod tests {
         assert_eq!(texts(&ready), ["bye", "close 1000"]);
     }
 
+    /// A socket on a clock of its own whose writer waits, with a waker
+    /// that counts its wake-ups.
+    struct Idle {
+        clock: Arc<LazyClock>,
+        conn: ConnHandle,
+        count: Arc<Count>,
+        waker: Waker,
+    }
+
+    impl Idle {
+        fn new(delay: Duration) -> Self {
+            let clock = LazyClock::new(delay);
+            let conn = ConnHandle::new(8, &clock);
+            let count = Arc::new(Count::default());
+            let idle = Self {
+                waker: waker(count.clone()),
+                clock,
+                conn,
+                count,
+            };
+            assert_eq!(idle.take(&mut VecDeque::new(), &mut None), Poll::Pending);
+            idle
+        }
+
+        fn take(&self, ready: &mut VecDeque<Outbound>, due: &mut Option<Instant>) -> Poll<Taken> {
+            let mut cx = Context::from_waker(&self.waker);
+            self.conn.shared.poll_take(&mut cx, ready, due)
+        }
+
+        fn wakes(&self) -> usize {
+            self.count.0.load(Ordering::SeqCst)
+        }
+    }
+
     #[test]
     fn a_lazy_frame_does_not_wake_an_idle_writer_until_the_clock_says_it_is_due() {
-        let clock = LazyClock::new(DELAY);
-        let conn = ConnHandle::new(8, &clock);
-        let count = Arc::new(Count::default());
-        let w = waker(count.clone());
-        let mut cx = Context::from_waker(&w);
-        let mut ready = VecDeque::new();
-        let mut due = None;
-        assert_eq!(
-            conn.shared.poll_take(&mut cx, &mut ready, &mut due),
-            Poll::Pending
-        );
+        let idle = &Idle::new(DELAY);
+        let (mut ready, mut due) = (VecDeque::new(), None);
         let queued = Instant::now();
-        assert!(conn.send_lazy(frame("ack 1")));
-        assert!(conn.send_lazy(frame("ack 2")));
-        assert_eq!(count.0.load(Ordering::SeqCst), 0);
+        assert!(idle.conn.send_lazy(frame("ack 1")));
+        assert!(idle.conn.send_lazy(frame("ack 2")));
+        assert_eq!(idle.wakes(), 0);
         // Listed once, however many lazy frames wait.
-        assert_eq!(clock.listed().len(), 1);
-        clock.sweep(queued);
-        assert_eq!(count.0.load(Ordering::SeqCst), 0, "not due yet");
-        assert_eq!(clock.listed().len(), 1);
+        assert_eq!(idle.clock.listed().len(), 1);
+        idle.clock.sweep(queued);
+        assert_eq!(idle.wakes(), 0, "not due yet");
+        assert_eq!(idle.clock.listed().len(), 1);
         // Due within the next tick: woken, and forgotten.
-        clock.sweep(queued + DELAY - clock.tick / 2);
-        assert_eq!(count.0.load(Ordering::SeqCst), 1);
-        assert!(clock.listed().is_empty());
-        assert_eq!(
-            conn.shared.poll_take(&mut cx, &mut ready, &mut due),
-            Poll::Ready(Taken::Frames)
-        );
+        idle.clock.sweep(queued + DELAY - idle.clock.tick / 2);
+        assert_eq!(idle.wakes(), 1);
+        assert!(idle.clock.listed().is_empty());
+        assert_eq!(idle.take(&mut ready, &mut due), Poll::Ready(Taken::Frames));
         assert_eq!(texts(&ready), ["ack 1", "ack 2"]);
         // The writer sends them by their own deadline, not one of its own.
         let due = due.expect("the lazy frames' deadline");
@@ -810,103 +832,57 @@ mod tests {
 
     #[test]
     fn a_writer_woken_for_another_reason_leaves_lazy_frames_to_the_clock() {
-        let clock = LazyClock::new(DELAY);
-        let conn = ConnHandle::new(8, &clock);
-        let count = Arc::new(Count::default());
-        let w = waker(count.clone());
-        let mut cx = Context::from_waker(&w);
-        let mut ready = VecDeque::new();
-        let mut due = None;
-        assert_eq!(
-            conn.shared.poll_take(&mut cx, &mut ready, &mut due),
-            Poll::Pending
-        );
+        let idle = &Idle::new(DELAY);
+        let (mut ready, mut due) = (VecDeque::new(), None);
         let queued = Instant::now();
-        assert!(conn.send_lazy(frame("ack")));
+        assert!(idle.conn.send_lazy(frame("ack")));
         // Polled again before the clock says so (the socket had something
         // to read): the ack stays queued and the writer waits on.
-        assert_eq!(
-            conn.shared.poll_take(&mut cx, &mut ready, &mut due),
-            Poll::Pending
-        );
-        clock.sweep(queued);
-        assert_eq!(
-            conn.shared.poll_take(&mut cx, &mut ready, &mut due),
-            Poll::Pending
-        );
+        assert_eq!(idle.take(&mut ready, &mut due), Poll::Pending);
+        idle.clock.sweep(queued);
+        assert_eq!(idle.take(&mut ready, &mut due), Poll::Pending);
         assert!(ready.is_empty() && due.is_none());
-        assert_eq!(conn.queued(), 1);
-        assert_eq!(count.0.load(Ordering::SeqCst), 0);
+        assert_eq!(idle.conn.queued(), 1);
+        assert_eq!(idle.wakes(), 0);
         // The clock's turn: woken once, and the ack is taken.
-        clock.sweep(queued + DELAY);
-        assert_eq!(count.0.load(Ordering::SeqCst), 1);
-        assert_eq!(
-            conn.shared.poll_take(&mut cx, &mut ready, &mut due),
-            Poll::Ready(Taken::Frames)
-        );
+        idle.clock.sweep(queued + DELAY);
+        assert_eq!(idle.wakes(), 1);
+        assert_eq!(idle.take(&mut ready, &mut due), Poll::Ready(Taken::Frames));
         assert_eq!(texts(&ready), ["ack"]);
         // A lazy frame queued while the writer was busy (not waiting) is
         // not on the clock: the writer takes it on its next look.
         ready.clear();
-        assert!(conn.send_lazy(frame("ack 2")));
-        assert_eq!(
-            conn.shared.poll_take(&mut cx, &mut ready, &mut None),
-            Poll::Ready(Taken::Frames)
-        );
+        assert!(idle.conn.send_lazy(frame("ack 2")));
+        assert_eq!(idle.take(&mut ready, &mut None), Poll::Ready(Taken::Frames));
         assert_eq!(texts(&ready), ["ack 2"]);
     }
 
     #[test]
     fn a_frame_that_matters_wakes_the_writer_and_takes_the_waiting_lazy_one_along() {
-        let clock = LazyClock::new(DELAY);
-        let conn = ConnHandle::new(8, &clock);
-        let count = Arc::new(Count::default());
-        let w = waker(count.clone());
-        let mut cx = Context::from_waker(&w);
-        let mut ready = VecDeque::new();
-        let mut due = None;
-        assert_eq!(
-            conn.shared.poll_take(&mut cx, &mut ready, &mut due),
-            Poll::Pending
-        );
-        assert!(conn.send_lazy(frame("ack")));
-        assert!(conn.send(frame("message")));
-        assert_eq!(count.0.load(Ordering::SeqCst), 1);
-        assert_eq!(
-            conn.shared.poll_take(&mut cx, &mut ready, &mut due),
-            Poll::Ready(Taken::Frames)
-        );
+        let idle = &Idle::new(DELAY);
+        let (mut ready, mut due) = (VecDeque::new(), None);
+        assert!(idle.conn.send_lazy(frame("ack")));
+        assert!(idle.conn.send(frame("message")));
+        assert_eq!(idle.wakes(), 1);
+        assert_eq!(idle.take(&mut ready, &mut due), Poll::Ready(Taken::Frames));
         assert_eq!(texts(&ready), ["ack", "message"]);
         assert!(due.is_some());
-        // Nothing is left waiting: the next sweep forgets the socket and
-        // wakes nobody, and a later lazy frame lists it again.
-        clock.sweep(Instant::now() + 2 * DELAY);
-        assert!(clock.listed().is_empty());
-        assert_eq!(count.0.load(Ordering::SeqCst), 1);
-        assert_eq!(
-            conn.shared
-                .poll_take(&mut cx, &mut VecDeque::new(), &mut None),
-            Poll::Pending
-        );
-        assert!(conn.send_lazy(frame("ack 2")));
-        assert_eq!(clock.listed().len(), 1);
+        // Nothing is left waiting: the next sweep drops the socket's entry
+        // and wakes nobody, and a later lazy frame lists it again.
+        idle.clock.sweep(Instant::now() + 2 * DELAY);
+        assert!(idle.clock.listed().is_empty());
+        assert_eq!(idle.wakes(), 1);
+        assert_eq!(idle.take(&mut VecDeque::new(), &mut None), Poll::Pending);
+        assert!(idle.conn.send_lazy(frame("ack 2")));
+        assert_eq!(idle.clock.listed().len(), 1);
     }
 
     #[test]
     fn with_no_delay_a_lazy_frame_wakes_the_writer_at_once() {
-        let clock = LazyClock::new(Duration::ZERO);
-        let conn = ConnHandle::new(8, &clock);
-        let count = Arc::new(Count::default());
-        let w = waker(count.clone());
-        let mut ready = VecDeque::new();
-        assert_eq!(
-            conn.shared
-                .poll_take(&mut Context::from_waker(&w), &mut ready, &mut None),
-            Poll::Pending
-        );
-        assert!(conn.send_lazy(frame("ack")));
-        assert_eq!(count.0.load(Ordering::SeqCst), 1);
-        assert!(clock.listed().is_empty());
+        let idle = &Idle::new(Duration::ZERO);
+        assert!(idle.conn.send_lazy(frame("ack")));
+        assert_eq!(idle.wakes(), 1);
+        assert!(idle.clock.listed().is_empty());
     }
 
     #[tokio::test]
