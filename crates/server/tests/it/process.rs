@@ -333,7 +333,7 @@ async fn on_one_cpu_it_serves_from_a_single_thread_and_still_shuts_down_cleanly(
             .lock()
             .unwrap()
             .lines()
-            .any(|l| l.contains("runtime started") && l.contains("\"threads\":1")),
+            .any(|l| l.contains("runtime started") && l.contains("\"single_threaded\":true")),
         "{}",
         served.log.lock().unwrap()
     );

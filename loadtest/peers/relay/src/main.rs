@@ -41,8 +41,8 @@ type Peers = Arc<DashMap<Key, mpsc::Sender<Message>>>;
 /// Tokio's runtime the way Haven picks it: single-threaded on one CPU,
 /// multi-threaded on more, so the floor gets what Haven gets.
 fn main() -> anyhow::Result<()> {
-    let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-    let mut builder = if cpus == 1 {
+    let single = std::thread::available_parallelism().is_ok_and(|n| n.get() == 1);
+    let mut builder = if single {
         tokio::runtime::Builder::new_current_thread()
     } else {
         tokio::runtime::Builder::new_multi_thread()
