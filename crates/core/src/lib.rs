@@ -29,6 +29,7 @@ pub mod router;
 pub use conversation::{Accept, Conversation, ReplayLimits, Resume};
 pub use ids::{CounsellorId, LangId, Party, SessionId, Side, TopicId};
 pub use router::{
-    Activity, Arrival, Assignment, CounsellorView, Effect, EndReason, Event, Gate, Notice, Profile,
-    Refusal, Router, RouterConfig, Status, TopicRules, TopicStats, TopicSummary, Transfer,
+    Activity, Arrival, Assignment, CounsellorOverview, CounsellorView, Effect, EndReason, Event,
+    Gate, Notice, Profile, Refusal, Router, RouterConfig, SessionOverview, Stage, Status,
+    TopicRules, TopicStats, TopicSummary, Transfer,
 };

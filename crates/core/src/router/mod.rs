@@ -52,9 +52,9 @@ use std::time::{Duration, Instant};
 
 pub use self::events::Event;
 pub use self::types::{
-    Activity, Arrival, Assignment, CounsellorView, Effect, EndReason, Gate, Notice, Profile,
-    Refusal, RouterConfig, Status, TopicRules, TopicStats, TopicSummary, Transfer, TransferFailed,
-    Withdrawn,
+    Activity, Arrival, Assignment, CounsellorOverview, CounsellorView, Effect, EndReason, Gate,
+    Notice, Profile, Refusal, RouterConfig, SessionOverview, Stage, Status, TopicRules, TopicStats,
+    TopicSummary, Transfer, TransferFailed, Withdrawn,
 };
 use self::waits::WaitModel;
 use crate::ids::{CounsellorId, LangId, Party, SessionId, Side, TopicId};
@@ -149,6 +149,8 @@ struct Seeker {
     requeued: bool,
     /// Whether they have reached a counsellor at least once.
     answered: bool,
+    /// Whether their triage answer said it is urgent.
+    urgent: bool,
     /// Whether a counsellor raised their hand about this session (asked a
     /// supervisor to look at it). Stays up through transfers until a
     /// counsellor in the session lowers it.
@@ -394,6 +396,7 @@ impl Router {
                 announced: None,
                 requeued: false,
                 answered: false,
+                urgent: arrival.urgent,
                 hand: false,
                 slot: Slot::None,
             },

@@ -4,7 +4,8 @@
 use std::time::{Duration, Instant};
 
 use super::{
-    CounsellorView, Link, Phase, Refusal, Router, Status, TopicStats, TopicSummary, count,
+    CounsellorOverview, CounsellorView, Link, Phase, Refusal, Router, SessionOverview, Stage,
+    Status, TopicStats, TopicSummary, count,
 };
 use crate::ids::{CounsellorId, SessionId, TopicId};
 use crate::queue::Line;
@@ -60,6 +61,48 @@ impl Router {
     /// Whether a counsellor's hand is up about a session.
     pub fn hand_raised(&self, session: SessionId) -> bool {
         self.seekers.get(&session).is_some_and(|s| s.hand)
+    }
+
+    /// Every session the router holds, in no particular order, as of
+    /// `now`. O(sessions), and allocates nothing: the supervisor snapshot
+    /// walks it every couple of seconds on the thread that serves the
+    /// sockets.
+    pub fn sessions_overview(&self, now: Instant) -> impl Iterator<Item = SessionOverview<'_>> {
+        self.seekers
+            .iter()
+            .map(move |(&session, s)| SessionOverview {
+                session,
+                topic: s.topic,
+                urgent: s.urgent,
+                hand: s.hand,
+                stage: match &s.phase {
+                    Phase::Waiting => Stage::Waiting {
+                        waited: s.waited_before + now.saturating_duration_since(s.waiting_since),
+                    },
+                    Phase::Assigned { counsellors, since } => Stage::Assigned {
+                        counsellors,
+                        with: now.saturating_duration_since(*since),
+                    },
+                },
+            })
+    }
+
+    /// Every counsellor the router knows (connected or within their grace
+    /// period), in no particular order, as of `now`. Like
+    /// [`Router::sessions_overview`], O(counsellors) and allocation-free.
+    pub fn counsellors_overview(
+        &self,
+        now: Instant,
+    ) -> impl Iterator<Item = CounsellorOverview<'_>> {
+        self.counsellors
+            .iter()
+            .map(move |(&counsellor, c)| CounsellorOverview {
+                counsellor,
+                activity: c.activity(now),
+                capacity: c.profile.capacity,
+                load: c.load(),
+                topics: &c.profile.topics,
+            })
     }
 
     /// A session's topic.
@@ -123,15 +166,53 @@ impl Router {
     /// A topic's queue and staffing at a glance. O(counsellors).
     pub fn topic_summary(&self, now: Instant, topic: TopicId) -> Option<TopicSummary> {
         let t = usize::from(topic.0);
-        let line = self.lines.get(t)?;
+        self.lines.get(t)?;
+        Some(self.summarize(now, t, self.staffing(topic)))
+    }
+
+    /// Every topic's [`Router::topic_summary`], in topic order, from one
+    /// pass over the counsellors: O(counsellors × their topics + topics),
+    /// where asking topic by topic is O(counsellors × topics).
+    pub fn topic_summaries(&self, now: Instant) -> Vec<TopicSummary> {
+        let mut staffing = vec![(0u32, 0u32); self.lines.len()];
+        for c in self.counsellors.values() {
+            if c.link != Link::Connected || c.status != Status::Available {
+                continue;
+            }
+            let free = if c.can_take() {
+                c.profile.capacity.saturating_sub(count(c.load()))
+            } else {
+                0
+            };
+            for (i, topic) in c.profile.topics.iter().enumerate() {
+                // A topic listed twice counts once, as in `staffing`.
+                if c.profile.topics[..i].contains(topic) {
+                    continue;
+                }
+                if let Some((staffed, open)) = staffing.get_mut(usize::from(topic.0)) {
+                    *staffed = staffed.saturating_add(c.profile.capacity);
+                    *open = open.saturating_add(free);
+                }
+            }
+        }
+        staffing
+            .into_iter()
+            .enumerate()
+            .map(|(t, seats)| self.summarize(now, t, seats))
+            .collect()
+    }
+
+    /// Topic `t`'s summary given its `(staffed, free)` seats; `t` must be
+    /// a topic.
+    fn summarize(&self, now: Instant, t: usize, (staffed, free): (u32, u32)) -> TopicSummary {
+        let line = &self.lines[t];
         let longest_wait = line
             .first()
             .and_then(|(_, s)| self.seekers.get(&s))
             .map(|s| s.waited_before + now.saturating_duration_since(s.waiting_since))
             .unwrap_or_default();
-        let (staffed, free) = self.staffing(topic);
         let next = u32::try_from(line.len() + 1).unwrap_or(u32::MAX);
-        Some(TopicSummary {
+        TopicSummary {
             waiting: line.len(),
             longest_wait,
             staffed,
@@ -141,7 +222,7 @@ impl Router {
                 .waits
                 .get(t)
                 .and_then(|w| w.estimate(next, staffed, free)),
-        })
+        }
     }
 
     /// Seats of connected, available counsellors serving `topic`, and how

@@ -414,6 +414,54 @@ pub struct CounsellorView {
     pub connected: bool,
 }
 
+/// A session as the supervisor view lists it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SessionOverview<'a> {
+    /// The session.
+    pub session: SessionId,
+    /// Its topic.
+    pub topic: TopicId,
+    /// Whether the triage answer said it is urgent.
+    pub urgent: bool,
+    /// Whether a counsellor's hand is up about it.
+    pub hand: bool,
+    /// In line, or with counsellors.
+    pub stage: Stage<'a>,
+}
+
+/// A counsellor as the supervisor view lists them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CounsellorOverview<'a> {
+    /// Who.
+    pub counsellor: CounsellorId,
+    /// Available, away or in wrap-up.
+    pub activity: Activity,
+    /// Sessions they take at once.
+    pub capacity: u32,
+    /// Sessions and offers they have.
+    pub load: usize,
+    /// Topics they serve.
+    pub topics: &'a [TopicId],
+}
+
+/// Where a session is, for the supervisor view.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage<'a> {
+    /// In line (perhaps with an offer out), having waited this long in
+    /// all.
+    Waiting {
+        /// Every stretch of waiting so far, this one included.
+        waited: Duration,
+    },
+    /// With counsellors.
+    Assigned {
+        /// The first is the one who has had it longest.
+        counsellors: &'a [CounsellorId],
+        /// How long it has been with a counsellor.
+        with: Duration,
+    },
+}
+
 /// A topic's queue at a glance.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TopicSummary {

@@ -1,7 +1,10 @@
 //! The events a coordinator watches, in the order the router saw things
 //! happen.
 
-use haven_core::{Assignment, EndReason, Event, Router, TopicRules, Transfer};
+use haven_core::{
+    Activity, Arrival, Assignment, CounsellorOverview, EndReason, Event, Router, SessionOverview,
+    Stage, TopicRules, Transfer,
+};
 
 use super::support::*;
 
@@ -195,4 +198,70 @@ fn counsellor_state_and_pauses_are_told() {
         }],
         "pausing a paused topic again says nothing"
     );
+}
+
+#[test]
+fn the_overviews_list_each_session_in_line_or_with_its_counsellors_and_each_counsellors_load() {
+    let mut h = Harness::simple();
+    h.staff(ANNA, &[ALGEMEEN], &[NL], 1);
+    h.arrive(s(1), ALGEMEEN, None);
+    h.advance(secs(30));
+    // Nobody serves this topic: an urgent help-seeker waits.
+    let urgent = Arrival {
+        topic: JONGEREN,
+        language: None,
+        urgent: true,
+        prefer: None,
+    };
+    h.arrive_with(s(2), urgent);
+    h.router.raise_hand(ANNA, s(1), true).unwrap();
+    h.advance(secs(20));
+    let mut rows: Vec<SessionOverview<'_>> = h.router.sessions_overview(h.now).collect();
+    rows.sort_by_key(|r| r.session);
+    assert_eq!(
+        rows,
+        [
+            SessionOverview {
+                session: s(1),
+                topic: ALGEMEEN,
+                urgent: false,
+                hand: true,
+                stage: Stage::Assigned {
+                    counsellors: &[ANNA],
+                    with: secs(50),
+                },
+            },
+            SessionOverview {
+                session: s(2),
+                topic: JONGEREN,
+                urgent: true,
+                hand: false,
+                stage: Stage::Waiting { waited: secs(20) },
+            },
+        ]
+    );
+    let counsellors: Vec<CounsellorOverview<'_>> = h.router.counsellors_overview(h.now).collect();
+    assert_eq!(
+        counsellors,
+        [CounsellorOverview {
+            counsellor: ANNA,
+            activity: Activity::Available,
+            capacity: 1,
+            load: 1,
+            topics: &[ALGEMEEN],
+        }]
+    );
+    h.router.seeker_ended(h.now, s(1)).unwrap();
+    let left: Vec<_> = h
+        .router
+        .sessions_overview(h.now)
+        .map(|r| r.session)
+        .collect();
+    assert_eq!(left, [s(2)]);
+    let loads: Vec<_> = h
+        .router
+        .counsellors_overview(h.now)
+        .map(|c| c.load)
+        .collect();
+    assert_eq!(loads, [0]);
 }

@@ -17,14 +17,17 @@
 //!   within a priority**;
 //! - **work conservation**: no help-seeker who could be routed waits while
 //!   a counsellor who could take them is free;
-//! - grace periods end no earlier than promised, and nothing outlives them.
+//! - grace periods end no earlier than promised, and nothing outlives them;
+//! - **the overviews the supervisor snapshot is built from** (every
+//!   session, every counsellor, every topic in one pass) say what the
+//!   one-at-a-time queries say.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
 use haven_core::{
     Activity, Arrival, Assignment, CounsellorId, Effect, Event, LangId, Party, Profile, Router,
-    RouterConfig, SessionId, Status, TopicId, TopicRules, Transfer,
+    RouterConfig, SessionId, Stage, Status, TopicId, TopicRules, Transfer,
 };
 use proptest::prelude::*;
 
@@ -366,6 +369,8 @@ fn check(
         }
     }
 
+    check_overviews(model, router, now)?;
+
     // Positions 1..n without gaps, FIFO within a priority.
     let mut by_topic: BTreeMap<TopicId, Vec<(u32, SessionId)>> = BTreeMap::new();
     for session in model.seekers.keys() {
@@ -409,6 +414,45 @@ fn check(
 
     if let Some(deadline) = router.poll_timeout() {
         prop_assert!(deadline > now, "a deadline passed without being handled");
+    }
+    Ok(())
+}
+
+/// The overviews agree with the queries about one session, counsellor or
+/// topic at a time.
+fn check_overviews(model: &Model, router: &Router, now: Instant) -> Result<(), TestCaseError> {
+    let mut listed = 0;
+    for o in router.sessions_overview(now) {
+        listed += 1;
+        let s = o.session;
+        prop_assert_eq!(Some(o.topic), router.topic_of(s));
+        prop_assert_eq!(o.urgent, model.seekers[&s].urgent);
+        prop_assert_eq!(o.hand, router.hand_raised(s));
+        match o.stage {
+            Stage::Waiting { waited } => {
+                prop_assert!(router.is_waiting(s));
+                prop_assert_eq!(Some(waited), router.waited(now, s));
+            }
+            Stage::Assigned { counsellors, with } => {
+                prop_assert_eq!(counsellors, router.counsellors_of(s));
+                prop_assert_eq!(Some(with), router.time_with_counsellor(now, s));
+            }
+        }
+    }
+    prop_assert_eq!(listed, router.session_count());
+    for c in router.counsellors_overview(now) {
+        let view = router.counsellor(now, c.counsellor);
+        prop_assert!(view.is_some(), "{:?} listed but unknown", c.counsellor);
+        let view = view.unwrap_or_else(|| unreachable!());
+        prop_assert_eq!(c.activity, view.activity);
+        prop_assert_eq!(c.capacity, view.capacity);
+        prop_assert_eq!(c.load, view.sessions.len() + view.offers.len());
+    }
+    let summaries = router.topic_summaries(now);
+    prop_assert_eq!(summaries.len(), 2);
+    for (t, summary) in summaries.into_iter().enumerate() {
+        let topic = TopicId(u16::try_from(t).unwrap_or(u16::MAX));
+        prop_assert_eq!(Some(summary), router.topic_summary(now, topic));
     }
     Ok(())
 }

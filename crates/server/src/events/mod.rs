@@ -70,6 +70,9 @@ pub(crate) enum Pauses {
     All(Vec<PauseOrder>),
 }
 
+/// Finishes a snapshot the actor took (see [`Events::snapshot`]).
+type TakeSnapshot = Box<dyn FnOnce() -> Snapshot + Send>;
+
 /// What the publisher task writes to Redis.
 #[derive(Debug)]
 enum Outgoing {
@@ -111,7 +114,7 @@ pub(crate) struct Events {
     latest: Mutex<Option<(Arc<Snapshot>, Arc<str>)>>,
     /// Hands snapshots to the thread that writes them as JSON (see
     /// [`Events::snapshot`]); `None` when that thread could not start.
-    snapshot_writer: OnceLock<Option<SyncSender<Snapshot>>>,
+    snapshot_writer: OnceLock<Option<SyncSender<TakeSnapshot>>>,
     /// This node's latest history, as JSON.
     history: Mutex<Option<Arc<str>>>,
     pub(crate) stats: EventStats,
@@ -206,18 +209,19 @@ impl Events {
         }
     }
 
-    /// Replaces this node's snapshot. Never waits, and never holds up the
-    /// caller (the router actor) for the JSON: with thousands of sessions
-    /// it is hundreds of kilobytes and milliseconds of work, which would
-    /// stall every socket served by the same worker thread. A thread of
-    /// its own at the lowest CPU priority writes it instead, so on a busy
-    /// core it yields to the sockets. While one snapshot is being written
+    /// Replaces this node's snapshot with the one `take` finishes. Never
+    /// waits, and never holds up the caller (the router actor) for the
+    /// finishing or the JSON: with thousands of sessions that is hundreds
+    /// of kilobytes and milliseconds of work, which would stall every
+    /// socket served by the same worker thread. A thread of its own at the
+    /// lowest CPU priority runs `take` and writes the JSON instead, so on a
+    /// busy core it yields to the sockets. While one snapshot is being written
     /// one more may wait and any beyond it are skipped (a later one
     /// follows), so the work stays bounded; so is one that does not fit in
     /// the Redis outbox.
-    pub(crate) fn snapshot(self: &Arc<Self>, snapshot: Snapshot) {
+    pub(crate) fn snapshot(self: &Arc<Self>, take: impl FnOnce() -> Snapshot + Send + 'static) {
         let writer = self.snapshot_writer.get_or_init(|| {
-            let (tx, rx) = std::sync::mpsc::sync_channel::<Snapshot>(1);
+            let (tx, rx) = std::sync::mpsc::sync_channel::<TakeSnapshot>(1);
             let events = Arc::downgrade(self);
             let started = std::thread::Builder::new()
                 .name("haven-snapshots".to_owned())
@@ -225,8 +229,8 @@ impl Events {
             started.ok().map(|_| tx)
         });
         match writer {
-            Some(writer) => drop(writer.try_send(snapshot)),
-            None => self.write_snapshot(snapshot),
+            Some(writer) => drop(writer.try_send(Box::new(take))),
+            None => self.write_snapshot(take()),
         }
     }
 
@@ -366,13 +370,13 @@ impl Events {
 /// was free, until the bus is gone. Lowers its own priority first (on
 /// Linux a thread's nice value is its own), so writing a large snapshot
 /// never takes the core from the sockets.
-fn write_snapshots(rx: &Receiver<Snapshot>, events: &Weak<Events>) {
+fn write_snapshots(rx: &Receiver<TakeSnapshot>, events: &Weak<Events>) {
     let _ = rustix::process::setpriority_process(Some(rustix::thread::gettid()), 19);
-    while let Ok(snapshot) = rx.recv() {
+    while let Ok(take) = rx.recv() {
         let Some(events) = events.upgrade() else {
             return;
         };
-        events.write_snapshot(snapshot);
+        events.write_snapshot(take());
     }
 }
 
@@ -401,13 +405,13 @@ mod tests {
         let events = Events::start(&Config::default(), &shutdown, &tracker);
         // Far more than the writer can take at once: none of these waits.
         for seq in 0..1000 {
-            events.snapshot(snapshot(seq));
+            events.snapshot(move || snapshot(seq));
         }
         // Whatever was skipped, a snapshot handed over once the writer is
         // free is written, both as the kept snapshot and as its JSON.
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            events.snapshot(snapshot(5000));
+            events.snapshot(|| snapshot(5000));
             if events.latest_snapshot().is_some_and(|s| s.seq == 5000) {
                 break;
             }

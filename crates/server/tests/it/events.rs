@@ -6,11 +6,11 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use haven_protocol::events::{Event, Record, Snapshot};
 use haven_protocol::{counsellor as c, seeker as s};
-use haven_server::accounts::Role;
+use haven_server::accounts::{AccountSpec, Role};
 use haven_testkit::{RedisServer, TestServer};
 use tokio::sync::mpsc;
 
-use super::topics::waiting;
+use super::topics::{hello, waiting};
 
 /// Every message on `haven:events`, raw, from now on.
 async fn subscribe(redis: &RedisServer) -> mpsc::UnboundedReceiver<String> {
@@ -221,6 +221,87 @@ async fn without_redis_the_feed_carries_this_node_alone() {
     assert!(!samples.is_empty(), "{history}");
     assert_eq!(samples.last().unwrap()[1], 2, "{history}");
     assert_eq!(server.get("/api/v1/supervisor/history").await.status, 401);
+}
+
+#[tokio::test]
+async fn a_snapshot_names_everyone_and_lists_the_longest_waits_first() {
+    let server = TestServer::start_with(|c| {
+        c.supervisor.snapshot_interval = Duration::from_millis(200);
+    })
+    .await;
+    let password = server.add_account("coord", Role::Supervisor, None);
+    let token = server.token("coord", &password).await;
+    let auth = format!("Bearer {token}");
+    let anna = AccountSpec {
+        display_name: Some("Anna B.".into()),
+        capacity: Some(1),
+        ..AccountSpec::default()
+    };
+    let (mut anna, _) = server.counsellor_with("anna", &anna).await;
+    anna.available().await;
+    let mut talking = server.seeker().await;
+    talking.hello(None).await;
+    let session = anna.assigned().await;
+    // Anna is full: two wait, the urgent one a second and more later.
+    let welcome = |m: s::ServerMessage| match m {
+        s::ServerMessage::Welcome { session, .. } => session,
+        other => panic!("{other:?}"),
+    };
+    let (_first, m) = hello(&server, "algemeen", None, false, None).await;
+    let first = welcome(m);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (_urgent, m) = hello(&server, "algemeen", None, true, None).await;
+    let urgent = welcome(m);
+
+    let mut feed = server
+        .sse("/api/v1/supervisor/feed", &[("authorization", &auth)])
+        .await;
+    let snapshot = feed
+        .expect("snapshot", |s| {
+            s["nodes"][0]["waiting"]
+                .as_array()
+                .is_some_and(|w| w.len() == 2)
+        })
+        .await;
+    let node = &snapshot["nodes"][0];
+    let topic = &node["topics"][0];
+    assert_eq!(topic["topic"], "algemeen", "{node}");
+    assert_eq!(topic["waiting"], 2, "{node}");
+    assert_eq!(topic["urgent_waiting"], 1, "{node}");
+    // The urgent help-seeker is ahead in line, but waited less.
+    let waiting = node["waiting"].as_array().unwrap();
+    assert_eq!(waiting[0]["session"], first.0, "{node}");
+    assert_eq!(waiting[0]["urgent"], false, "{node}");
+    assert_eq!(waiting[1]["session"], urgent.0, "{node}");
+    assert_eq!(waiting[1]["urgent"], true, "{node}");
+    assert!(
+        waiting[0]["waited_secs"].as_u64() > waiting[1]["waited_secs"].as_u64(),
+        "{node}"
+    );
+    assert!(waiting.iter().all(|w| w["topic"] == "algemeen"), "{node}");
+    let sessions = node["sessions"].as_array().unwrap();
+    assert_eq!(sessions.len(), 1, "{node}");
+    assert_eq!(sessions[0]["session"], session.0, "{node}");
+    assert_eq!(sessions[0]["topic"], "algemeen", "{node}");
+    assert_eq!(
+        sessions[0]["counsellors"],
+        serde_json::json!(["anna"]),
+        "{node}"
+    );
+    assert_eq!(sessions[0]["hand_raised"], false, "{node}");
+    let counsellor = &node["counsellors"][0];
+    assert_eq!(counsellor["counsellor"], "anna", "{node}");
+    assert_eq!(counsellor["display_name"], "Anna B.", "{node}");
+    assert_eq!(counsellor["status"], "available", "{node}");
+    assert_eq!(counsellor["capacity"], 1, "{node}");
+    assert_eq!(counsellor["active"], 1, "{node}");
+    assert!(
+        counsellor["topics"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!("algemeen")),
+        "{node}"
+    );
 }
 
 /// A metric's value from `/metrics` (the first series that matches).

@@ -13,6 +13,7 @@
 mod counsellors;
 mod effects;
 mod seekers;
+mod snapshot;
 mod supervision;
 mod topics;
 
@@ -61,6 +62,9 @@ pub(super) struct Actor {
     hours_due: Option<Instant>,
     /// The queue overview last sent to each counsellor.
     queues_sent: HashMap<CounsellorId, Vec<QueueSummary>>,
+    /// Every topic's summary as of the last overview round: when it has
+    /// not changed, only counsellors not yet sent one need one.
+    queues_seen: Vec<QueueSummary>,
     /// Events, today's figures and alerts for the supervisor view.
     supervision: supervision::Supervision,
 }
@@ -111,6 +115,7 @@ impl Actor {
             gates: vec![Gate::Open; topics],
             hours_due: None,
             queues_sent: HashMap::new(),
+            queues_seen: Vec::new(),
             supervision: supervision::Supervision::default(),
             shared,
         }

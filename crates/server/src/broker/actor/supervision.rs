@@ -2,17 +2,15 @@
 //! published record, today's figures per topic, alerts, and the node's
 //! snapshot.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use haven_core::{CounsellorId, Event, SessionId, TopicId};
 use haven_protocol::SessionRef;
-use haven_protocol::events::{
-    self, AlertKind, CounsellorState, EndedBy, SessionState, Snapshot, TopicState, WaitingState,
-};
+use haven_protocol::events::{self, AlertKind, EndedBy, Snapshot};
 
 use super::super::secs;
-use super::super::session::now_ms;
+use super::snapshot::{Draft, Names};
 use super::{Actor, now, wire_reason, wire_status};
 
 /// Today's figures per topic, and what they have counted so far.
@@ -26,6 +24,23 @@ pub(super) struct Today {
     /// Sessions counted as answered (a session put back in line and taken
     /// again counts once).
     counted: HashSet<SessionId>,
+}
+
+impl Today {
+    /// Help-seekers of topic `i` who reached a counsellor today.
+    pub(super) fn answered(&self, i: usize) -> u32 {
+        self.answered.get(i).copied().unwrap_or(0)
+    }
+
+    /// Of them, those who reached one within the service-level target.
+    pub(super) fn in_target(&self, i: usize) -> u32 {
+        self.in_target.get(i).copied().unwrap_or(0)
+    }
+
+    /// Help-seekers of topic `i` who left the line today.
+    pub(super) fn abandoned(&self, i: usize) -> u32 {
+        self.abandoned.get(i).copied().unwrap_or(0)
+    }
 }
 
 /// Alerts raised and not yet cleared, so each is told once.
@@ -48,8 +63,8 @@ pub(super) struct Supervision {
     sampled: Option<std::time::Instant>,
     /// Account and display names of counsellors seen, for events about
     /// them after they left.
-    names: HashMap<CounsellorId, (Arc<str>, Arc<str>)>,
-    today: Today,
+    pub(super) names: Names,
+    pub(super) today: Today,
     alerts: Alerts,
 }
 
@@ -65,7 +80,7 @@ impl Supervision {
             .get(&id)
             .is_some_and(|(n, d)| n.as_ref() == name && d == display);
         if !known {
-            self.names.insert(id, (Arc::from(name), display.clone()));
+            Arc::make_mut(&mut self.names).insert(id, (Arc::from(name), display.clone()));
         }
     }
 }
@@ -328,14 +343,14 @@ impl Actor {
         }
     }
 
-    /// Takes the node's snapshot, publishes it, and raises the alerts it
-    /// shows.
+    /// Takes the node's snapshot, raises the alerts it shows, and hands
+    /// it to the snapshot writer to finish and publish.
     pub(super) fn supervise(&mut self) {
         self.roll_day();
-        let snapshot = self.snapshot();
-        self.raise_alerts(&snapshot);
-        self.sample_history(&snapshot);
-        self.shared.settings.events.snapshot(snapshot);
+        let draft = self.draft_snapshot();
+        self.raise_alerts(&draft);
+        self.sample_history(draft.head());
+        self.shared.settings.events.snapshot(move || draft.finish());
     }
 
     fn sample_history(&mut self, snapshot: &Snapshot) {
@@ -374,119 +389,22 @@ impl Actor {
         }
     }
 
-    fn snapshot(&self) -> Snapshot {
-        let at = now();
-        let plan = &self.shared.settings.plan;
-        let mut waiting = Vec::new();
-        let mut sessions = Vec::new();
-        for entry in &self.shared.sessions {
-            let (id, cell) = (*entry.key(), entry.value());
-            let topic = self
-                .router
-                .topic_of(id)
-                .map_or_else(|| cell.info.topic.clone(), |t| self.topic_name(t));
-            if self.router.is_waiting(id) {
-                waiting.push(WaitingState {
-                    session: cell.wire.clone(),
-                    topic,
-                    urgent: cell.info.urgent,
-                    waited_secs: secs(self.router.waited(at, id).unwrap_or_default()),
-                });
-            } else if let Some(duration) = self.router.time_with_counsellor(at, id) {
-                sessions.push(SessionState {
-                    session: cell.wire.clone(),
-                    topic,
-                    counsellors: self
-                        .router
-                        .counsellors_of(id)
-                        .iter()
-                        .map(|c| self.counsellor_name(*c))
-                        .collect(),
-                    duration_secs: secs(duration),
-                    urgent: cell.info.urgent,
-                    hand_raised: self.router.hand_raised(id),
-                });
-            }
-        }
-        waiting.sort_by_key(|w| std::cmp::Reverse(w.waited_secs));
-        sessions.sort_by_key(|s| std::cmp::Reverse(s.duration_secs));
-        let today = &self.supervision.today;
-        let topics = (0..plan.topics.len())
-            .filter_map(|i| {
-                let t = TopicId(u16::try_from(i).ok()?);
-                let s = self.router.topic_summary(at, t)?;
-                let name = self.topic_name(t);
-                Some(TopicState {
-                    urgent_waiting: u32::try_from(
-                        waiting
-                            .iter()
-                            .filter(|w| w.urgent && w.topic == name)
-                            .count(),
-                    )
-                    .unwrap_or(u32::MAX),
-                    topic: name,
-                    waiting: u32::try_from(s.waiting).unwrap_or(u32::MAX),
-                    longest_wait_secs: secs(s.longest_wait),
-                    estimated_wait_secs: s.estimated_wait.map(secs),
-                    staffed_seats: s.staffed,
-                    free_seats: s.free,
-                    paused: s.paused,
-                    answered: today.answered.get(i).copied().unwrap_or(0),
-                    answered_in_target: today.in_target.get(i).copied().unwrap_or(0),
-                    abandoned: today.abandoned.get(i).copied().unwrap_or(0),
-                })
-            })
-            .collect();
-        let mut counsellors: Vec<CounsellorState> = self
-            .counsellors
-            .iter()
-            .filter_map(|(id, link)| {
-                let view = self.router.counsellor(at, *id)?;
-                Some(CounsellorState {
-                    counsellor: link.name.clone(),
-                    display_name: link.display.to_string(),
-                    status: wire_status(view.activity).0,
-                    capacity: view.capacity,
-                    active: u32::try_from(view.sessions.len() + view.offers.len())
-                        .unwrap_or(u32::MAX),
-                    topics: link.topics.iter().map(|t| self.topic_name(*t)).collect(),
-                })
-            })
-            .collect();
-        counsellors.sort_by(|a, b| a.counsellor.cmp(&b.counsellor));
-        Snapshot {
-            node: self.shared.settings.events.node().to_owned(),
-            seq: self.shared.settings.events.seq(),
-            at: now_ms(),
-            service_level_target_secs: secs(self.shared.settings.supervisor.service_level_target),
-            topics,
-            counsellors,
-            waiting,
-            sessions,
-        }
-    }
-
-    /// Raises each alert once when its condition starts; it may be raised
-    /// again after the condition cleared.
-    fn raise_alerts(&mut self, snapshot: &Snapshot) {
+    fn raise_alerts(&mut self, draft: &Draft) {
         let cfg = self.shared.settings.supervisor.clone();
         let mut raised = Vec::new();
         let urgent_limit = secs(cfg.alert_urgent_wait);
-        for w in snapshot.waiting.iter().filter(|w| w.urgent) {
-            let Some(id) = SessionId::parse(&w.session.0) else {
-                continue;
-            };
-            if w.waited_secs >= urgent_limit && self.supervision.alerts.urgent.insert(id) {
+        for w in draft.waiting().iter().filter(|w| w.urgent) {
+            if w.waited_secs >= urgent_limit && self.supervision.alerts.urgent.insert(w.session) {
                 raised.push(events::Event::Alert {
                     alert: AlertKind::UrgentWaiting,
-                    topic: w.topic.clone(),
-                    session: Some(w.session.clone()),
+                    topic: self.topic_name(w.topic),
+                    session: Some(session_ref(w.session)),
                     waited_secs: Some(w.waited_secs),
                     waiting: None,
                 });
             }
         }
-        for (i, t) in snapshot.topics.iter().enumerate() {
+        for (i, t) in draft.head().topics.iter().enumerate() {
             let Ok(id) = u16::try_from(i).map(TopicId) else {
                 continue;
             };
