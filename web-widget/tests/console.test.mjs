@@ -153,3 +153,37 @@ test('each counsellor picks their own ring, kept across reloads', async () => {
   assert.equal(await desk.locator('#ring').inputValue(), 'beep');
   await context.close();
 });
+
+test('status and capacity wait until the server can hear them', async () => {
+  const password = haven.account('cleo', { display: 'Cleo', capacity: 1 });
+  const context = await browser.newContext();
+  const desk = await context.newPage();
+  // A slow start: the console's settings come late, and it connects only
+  // after them.
+  let release = () => {};
+  const held = new Promise((resolve) => {
+    release = resolve;
+  });
+  await desk.route('**/api/v1/console', async (route) => {
+    await held;
+    await route.continue();
+  });
+  await desk.goto(`${haven.base}/console/`);
+  await desk.fill('#name', 'cleo');
+  await desk.fill('#password', password);
+  await desk.click('#login button[type=submit]');
+  await desk.waitForSelector('#desk:not([hidden])');
+  assert.equal(await desk.textContent('#connection'), 'Connecting…');
+  assert.equal(await desk.isDisabled('#status'), true, 'a status picked now would go nowhere');
+  assert.equal(await desk.isDisabled('#capacity'), true);
+  release();
+  await desk.waitForSelector('#status:not([disabled])');
+  assert.equal(await desk.isDisabled('#capacity'), false);
+  await desk.selectOption('#status', 'available');
+
+  // The server heard it: the next help-seeker reaches Cleo.
+  const seekerContext = await browser.newContext();
+  const { chat } = await startChat(seekerContext, `${haven.base}/demo/`, 'Lou');
+  await chat.locator('#counsellor', { hasText: 'Cleo' }).waitFor();
+  await Promise.all([context.close(), seekerContext.close()]);
+});

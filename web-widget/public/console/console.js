@@ -55,6 +55,10 @@ async function open(me) {
   $('login').hidden = true;
   $('desk').hidden = false;
   $('me').textContent = me.display_name;
+  // Not connected yet: say so, and take no status or capacity change the
+  // server would never hear (the welcome says what they are).
+  $('connection').textContent = 'Connecting…';
+  heard(false);
   const settings = await fetch('/api/v1/console').then((r) => (r.ok ? r.json() : {}), () => ({}));
   configureRing(settings);
   useCanned(settings.canned ?? []);
@@ -96,9 +100,11 @@ function connect() {
     message: handle,
     state: (s) => {
       $('connection').textContent = s === 'open' ? '' : s === 'reconnecting' ? 'Reconnecting…' : 'Connecting…';
+      if (s !== 'open') heard(false);
     },
     closed: (code) => {
       socket = null;
+      heard(false);
       if (code === CLOSE.Unauthorized || code === CLOSE.ResumeFailed) {
         // Logged out elsewhere, or the resume is gone: start afresh.
         reset();
@@ -114,6 +120,15 @@ function connect() {
 
 /** @param {object} frame */
 const send = (frame) => socket?.send(frame) ?? false;
+
+/** Status and capacity can be changed only while the server hears them:
+ * from its welcome until the connection drops. A change picked while
+ * connecting would otherwise go nowhere, and the welcome would put the
+ * old value back.
+ * @param {boolean} on */
+function heard(on) {
+  for (const id of ['status', 'capacity']) /** @type {HTMLInputElement} */ ($(id)).disabled = !on;
+}
 useSender(send);
 
 /** @param {string} session */
@@ -127,11 +142,13 @@ function handle(msg) {
     case 'welcome':
       resumeToken = msg.token;
       showStatus({ status: msg.status, capacity: msg.capacity, max_capacity: msg.max_capacity, active: msg.sessions.length });
+      heard(true);
       for (const s of msg.sessions) adopt(s);
       flushAll();
       break;
     case 'resumed': {
       resumeToken = msg.token;
+      heard(true);
       const held = new Set(msg.sessions.map((/** @type {any} */ s) => s.session));
       for (const c of chats.values()) {
         if (!held.has(c.id) && !c.ended) endChat(c, 'ended while you were away');
