@@ -26,7 +26,7 @@ pub(super) type Names = Arc<HashMap<CounsellorId, (Arc<str>, Arc<str>)>>;
 
 /// A snapshot as the actor takes it. [`Draft::finish`] makes it whole.
 #[derive(Debug)]
-pub(crate) struct Draft {
+pub(super) struct Draft {
     /// Everything but the counsellors, waiting and sessions rows.
     head: Snapshot,
     counsellors: Vec<CounsellorRow>,
@@ -83,7 +83,7 @@ impl Draft {
     /// The snapshot with names, longest waits and sessions first (ties in
     /// session order, so rows keep their places from one snapshot to the
     /// next), counsellors by account name.
-    pub(crate) fn finish(mut self) -> Snapshot {
+    pub(super) fn finish(mut self) -> Snapshot {
         self.waiting
             .sort_unstable_by_key(|w| (std::cmp::Reverse(w.waited_secs), w.session));
         self.sessions
@@ -122,19 +122,22 @@ impl Draft {
         let mut counsellors: Vec<CounsellorState> = self
             .counsellors
             .iter()
-            .map(|c| CounsellorState {
-                counsellor: name(&c.id),
-                display_name: self
+            .map(|c| {
+                let (counsellor, display_name) = self
                     .names
                     .get(&c.id)
-                    .map_or_else(String::new, |(_, d)| d.to_string()),
-                status: c.status,
-                capacity: c.capacity,
-                active: c.active,
-                topics: self.topics[c.topics.clone()]
-                    .iter()
-                    .map(|t| topic(*t))
-                    .collect(),
+                    .map_or_else(Default::default, |(n, d)| (n.to_string(), d.to_string()));
+                CounsellorState {
+                    counsellor,
+                    display_name,
+                    status: c.status,
+                    capacity: c.capacity,
+                    active: c.active,
+                    topics: self.topics[c.topics.clone()]
+                        .iter()
+                        .map(|t| topic(*t))
+                        .collect(),
+                }
             })
             .collect();
         counsellors.sort_by(|a, b| a.counsellor.cmp(&b.counsellor));
