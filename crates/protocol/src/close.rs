@@ -7,12 +7,12 @@
 //! |---|---|
 //! | 1000 | done; do not reconnect |
 //! | 1001, 1011–1013 | reconnect with backoff and resume |
-//! | 1008, 1009 | the client broke a rule; do not reconnect automatically |
+//! | 1002, 1007–1009 | the client broke a rule; do not reconnect automatically |
+//! | 4000–4499 | Haven: reconnect with backoff and resume |
+//! | 4500–4999 | Haven: terminal; do not resume (start anew or log in) |
 //!
 //! (1008 is never sent today: a disallowed `Origin` is refused with HTTP 403
 //! before any socket exists.)
-//! | 4000–4499 | Haven: reconnect with backoff and resume |
-//! | 4500–4999 | Haven: terminal; do not resume (start anew or log in) |
 
 /// What a client should do after the server closed its socket.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -71,6 +71,12 @@ close_codes! {
     Normal = 1000, "ended";
     /// The server is shutting down or restarting. Reconnect and resume.
     GoingAway = 1001, "going away, reconnect";
+    /// The WebSocket framing broke RFC 6455: an unmasked frame, a reserved
+    /// bit or opcode, a fragmented or oversized control frame, a
+    /// continuation with nothing to continue. Fix the client.
+    ProtocolError = 1002, "protocol error";
+    /// A text frame or a close reason was not valid UTF-8. Fix the client.
+    InvalidPayload = 1007, "invalid utf-8";
     /// A frame or message was larger than the server's limit.
     MessageTooBig = 1009, "message too big";
     /// The server hit an internal error. Reconnect and resume.
@@ -124,6 +130,8 @@ mod tests {
     fn ranges_carry_reconnect_semantics() {
         assert_eq!(CloseCode::Normal.reconnect(), Reconnect::No);
         assert_eq!(CloseCode::GoingAway.reconnect(), Reconnect::Resume);
+        assert_eq!(CloseCode::ProtocolError.reconnect(), Reconnect::No);
+        assert_eq!(CloseCode::InvalidPayload.reconnect(), Reconnect::No);
         assert_eq!(CloseCode::SlowConsumer.reconnect(), Reconnect::Resume);
         assert_eq!(CloseCode::Replaced.reconnect(), Reconnect::No);
         assert_eq!(CloseCode::ResumeFailed.reconnect(), Reconnect::No);

@@ -10,6 +10,8 @@ export const SUBPROTOCOL = 'haven.v1';
 export const CLOSE = Object.freeze({
   Normal: 1000,
   GoingAway: 1001,
+  ProtocolError: 1002,
+  InvalidPayload: 1007,
   MessageTooBig: 1009,
   InternalError: 1011,
   TryAgainLater: 1013,

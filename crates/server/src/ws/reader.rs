@@ -295,9 +295,8 @@ impl Reader {
         let code = match error.into_inner().downcast::<tungstenite::Error>() {
             Ok(e) => match *e {
                 tungstenite::Error::Capacity(_) => Some(CloseCode::MessageTooBig),
-                tungstenite::Error::Protocol(_) | tungstenite::Error::Utf8(_) => {
-                    Some(CloseCode::ProtocolViolation)
-                }
+                tungstenite::Error::Protocol(_) => Some(CloseCode::ProtocolError),
+                tungstenite::Error::Utf8(_) => Some(CloseCode::InvalidPayload),
                 _ => None,
             },
             Err(_) => None,

@@ -11,7 +11,7 @@ use haven_testkit::{CounsellorClient, SeekerClient, TestServer, Ws};
 use tokio_tungstenite::tungstenite::Message;
 
 /// A healthy pair chatting, to prove bad clients do not affect others.
-struct Control {
+pub(super) struct Control {
     seeker: SeekerClient,
     counsellor: CounsellorClient,
     session: SessionRef,
@@ -19,7 +19,7 @@ struct Control {
 }
 
 impl Control {
-    async fn start(server: &TestServer) -> Self {
+    pub(super) async fn start(server: &TestServer) -> Self {
         let mut seeker = server.seeker().await;
         seeker.hello(Some("control")).await;
         let (mut counsellor, _) = server.counsellor("control", 1).await;
@@ -33,7 +33,7 @@ impl Control {
         }
     }
 
-    async fn still_works(&mut self) {
+    pub(super) async fn still_works(&mut self) {
         self.n += 1;
         let id = format!("ctl{}", self.n);
         let seq = self.seeker.say(&id, "nog steeds hier").await;

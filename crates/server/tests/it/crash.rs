@@ -25,7 +25,7 @@ const PASSWORD: &str = "a long enough password";
 
 /// Limits high enough for chats as fast as acks come back, and acks sent
 /// at once instead of waiting to share a write.
-const FAST: [(&str, &str); 7] = [
+pub(super) const FAST: [(&str, &str); 7] = [
     ("HAVEN_SESSION__ACK_DELAY", "1ms"),
     ("HAVEN_LIMITS__SEEKER_MESSAGES_PER_MINUTE", "600000"),
     ("HAVEN_LIMITS__SEEKER_MESSAGE_BURST", "10000"),

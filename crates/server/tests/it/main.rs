@@ -11,6 +11,7 @@ mod chat;
 mod console;
 mod crash;
 mod events;
+mod frames;
 mod hand;
 mod metrics;
 mod nodes;

@@ -1,0 +1,524 @@
+//! WebSocket framing that breaks RFC 6455, written byte by byte on raw TCP.
+//!
+//! Each known violation gets its standard close code; fragmented messages
+//! with control frames between the fragments still work; and thousands of
+//! randomly mutated frame streams against a real `haven serve` process
+//! neither panic it, nor leave a socket behind, nor disturb a conversation
+//! running beside them.
+//!
+//! `HAVEN_FUZZ_STREAMS=10000` (and `HAVEN_FUZZ_SEED=N`) makes the mutation
+//! test the long run quoted in `docs/architecture.md`.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use haven_protocol::{SUBPROTOCOL, counsellor as c};
+use haven_testkit::{TestServer, request};
+use hyper::Method;
+use rand::rngs::StdRng;
+use rand::{RngExt as _, SeedableRng as _};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
+
+use super::bad_input::Control;
+use super::crash::{FAST, add_account, counsellor, seeker};
+use super::process::serve;
+
+const TEXT: u8 = 0x1;
+const BINARY: u8 = 0x2;
+const CONTINUATION: u8 = 0x0;
+const CLOSE: u8 = 0x8;
+const PING: u8 = 0x9;
+const PONG: u8 = 0xA;
+
+const KEY: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
+
+const HELLO: &str = r#"{"type":"hello","protocol":1,"language":"nl"}"#;
+
+/// A client frame. `key: None` leaves it unmasked (which a client must
+/// never do).
+fn frame(fin: bool, rsv: u8, opcode: u8, payload: &[u8], key: Option<[u8; 4]>) -> Vec<u8> {
+    let mut out = vec![(u8::from(fin) << 7) | ((rsv & 0x7) << 4) | (opcode & 0xf)];
+    let mask_bit = if key.is_some() { 0x80 } else { 0 };
+    match payload.len() {
+        n @ 0..=125 => out.push(mask_bit | u8::try_from(n).unwrap()),
+        n @ 126..=0xffff => {
+            out.push(mask_bit | 126);
+            out.extend_from_slice(&u16::try_from(n).unwrap().to_be_bytes());
+        }
+        n => {
+            out.push(mask_bit | 127);
+            out.extend_from_slice(&u64::try_from(n).unwrap().to_be_bytes());
+        }
+    }
+    match key {
+        Some(key) => {
+            out.extend_from_slice(&key);
+            out.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
+        }
+        None => out.extend_from_slice(payload),
+    }
+    out
+}
+
+/// A whole, masked frame of `opcode`.
+fn whole(opcode: u8, payload: &[u8]) -> Vec<u8> {
+    frame(true, 0, opcode, payload, Some(KEY))
+}
+
+/// A close frame's payload: the code and a reason.
+fn close_payload(code: u16, reason: &[u8]) -> Vec<u8> {
+    let mut payload = code.to_be_bytes().to_vec();
+    payload.extend_from_slice(reason);
+    payload
+}
+
+/// A frame header that announces `len` payload bytes (a 64-bit length)
+/// and sends none of them.
+fn announcing(len: u64) -> Vec<u8> {
+    let mut out = vec![0x80 | TEXT, 0x80 | 127];
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(&KEY);
+    out
+}
+
+/// One client socket past the opening handshake, read and written raw.
+struct Raw {
+    tcp: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Raw {
+    async fn open(addr: SocketAddr, path: &str) -> Raw {
+        Self::open_with(addr, path, "").await.0
+    }
+
+    /// Opens with `extra` request header lines; also returns the response
+    /// head.
+    async fn open_with(addr: SocketAddr, path: &str, extra: &str) -> (Raw, String) {
+        let mut tcp = TcpStream::connect(addr).await.unwrap();
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\n\
+             Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+             Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: {SUBPROTOCOL}\r\n{extra}\r\n"
+        );
+        tcp.write_all(request.as_bytes()).await.unwrap();
+        let mut buf = Vec::new();
+        let end = loop {
+            if let Some(at) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break at + 4;
+            }
+            let mut chunk = [0; 1024];
+            let n = tcp.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "the server hung up during the handshake");
+            buf.extend_from_slice(&chunk[..n]);
+        };
+        let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+        assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+        buf.drain(..end);
+        (Raw { tcp, buf }, head)
+    }
+
+    /// Writes `bytes`. The server may have closed already; that is fine.
+    async fn send(&mut self, bytes: &[u8]) {
+        let _ = self.tcp.write_all(bytes).await;
+    }
+
+    /// The server's next frame as (opcode, payload); `None` when the
+    /// connection ends or nothing comes within `wait`.
+    async fn frame(&mut self, wait: Duration) -> Option<(u8, Vec<u8>)> {
+        tokio::time::timeout(wait, async {
+            loop {
+                if let Some((opcode, payload, used)) = server_frame(&self.buf) {
+                    self.buf.drain(..used);
+                    return Some((opcode, payload));
+                }
+                let mut chunk = [0; 4096];
+                match self.tcp.read(&mut chunk).await {
+                    Ok(0) | Err(_) => return None,
+                    Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                }
+            }
+        })
+        .await
+        .ok()
+        .flatten()
+    }
+
+    /// Reads until the server's close frame and returns its code; `None`
+    /// when the connection ends (or stays quiet for `wait`) without one.
+    async fn close_code(&mut self, wait: Duration) -> Option<u16> {
+        while let Some((opcode, payload)) = self.frame(wait).await {
+            if opcode == CLOSE {
+                return payload.get(..2).map(|c| u16::from_be_bytes([c[0], c[1]]));
+            }
+        }
+        None
+    }
+
+    /// The next text frame's `type`, skipping control frames.
+    async fn next_type(&mut self) -> String {
+        loop {
+            let (opcode, payload) = self
+                .frame(Duration::from_secs(5))
+                .await
+                .expect("a frame from the server");
+            if opcode == TEXT {
+                let value: serde_json::Value = serde_json::from_slice(&payload).unwrap();
+                return value["type"].as_str().unwrap().to_owned();
+            }
+        }
+    }
+}
+
+/// Parses one server frame at the start of `buf`: (opcode, payload, bytes
+/// used), or `None` when it is not all there yet.
+fn server_frame(buf: &[u8]) -> Option<(u8, Vec<u8>, usize)> {
+    let (&b0, &b1) = (buf.first()?, buf.get(1)?);
+    assert_eq!(b1 & 0x80, 0, "a server's frames are never masked");
+    let (len, at) = match b1 & 0x7f {
+        126 => (
+            usize::from(u16::from_be_bytes(buf.get(2..4)?.try_into().ok()?)),
+            4,
+        ),
+        127 => {
+            let len = u64::from_be_bytes(buf.get(2..10)?.try_into().ok()?);
+            (usize::try_from(len).unwrap(), 10)
+        }
+        n => (usize::from(n), 2),
+    };
+    let payload = buf.get(at..at + len)?.to_vec();
+    Some((b0 & 0xf, payload, at + len))
+}
+
+#[tokio::test]
+async fn each_framing_violation_gets_its_standard_close_code() {
+    let server = TestServer::start().await;
+    let mut control = Control::start(&server).await;
+    let hello = HELLO.as_bytes();
+    let cases: Vec<(&str, Vec<u8>, u16)> = vec![
+        ("an unmasked frame", frame(true, 0, TEXT, hello, None), 1002),
+        (
+            "a reserved bit (no extension)",
+            frame(true, 4, TEXT, hello, Some(KEY)),
+            1002,
+        ),
+        ("reserved data opcode 3", whole(0x3, b"x"), 1002),
+        ("reserved control opcode 11", whole(0xB, b""), 1002),
+        (
+            "a fragmented ping",
+            frame(false, 0, PING, b"p", Some(KEY)),
+            1002,
+        ),
+        ("a ping of 126 bytes", whole(PING, &[b'p'; 126]), 1002),
+        (
+            "a continuation with nothing to continue",
+            whole(CONTINUATION, b"x"),
+            1002,
+        ),
+        (
+            "a new message before the last one finished",
+            [
+                frame(false, 0, TEXT, b"{\"ty", Some(KEY)),
+                whole(TEXT, hello),
+            ]
+            .concat(),
+            1002,
+        ),
+        ("a close frame of one byte", whole(CLOSE, b"\x03"), 1002),
+        (
+            "close code 1005, which is never sent",
+            whole(CLOSE, &close_payload(1005, b"")),
+            1002,
+        ),
+        (
+            "close code 999",
+            whole(CLOSE, &close_payload(999, b"")),
+            1002,
+        ),
+        (
+            "text that is not UTF-8",
+            whole(TEXT, b"{\"type\":\"h\xc3\x28\"}"),
+            1007,
+        ),
+        (
+            "UTF-8 broken across fragments",
+            [
+                frame(false, 0, TEXT, b"\"caf\xc3", Some(KEY)),
+                whole(CONTINUATION, b"\x28\""),
+            ]
+            .concat(),
+            1007,
+        ),
+        (
+            "a close reason that is not UTF-8",
+            whole(CLOSE, &close_payload(1000, b"\xff")),
+            1007,
+        ),
+        ("a frame announcing 16 MiB", announcing(16 << 20), 1009),
+        ("a frame announcing 2^63 bytes", announcing(1 << 63), 1009),
+        (
+            "a message over the limit in small fragments",
+            [
+                frame(false, 0, TEXT, &[b' '; 10_000], Some(KEY)),
+                whole(CONTINUATION, &[b' '; 10_000]),
+            ]
+            .concat(),
+            1009,
+        ),
+    ];
+    for (what, bytes, want) in cases {
+        let mut raw = Raw::open(server.addr, "/ws/seeker").await;
+        raw.send(&bytes).await;
+        assert_eq!(
+            raw.close_code(Duration::from_secs(5)).await,
+            Some(want),
+            "{what}"
+        );
+    }
+    control.still_works().await;
+}
+
+#[tokio::test]
+async fn fragments_and_control_frames_between_them_work() {
+    let server = TestServer::start().await;
+    let mut raw = Raw::open(server.addr, "/ws/seeker").await;
+    // A hello in three fragments, with a ping and an unsolicited pong
+    // between them: the ping is answered at once, the hello is whole.
+    let (a, rest) = HELLO.as_bytes().split_at(10);
+    let (b, c) = rest.split_at(10);
+    raw.send(&frame(false, 0, TEXT, a, Some(KEY))).await;
+    raw.send(&whole(PING, b"are you there")).await;
+    raw.send(&frame(false, 0, CONTINUATION, b, Some(KEY))).await;
+    raw.send(&whole(PONG, b"unasked")).await;
+    raw.send(&frame(true, 0, CONTINUATION, c, Some(KEY))).await;
+    assert_eq!(
+        raw.frame(Duration::from_secs(5)).await,
+        Some((PONG, b"are you there".to_vec()))
+    );
+    assert_eq!(raw.next_type().await, "welcome");
+    assert_eq!(raw.next_type().await, "queued");
+    // The largest ping allowed comes back byte for byte; an empty text
+    // frame is a malformed message, not a broken socket.
+    let big: Vec<u8> = (0..125).collect();
+    raw.send(&whole(PING, &big)).await;
+    assert_eq!(raw.frame(Duration::from_secs(5)).await, Some((PONG, big)));
+    raw.send(&whole(TEXT, b"")).await;
+    assert_eq!(raw.next_type().await, "error");
+    // Binary frames are refused with an error, and the socket stays.
+    raw.send(&whole(BINARY, b"\x00\x01")).await;
+    assert_eq!(raw.next_type().await, "error");
+    // A clean close is answered with the same code.
+    raw.send(&whole(CLOSE, &close_payload(1000, b"bye"))).await;
+    assert_eq!(raw.close_code(Duration::from_secs(5)).await, Some(1000));
+}
+
+#[tokio::test]
+async fn compression_offers_are_declined() {
+    let server = TestServer::start().await;
+    for offer in [
+        "permessage-deflate",
+        "permessage-deflate; client_max_window_bits",
+        "permessage-deflate; server_no_context_takeover, x-webkit-deflate-frame",
+    ] {
+        let (mut raw, head) = Raw::open_with(
+            server.addr,
+            "/ws/seeker",
+            &format!("Sec-WebSocket-Extensions: {offer}\r\n"),
+        )
+        .await;
+        assert!(
+            !head
+                .to_ascii_lowercase()
+                .contains("sec-websocket-extensions"),
+            "{offer}: {head}"
+        );
+        // Without an extension, a compressed frame (RSV1) is a violation.
+        raw.send(&frame(
+            true,
+            4,
+            TEXT,
+            b"\xf2\x48\xcd\xc9\xc9\x07\x00",
+            Some(KEY),
+        ))
+        .await;
+        assert_eq!(raw.close_code(Duration::from_secs(5)).await, Some(1002));
+    }
+}
+
+/// One random stream of 1 to 6 frames, most of them nearly right, then
+/// mutated: bits flipped, cut short, or bytes thrown in.
+fn mutated_stream(rng: &mut StdRng) -> Vec<u8> {
+    let mut out = Vec::new();
+    for _ in 0..rng.random_range(1..=6) {
+        let payload: Vec<u8> = match rng.random_range(0..6) {
+            0 => HELLO.into(),
+            1 => br#"{"type":"send","id":"f1","text":"hallo"}"#.to_vec(),
+            2 => br#"{"type":"hello","token":"x","protocol":1}"#.to_vec(),
+            3 => (0..rng.random_range(0..300))
+                .map(|_| rng.random())
+                .collect(),
+            4 => vec![b'a'; rng.random_range(0..20_000)],
+            _ => close_payload(rng.random_range(0..5000), b"\xe2\x82"),
+        };
+        let opcode = match rng.random_range(0..10) {
+            0..5 => TEXT,
+            5 => CONTINUATION,
+            6 => BINARY,
+            7 => PING,
+            8 => CLOSE,
+            _ => rng.random_range(0..16),
+        };
+        let fin = rng.random_bool(0.8);
+        let rsv = if rng.random_bool(0.1) {
+            rng.random_range(1..8)
+        } else {
+            0
+        };
+        let key = rng.random_bool(0.95).then(|| rng.random());
+        out.extend(frame(fin, rsv, opcode, &payload, key));
+    }
+    if rng.random_bool(0.5) {
+        for _ in 0..rng.random_range(1..=4) {
+            let at = rng.random_range(0..out.len());
+            out[at] ^= 1 << rng.random_range(0..8);
+        }
+    }
+    if rng.random_bool(0.3) {
+        out.truncate(rng.random_range(0..out.len()));
+    }
+    if rng.random_bool(0.1) {
+        let at = rng.random_range(0..=out.len());
+        let junk: Vec<u8> = (0..rng.random_range(1..40)).map(|_| rng.random()).collect();
+        out.splice(at..at, junk);
+    }
+    out
+}
+
+fn env_number(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// How many sockets of `role` the server counts, from `/metrics`.
+async fn sockets(addr: SocketAddr, role: &str) -> u64 {
+    let metrics = request(addr, Method::GET, "/metrics", &[], None).await.body;
+    let series = format!("haven_connections{{role=\"{role}\"}} ");
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(&series))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutated_frame_streams_neither_panic_nor_leak_nor_disturb_a_chat() {
+    let streams = env_number("HAVEN_FUZZ_STREAMS", 1500);
+    let seed = env_number("HAVEN_FUZZ_SEED", 0x4a7e_2026);
+    let dir = tempfile::tempdir().unwrap();
+    add_account(dir.path(), "anna", "counsellor", "1");
+    // Limits for the control pair's steady chat and for many sockets from
+    // one address; a fuzzed socket sends a handful of frames at most.
+    let mut env = vec![
+        ("HAVEN_LIMITS__SOURCE_UPGRADES_PER_MINUTE", "1000000"),
+        ("HAVEN_LIMITS__SOURCE_UPGRADE_BURST", "1000000"),
+        ("HAVEN_LIMITS__SOURCE_MAX_CONNECTIONS", "100000"),
+        ("HAVEN_SESSION__HELLO_TIMEOUT", "2s"),
+    ];
+    env.extend(FAST);
+    let mut served = serve(dir.path(), &env);
+    let addr = served.addr;
+    let mut anna = counsellor(&served, "anna").await;
+    let mut control = seeker(&served, "control").await;
+    let session = anna.assigned().await;
+
+    // The mutated streams, 48 sockets at a time, on both endpoints.
+    let fuzz = tokio::spawn(async move {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut cases: Vec<(Vec<u8>, bool)> = (0..streams)
+            .map(|_| (mutated_stream(&mut rng), rng.random_bool(0.7)))
+            .collect();
+        let mut closes = std::collections::BTreeMap::<Option<u16>, u32>::new();
+        while !cases.is_empty() {
+            let batch: Vec<_> = cases.drain(..cases.len().min(48)).collect();
+            let runs = batch.into_iter().map(|(bytes, seeker)| async move {
+                let path = if seeker {
+                    "/ws/seeker"
+                } else {
+                    "/ws/counsellor"
+                };
+                let mut raw = Raw::open(addr, path).await;
+                // In one write or two, as a network might cut it.
+                let cut = bytes.len() / 2;
+                raw.send(&bytes[..cut]).await;
+                tokio::task::yield_now().await;
+                raw.send(&bytes[cut..]).await;
+                raw.close_code(Duration::from_millis(300)).await
+            });
+            for code in futures_util::future::join_all(runs).await {
+                *closes.entry(code).or_default() += 1;
+            }
+        }
+        closes
+    });
+
+    // Meanwhile the conversation goes on, every message in order.
+    let mut said = 0;
+    let mut probes = Vec::new();
+    let started = Instant::now();
+    while !fuzz.is_finished() || said < 20 {
+        said += 1;
+        let text = format!("bericht {said}");
+        let seq = control.say(&format!("c{said}"), &text).await;
+        assert_eq!(anna.heard(&session).await, (seq, text));
+        anna.send(&c::ClientMessage::Received {
+            session: session.clone(),
+            up_to: seq,
+        })
+        .await;
+        let probe = Instant::now();
+        let health = request(addr, Method::GET, "/healthz", &[], None).await;
+        assert_eq!(health.status, 200);
+        probes.push(probe.elapsed());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let closes = fuzz.await.unwrap();
+    probes.sort();
+    eprintln!(
+        "{streams} mutated streams (seed {seed}) in {:.1} s, closes by code: {closes:?}; \
+         {said} control messages; health probe p99 {:?}, max {:?}",
+        started.elapsed().as_secs_f64(),
+        probes[probes.len() * 99 / 100],
+        probes[probes.len() - 1],
+    );
+    // Malformed streams were turned away with the standard codes.
+    for code in [1002, 1007, 1009] {
+        assert!(
+            closes.get(&Some(code)).copied().unwrap_or(0) > 0,
+            "{closes:?}"
+        );
+    }
+
+    // Every fuzzed socket is gone: only the control pair is left.
+    let mut left = (0, 0);
+    for _ in 0..100 {
+        left = (
+            sockets(addr, "seeker").await,
+            sockets(addr, "counsellor").await,
+        );
+        if left == (1, 1) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(left, (1, 1), "sockets left over (seeker, counsellor)");
+    let seq = anna.say(&session, "a1", "nog hier").await;
+    assert_eq!(control.heard().await, (seq, "nog hier".into()));
+    assert!(served.child.try_wait().unwrap().is_none(), "haven exited");
+    let log = served.log.lock().unwrap().clone();
+    assert!(!log.contains("panicked"), "{log}");
+    let _ = served.child.kill();
+    let _ = served.child.wait();
+}
