@@ -94,6 +94,53 @@ fn frame() -> impl Strategy<Value = String> {
         )
 }
 
+/// A frame from [`frame`] with one to three characters cut, changed or
+/// put in: mostly broken JSON, as a buggy or hostile client sends it.
+fn mutated() -> impl Strategy<Value = String> {
+    let chars = vec![
+        '"', '\\', '{', '}', '[', ']', ',', ':', '0', '9', '-', 'e', '.', ' ', 'u', '\u{0}',
+        '\u{1f}', 'é', '😀',
+    ];
+    let edit = (
+        0..3u8,
+        any::<prop::sample::Index>(),
+        prop::sample::select(chars),
+    );
+    (frame(), prop::collection::vec(edit, 1..4)).prop_map(|(f, edits)| {
+        let mut chars: Vec<char> = f.chars().collect();
+        for (op, at, c) in edits {
+            let i = at.index(chars.len() + 1);
+            match op {
+                0 => chars.truncate(i),
+                1 if i < chars.len() => chars[i] = c,
+                _ => chars.insert(i, c),
+            }
+        }
+        chars.into_iter().collect()
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(20_000))]
+
+    /// The decoder the server calls answers any text without panicking:
+    /// with what the typed parse reads, or, when that fails too, with an
+    /// error code and a hint.
+    #[test]
+    fn broken_frames_get_an_error_code_or_the_typed_parse(f in mutated()) {
+        let typed_s = serde_json::from_str::<seeker::ClientMessage>(&f).ok();
+        match haven_protocol::decode_seeker(&f) {
+            Ok(msg) => prop_assert_eq!(Some(msg), typed_s, "seeker {}", f),
+            Err(e) => prop_assert!(typed_s.is_none() && !e.detail.is_empty(), "seeker {}", f),
+        }
+        let typed_c = serde_json::from_str::<counsellor::ClientMessage>(&f).ok();
+        match haven_protocol::decode_counsellor(&f) {
+            Ok(msg) => prop_assert_eq!(Some(msg), typed_c, "counsellor {}", f),
+            Err(e) => prop_assert!(typed_c.is_none() && !e.detail.is_empty(), "counsellor {}", f),
+        }
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(4000))]
 
