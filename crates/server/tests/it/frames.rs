@@ -255,6 +255,7 @@ async fn each_framing_violation_gets_its_standard_close_code() {
             whole(CLOSE, &close_payload(1000, b"\xff")),
             1007,
         ),
+        // Refused from the header, before any of it is read.
         ("a frame announcing 16 MiB", announcing(16 << 20), 1009),
         ("a frame announcing 2^63 bytes", announcing(1 << 63), 1009),
         (

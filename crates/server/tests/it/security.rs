@@ -305,67 +305,8 @@ async fn a_reader_that_pauses_gets_everything_once_it_reads_again() {
     }
 }
 
-/// Opens a raw TCP connection and performs the WebSocket upgrade by hand,
-/// so a test can then write arbitrary bytes.
-async fn raw_upgrade(server: &TestServer) -> tokio::net::TcpStream {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let mut tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
-    let request = format!(
-        "GET /ws/seeker HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-        server.addr
-    );
-    tcp.write_all(request.as_bytes()).await.unwrap();
-    let mut response = Vec::new();
-    let mut byte = [0u8; 1];
-    while !response.ends_with(b"\r\n\r\n") {
-        assert_eq!(
-            tcp.read(&mut byte).await.unwrap(),
-            1,
-            "upgrade answer cut short"
-        );
-        response.push(byte[0]);
-    }
-    assert!(
-        response.starts_with(b"HTTP/1.1 101"),
-        "{}",
-        String::from_utf8_lossy(&response)
-    );
-    tcp
-}
-
-/// Reads until the server closes; returns the close code of the first
-/// close frame seen, if any.
-async fn read_close_code(tcp: &mut tokio::net::TcpStream) -> Option<u16> {
-    use tokio::io::AsyncReadExt as _;
-    let mut seen = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        match tokio::time::timeout(Duration::from_secs(5), tcp.read(&mut buf)).await {
-            Ok(Ok(0) | Err(_)) => break,
-            Ok(Ok(n)) => seen.extend_from_slice(&buf[..n]),
-            Err(_) => panic!("the server kept the connection open"),
-        }
-    }
-    // Server frames are unmasked: 0x88, length, then the code.
-    seen.windows(4)
-        .find(|w| w[0] == 0x88 && w[1] >= 2 && w[1] < 126)
-        .map(|w| u16::from_be_bytes([w[2], w[3]]))
-}
-
-#[tokio::test]
-async fn a_frame_announcing_16_mib_is_refused_before_it_is_read() {
-    use tokio::io::AsyncWriteExt as _;
-    let server = TestServer::start().await;
-    let mut tcp = raw_upgrade(&server).await;
-    // FIN + text, masked, 64-bit length of 16 MiB, a mask, then 100 bytes.
-    let mut frame = vec![0x81, 0xFF];
-    frame.extend_from_slice(&(16u64 * 1024 * 1024).to_be_bytes());
-    frame.extend_from_slice(&[1, 2, 3, 4]);
-    frame.extend_from_slice(&[b'x'; 100]);
-    tcp.write_all(&frame).await.unwrap();
-    assert_eq!(read_close_code(&mut tcp).await, Some(1009));
-}
+// A frame announcing 16 MiB, and the other framing violations, are in
+// `frames.rs`.
 
 #[tokio::test]
 async fn connections_that_send_nothing_or_half_a_request_are_dropped() {
