@@ -426,7 +426,6 @@ async fn mutated_frame_streams_neither_panic_nor_leak_nor_disturb_a_chat() {
         ("HAVEN_LIMITS__SOURCE_UPGRADES_PER_MINUTE", "1000000"),
         ("HAVEN_LIMITS__SOURCE_UPGRADE_BURST", "1000000"),
         ("HAVEN_LIMITS__SOURCE_MAX_CONNECTIONS", "100000"),
-        ("HAVEN_SESSION__HELLO_TIMEOUT", "2s"),
     ];
     env.extend(FAST);
     let mut served = serve(dir.path(), &env);
@@ -451,7 +450,7 @@ async fn mutated_frame_streams_neither_panic_nor_leak_nor_disturb_a_chat() {
                     "/ws/counsellor"
                 };
                 let mut raw = Raw::open(addr, path).await;
-                // In one write or two, as a network might cut it.
+                // In two writes, as a network might cut it.
                 let cut = bytes.len() / 2;
                 raw.send(&bytes[..cut]).await;
                 tokio::task::yield_now().await;
