@@ -306,11 +306,7 @@ async fn a_snapshot_names_everyone_and_lists_the_longest_waits_first() {
 
 /// A metric's value from `/metrics` (the first series that matches).
 async fn metric(server: &TestServer, series: &str) -> Option<f64> {
-    let body = server.get("/metrics").await.body;
-    body.lines()
-        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
+    super::metrics::value(&server.get("/metrics").await.body, series)
 }
 
 /// Polls `/metrics` until `want` holds for `series` (at most 10 s).

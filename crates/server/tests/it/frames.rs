@@ -22,6 +22,7 @@ use tokio::net::TcpStream;
 
 use super::bad_input::Control;
 use super::crash::{FAST, add_account, counsellor, seeker};
+use super::metrics::value;
 use super::process::serve;
 
 const TEXT: u8 = 0x1;
@@ -404,14 +405,9 @@ fn env_number(name: &str, default: u64) -> u64 {
 }
 
 /// How many sockets of `role` the server counts, from `/metrics`.
-async fn sockets(addr: SocketAddr, role: &str) -> u64 {
-    let metrics = request(addr, Method::GET, "/metrics", &[], None).await.body;
-    let series = format!("haven_connections{{role=\"{role}\"}} ");
-    metrics
-        .lines()
-        .find_map(|line| line.strip_prefix(&series))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0)
+async fn sockets(addr: SocketAddr, role: &str) -> Option<f64> {
+    let body = request(addr, Method::GET, "/metrics", &[], None).await.body;
+    value(&body, &format!("haven_connections{{role=\"{role}\"}}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -502,18 +498,22 @@ async fn mutated_frame_streams_neither_panic_nor_leak_nor_disturb_a_chat() {
     }
 
     // Every fuzzed socket is gone: only the control pair is left.
-    let mut left = (0, 0);
+    let mut left = (None, None);
     for _ in 0..100 {
         left = (
             sockets(addr, "seeker").await,
             sockets(addr, "counsellor").await,
         );
-        if left == (1, 1) {
+        if left == (Some(1.0), Some(1.0)) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(left, (1, 1), "sockets left over (seeker, counsellor)");
+    assert_eq!(
+        left,
+        (Some(1.0), Some(1.0)),
+        "sockets left over (seeker, counsellor)"
+    );
     let seq = anna.say(&session, "a1", "nog hier").await;
     assert_eq!(control.heard().await, (seq, "nog hier".into()));
     assert!(served.child.try_wait().unwrap().is_none(), "haven exited");

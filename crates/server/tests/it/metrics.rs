@@ -6,7 +6,7 @@ use std::time::Duration;
 use haven_protocol::seeker as s;
 use haven_testkit::TestServer;
 
-fn value(body: &str, series: &str) -> Option<f64> {
+pub(super) fn value(body: &str, series: &str) -> Option<f64> {
     body.lines()
         .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
         .and_then(|l| l.rsplit(' ').next())
