@@ -223,7 +223,6 @@ impl Socket {
             conn.clone(),
             WriterSettings {
                 ping_every: state.config.session.ping_interval,
-                ack_delay: state.config.session.ack_delay,
             },
         ));
         let l = &state.config.limits;
