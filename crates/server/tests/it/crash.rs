@@ -36,16 +36,14 @@ pub(super) const FAST: [(&str, &str); 7] = [
 ];
 
 pub(super) fn add_account(dir: &Path, name: &str, role: &str, capacity: &str) {
+    add_account_with(dir, name, role, &["--capacity", capacity]);
+}
+
+/// Adds an account with `PASSWORD` and the given `account add` options.
+pub(super) fn add_account_with(dir: &Path, name: &str, role: &str, options: &[&str]) {
     let mut add = haven(dir)
-        .args([
-            "account",
-            "add",
-            name,
-            "--role",
-            role,
-            "--capacity",
-            capacity,
-        ])
+        .args(["account", "add", name, "--role", role])
+        .args(options)
         .arg("--password-stdin")
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
