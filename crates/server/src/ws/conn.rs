@@ -188,12 +188,12 @@ enum Taken {
 
 /// The deadline for lazy frames (see the module notes). A socket is
 /// listed, under its deadline, when such a frame finds neither a frame
-/// that matters nor another lazy one waiting before it. Every delay is the same, so the list is in
-/// deadline order: every tick, while anything is listed, the clock takes
-/// the entries due before the next tick off its front and wakes their
-/// writers, unless a frame that matters took the lazy frames along in the
-/// meantime (the socket's deadline is then gone or a later one). Each
-/// entry is looked at once.
+/// that matters nor another lazy one waiting before it. Every delay is
+/// the same, so the list is in deadline order: every tick, while anything
+/// is listed, the clock takes the entries due before the next tick off its
+/// front and wakes their writers, unless a frame that matters took the
+/// lazy frames along in the meantime (the socket's deadline is then gone
+/// or a later one). Each entry is looked at once.
 #[derive(Debug)]
 pub(crate) struct LazyClock {
     delay: Duration,
