@@ -14,6 +14,7 @@ mod events;
 mod frames;
 mod hand;
 mod metrics;
+mod mutation;
 mod nodes;
 mod process;
 mod recording;
