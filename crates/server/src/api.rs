@@ -33,6 +33,10 @@ pub(crate) enum ApiError {
     TooManyRequests(u64),
     Busy,
     Unavailable(&'static str),
+    /// The request's body did not arrive within `limits.body_timeout`.
+    BodyTimeout,
+    /// The request's body is over the limit.
+    TooLarge,
     Internal,
 }
 
@@ -80,6 +84,18 @@ impl ApiError {
                 "unavailable",
                 (*why).to_owned(),
                 Some(5),
+            ),
+            ApiError::BodyTimeout => (
+                StatusCode::REQUEST_TIMEOUT,
+                "body_timeout",
+                "the request body did not arrive in time".to_owned(),
+                None,
+            ),
+            ApiError::TooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                "the request body is too large".to_owned(),
+                None,
             ),
             ApiError::Internal => (
                 StatusCode::INTERNAL_SERVER_ERROR,

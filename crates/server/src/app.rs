@@ -25,7 +25,7 @@ use axum::extract::{ConnectInfo, DefaultBodyLimit, Request};
 use axum::http::HeaderValue;
 use axum::http::header;
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse as _, Response};
 use axum::routing::{get, post};
 use haven_core::ReplayLimits;
 use haven_protocol::CloseCode;
@@ -52,9 +52,8 @@ use crate::transcripts::{Transcripts, retention};
 use crate::ws::conn::{LazyClock, Registry};
 use crate::{api, assets, supervisor, ws};
 
-/// HTTP connections allowed beyond the WebSocket cap (plain requests,
-/// upgrades in progress) before new TCP connections are dropped at accept.
-const EXTRA_TCP_CONNECTIONS: usize = 1024;
+/// The largest request body any endpoint reads.
+const MAX_BODY: usize = 8 * 1024;
 
 /// Everything the handlers share.
 #[derive(Debug)]
@@ -241,9 +240,9 @@ impl Server {
         // Plain HTTP connections: told to finish when the server stops.
         let http_stop = CancellationToken::new();
         let http_tasks = TaskTracker::new();
-        let tcp_slots = Arc::new(Semaphore::new(
-            config.limits.max_connections as usize + EXTRA_TCP_CONNECTIONS,
-        ));
+        // Plain HTTP connections. An upgraded WebSocket gives its slot back
+        // (it counts against `max_connections` instead).
+        let http_slots = Arc::new(Semaphore::new(config.limits.max_http_connections as usize));
         info!(addr = %listener.local_addr().map_or(config.listen, |a| a), "listening");
 
         tokio::pin!(stop);
@@ -260,8 +259,21 @@ impl Server {
                             continue;
                         }
                     };
-                    let Ok(slot) = tcp_slots.clone().try_acquire_owned() else {
+                    // One source may hold only its share of the slots; a
+                    // trusted proxy speaks for many and limits them itself.
+                    let source = if config.trusted_proxies.contains(&peer.ip()) {
+                        None
+                    } else {
+                        let Some(guard) = state.sources.admit_http(peer.ip()) else {
+                            debug!("connection dropped: too many open from one source");
+                            crate::metrics::refused("http_source_limit");
+                            continue;
+                        };
+                        Some(guard)
+                    };
+                    let Ok(slot) = http_slots.clone().try_acquire_owned() else {
                         debug!("connection dropped: too many open connections");
+                        crate::metrics::refused("http_full");
                         continue;
                     };
                     let _ = stream.set_nodelay(true);
@@ -273,7 +285,7 @@ impl Server {
                     let http = http.clone();
                     let stop = http_stop.clone();
                     http_tasks.spawn(async move {
-                        let _slot = slot;
+                        let _slot = (slot, source);
                         if !first_byte_within(&stream, first_byte).await {
                             return;
                         }
@@ -470,7 +482,44 @@ fn routes(state: AppState) -> Router {
         .route("/api/v1/topics/{topic}/pause", post(api::pause))
         .route("/api/v1/topics/{topic}/resume", post(api::resume))
         .fallback(assets::serve)
-        .layer(DefaultBodyLimit::max(8 * 1024))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(middleware::from_fn_with_state(state.clone(), body_deadline))
         .layer(middleware::from_fn(security_headers))
         .with_state(state)
+}
+
+/// Reads a request's whole body within `limits.body_timeout` before any
+/// handler runs, so a client that announces a body and trickles it (or
+/// never sends it) cannot hold its connection: it gets 408 and the
+/// connection is closed. Requests without a body pass straight through.
+async fn body_deadline(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let headers = request.headers();
+    let has_body = headers.contains_key(header::TRANSFER_ENCODING)
+        || headers
+            .get(header::CONTENT_LENGTH)
+            .is_some_and(|len| len.as_bytes() != b"0");
+    if !has_body {
+        return next.run(request).await;
+    }
+    let (parts, body) = request.into_parts();
+    let limit = state.config.limits.body_timeout;
+    let bytes = match tokio::time::timeout(limit, axum::body::to_bytes(body, MAX_BODY)).await {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(_)) => return api::ApiError::TooLarge.into_response(),
+        Err(_) => {
+            debug!("request body too slow: connection closed");
+            crate::metrics::refused("slow_body");
+            let mut response = api::ApiError::BodyTimeout.into_response();
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            return response;
+        }
+    };
+    next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+        .await
 }

@@ -1,5 +1,7 @@
-//! Admission limits for WebSocket upgrades: a global cap on open sockets
-//! and per-source limits (upgrade rate and open sockets).
+//! Admission limits: a global cap on open sockets, and per-source limits
+//! on WebSocket upgrades (rate and open sockets) and on plain HTTP
+//! connections (open at once), so that no single source can hold every
+//! slot the accept loop has.
 //!
 //! Source addresses are never stored. Each is reduced to its network (an
 //! IPv4 address, or the /64 of an IPv6 one) and hashed with SipHash under a
@@ -79,6 +81,8 @@ struct Generation {
     started: Instant,
     upgrades: DefaultKeyedRateLimiter<u64>,
     open: DashMap<u64, u32>,
+    /// Plain HTTP connections open per source.
+    http: DashMap<u64, u32>,
 }
 
 impl std::fmt::Debug for Generation {
@@ -86,6 +90,7 @@ impl std::fmt::Debug for Generation {
         f.debug_struct("Generation")
             .field("keys", &self.upgrades.len())
             .field("open", &self.open.len())
+            .field("http", &self.http.len())
             .finish_non_exhaustive()
     }
 }
@@ -99,13 +104,40 @@ pub(crate) struct SourceGuard {
 
 impl Drop for SourceGuard {
     fn drop(&mut self) {
-        // Decrement, and drop the entry at zero so the map only holds
-        // sources with open sockets.
-        self.generation.open.remove_if_mut(&self.key, |_, n| {
-            *n = n.saturating_sub(1);
-            *n == 0
-        });
+        release(&self.generation.open, self.key);
     }
+}
+
+/// Counts one plain HTTP connection for its source until dropped.
+#[derive(Debug)]
+pub(crate) struct HttpGuard {
+    generation: Arc<Generation>,
+    key: u64,
+}
+
+impl Drop for HttpGuard {
+    fn drop(&mut self) {
+        release(&self.generation.http, self.key);
+    }
+}
+
+/// Takes one from a source's count, dropping the entry at zero so the map
+/// only holds sources with something open.
+fn release(counts: &DashMap<u64, u32>, key: u64) {
+    counts.remove_if_mut(&key, |_, n| {
+        *n = n.saturating_sub(1);
+        *n == 0
+    });
+}
+
+/// Adds one to a source's count unless it is at `max`.
+fn take(counts: &DashMap<u64, u32>, key: u64, max: u32) -> bool {
+    let mut open = counts.entry(key).or_insert(0);
+    if *open >= max {
+        return false;
+    }
+    *open += 1;
+    true
 }
 
 /// Per-source limits with a rotating hashing key.
@@ -115,6 +147,7 @@ pub(crate) struct SourceLimiter {
     last_retain: Mutex<Instant>,
     quota: Quota,
     max_open: u32,
+    max_http: u32,
     rotation: Duration,
 }
 
@@ -143,6 +176,7 @@ impl SourceLimiter {
             last_retain: Mutex::new(Instant::now()),
             quota,
             max_open: cfg.source_max_connections,
+            max_http: cfg.source_max_http_connections,
             rotation: cfg.source_key_rotation,
         }
     }
@@ -153,6 +187,7 @@ impl SourceLimiter {
             started: Instant::now(),
             upgrades: RateLimiter::keyed(quota),
             open: DashMap::new(),
+            http: DashMap::new(),
         }
     }
 
@@ -173,13 +208,18 @@ impl SourceLimiter {
         if generation.upgrades.check_key(&key).is_err() {
             return Err(SourceRefusal::TooFast);
         }
-        let mut open = generation.open.entry(key).or_insert(0);
-        if *open >= self.max_open {
+        if !take(&generation.open, key, self.max_open) {
             return Err(SourceRefusal::TooMany);
         }
-        *open += 1;
-        drop(open);
         Ok(SourceGuard { generation, key })
+    }
+
+    /// Admits one plain HTTP connection from `ip`, or `None` when the
+    /// source already has `source_max_http_connections` open.
+    pub(crate) fn admit_http(&self, ip: IpAddr) -> Option<HttpGuard> {
+        let generation = self.current();
+        let key = generation.hasher.hash_one(network(ip));
+        take(&generation.http, key, self.max_http).then(|| HttpGuard { generation, key })
     }
 
     fn maybe_retain(&self, generation: &Generation) {
@@ -193,9 +233,9 @@ impl SourceLimiter {
 
     /// How many sources the limiter holds state for (for tests).
     #[cfg(test)]
-    fn tracked(&self) -> (usize, usize) {
+    fn tracked(&self) -> (usize, usize, usize) {
         let g = self.current();
-        (g.upgrades.len(), g.open.len())
+        (g.upgrades.len(), g.open.len(), g.http.len())
     }
 }
 
@@ -254,6 +294,25 @@ mod tests {
         assert_eq!(limiter.tracked().1, 50);
         drop(guards);
         assert_eq!(limiter.tracked().1, 0);
+    }
+
+    #[test]
+    fn plain_http_connections_per_source_are_capped_and_released() {
+        let limiter = SourceLimiter::new(&LimitsConfig {
+            source_max_http_connections: 3,
+            ..LimitsConfig::default()
+        });
+        let ip: IpAddr = "192.0.2.9".parse().unwrap();
+        let held: Vec<_> = (0..3).map(|_| limiter.admit_http(ip).unwrap()).collect();
+        // Refused, and a refusal does not make room for the next one.
+        assert!(limiter.admit_http(ip).is_none());
+        assert!(limiter.admit_http(ip).is_none());
+        // Another source, and the same source's WebSockets, are not touched.
+        assert!(limiter.admit_http("192.0.2.10".parse().unwrap()).is_some());
+        assert!(limiter.admit(ip).is_ok());
+        drop(held);
+        assert_eq!(limiter.tracked().2, 0);
+        assert!(limiter.admit_http(ip).is_some());
     }
 
     #[test]

@@ -31,6 +31,7 @@ static SLOW_CONSUMERS: AtomicU64 = AtomicU64::new(0);
 static SEEKER_SOCKETS: AtomicI64 = AtomicI64::new(0);
 static COUNSELLOR_SOCKETS: AtomicI64 = AtomicI64::new(0);
 static ERRORS: Mutex<BTreeMap<&'static str, u64>> = Mutex::new(BTreeMap::new());
+static REFUSALS: Mutex<BTreeMap<&'static str, u64>> = Mutex::new(BTreeMap::new());
 
 /// A chat message was accepted for relay.
 pub(crate) fn relayed() {
@@ -44,9 +45,19 @@ pub(crate) fn slow_consumer() {
 
 /// An error frame was sent.
 pub(crate) fn protocol_error(code: ErrorCode) {
-    let name = code_name(code);
-    *ERRORS
-        .lock()
+    count(&ERRORS, code_name(code));
+}
+
+/// Something was refused or cut off to protect the service: a connection
+/// dropped at accept, a body too slow, a login refused before its
+/// password was checked. `reason` is a fixed name, never anything a
+/// client sent.
+pub(crate) fn refused(reason: &'static str) {
+    count(&REFUSALS, reason);
+}
+
+fn count(map: &Mutex<BTreeMap<&'static str, u64>>, name: &'static str) {
+    *map.lock()
         .unwrap_or_else(|p| p.into_inner())
         .entry(name)
         .or_insert(0) += 1;
@@ -153,6 +164,9 @@ impl Metrics {
                 .absolute(SLOW_CONSUMERS.load(Ordering::Relaxed));
             for (code, n) in ERRORS.lock().unwrap_or_else(|p| p.into_inner()).iter() {
                 counter!("haven_protocol_errors_total", "code" => *code).absolute(*n);
+            }
+            for (reason, n) in REFUSALS.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+                counter!("haven_refused_total", "reason" => *reason).absolute(*n);
             }
             if let Some(t) = transcripts {
                 counter!("haven_transcript_records_total")

@@ -26,6 +26,8 @@ pub fn test_config(data_dir: &Path) -> Config {
     config.limits.source_upgrades_per_minute = 100_000;
     config.limits.source_upgrade_burst = 100_000;
     config.limits.source_max_connections = 100_000;
+    config.limits.max_http_connections = 100_000;
+    config.limits.source_max_http_connections = 50_000;
     config.auth.secure_cookie = false;
     // Acks still take the delayed path, but briefly, so tests that wait for
     // one stay quick.

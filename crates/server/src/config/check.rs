@@ -34,7 +34,7 @@ impl Config {
         }
         let s = &self.session;
         let l = &self.limits;
-        let checks: [(&'static str, bool, &str); 17] = [
+        let checks: [(&'static str, bool, &str); 18] = [
             ("session.max_chars", s.max_chars >= 1, "must be at least 1"),
             (
                 "session.max_chars",
@@ -87,6 +87,12 @@ impl Config {
                 "must be at least 1",
             ),
             (
+                "limits.source_max_http_connections",
+                l.max_http_connections >= 16
+                    && l.source_max_http_connections < l.max_http_connections,
+                "max_http_connections must be at least 16, and one source's share below it",
+            ),
+            (
                 "limits.max_frame_bytes",
                 l.max_frame_bytes >= 1024,
                 "must be at least 1024",
@@ -129,7 +135,8 @@ impl Config {
                 "limits.source_upgrades_per_minute",
                 l.source_upgrades_per_minute >= 1
                     && l.source_upgrade_burst >= 1
-                    && l.source_max_connections >= 1,
+                    && l.source_max_connections >= 1
+                    && l.source_max_http_connections >= 1,
                 "rates, bursts and maxima must be at least 1",
             ),
         ];
@@ -139,7 +146,7 @@ impl Config {
             }
         }
         // Deadlines are `Instant + Duration`, which must never overflow.
-        let durations: [(&'static str, Duration); 12] = [
+        let durations: [(&'static str, Duration); 13] = [
             ("drain_delay", self.drain_delay),
             ("shutdown_timeout", self.shutdown_timeout),
             ("session.seeker_grace", s.seeker_grace),
@@ -150,6 +157,7 @@ impl Config {
             ("session.ack_delay", s.ack_delay),
             ("limits.source_key_rotation", l.source_key_rotation),
             ("limits.header_timeout", l.header_timeout),
+            ("limits.body_timeout", l.body_timeout),
             ("auth.token_ttl", self.auth.token_ttl),
             ("auth.lockout_window", self.auth.lockout_window),
         ];

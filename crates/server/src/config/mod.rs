@@ -154,6 +154,11 @@ pub struct SessionConfig {
 pub struct LimitsConfig {
     /// Most WebSockets at once; above it upgrades get 503.
     pub max_connections: u32,
+    /// Most plain HTTP connections at once (requests, upgrades in
+    /// progress, supervisor feeds); above it new connections are dropped.
+    pub max_http_connections: u32,
+    /// Plain HTTP connections open at once from one source.
+    pub source_max_http_connections: u32,
     /// Largest WebSocket frame and message read, in bytes.
     pub max_frame_bytes: u32,
     /// Per-socket read buffer, in bytes.
@@ -193,6 +198,10 @@ pub struct LimitsConfig {
     /// How long a client may take to send its HTTP request headers.
     #[serde(with = "humantime_serde")]
     pub header_timeout: Duration,
+    /// How long a client may take to send a request's body, once its
+    /// headers are in.
+    #[serde(with = "humantime_serde")]
+    pub body_timeout: Duration,
 }
 
 /// Counsellor login.
@@ -277,6 +286,8 @@ impl Default for LimitsConfig {
     fn default() -> Self {
         Self {
             max_connections: 5000,
+            max_http_connections: 1024,
+            source_max_http_connections: 64,
             max_frame_bytes: 16 * 1024,
             read_buffer_bytes: 1024,
             write_buffer_bytes: 4096,
@@ -295,6 +306,7 @@ impl Default for LimitsConfig {
             source_max_connections: 50,
             source_key_rotation: Duration::from_secs(24 * 3600),
             header_timeout: Duration::from_secs(5),
+            body_timeout: Duration::from_secs(10),
         }
     }
 }

@@ -23,6 +23,7 @@ mod resume;
 mod routing;
 mod security;
 mod shutdown;
+mod sources;
 mod supervision;
 mod topics;
 mod transcripts;
