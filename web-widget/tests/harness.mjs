@@ -35,13 +35,16 @@ export function freePort() {
 
 /**
  * Starts Haven. `extraOrigins` are helpline sites allowed to embed it;
- * `top` goes into the config's top level, `toml` is appended to it.
+ * `hosts` are more names Haven itself is reached by (mapped to loopback in
+ * the browser); `top` goes into the config's top level, `toml` is appended
+ * to it.
  */
-export async function startHaven({ extraOrigins = [], top = '', toml = '' } = {}) {
+export async function startHaven({ extraOrigins = [], hosts = [], top = '', toml = '' } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'haven-web-'));
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
-  const origins = [base, `http://localhost:${port}`, ...extraOrigins];
+  const own = ['127.0.0.1', 'localhost', ...hosts].map((h) => `http://${h}:${port}`);
+  const origins = [...own, ...extraOrigins];
   const config = join(dir, 'haven.toml');
   writeFileSync(
     config,
@@ -96,10 +99,12 @@ ${toml}`,
   };
 }
 
-export async function launch() {
+/** Launches Chromium; `args` are extra command-line switches. */
+export async function launch({ args = [] } = {}) {
   return chromium.launch({
     executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
     args: [
+      ...args,
       '--headless',
       '--no-sandbox',
       '--disable-gpu',

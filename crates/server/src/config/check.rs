@@ -17,9 +17,14 @@ impl Config {
             origin: origin(figment.find_metadata(key), key, false),
             problem,
         };
-        for origin in &self.allowed_origins {
-            if let Err(problem) = check_origin(origin) {
-                return Err(invalid("allowed_origins", format!("{origin:?}: {problem}")));
+        for (key, origins) in [
+            ("allowed_origins", &self.allowed_origins),
+            ("staff_origins", &self.staff_origins),
+        ] {
+            for origin in origins {
+                if let Err(problem) = check_origin(origin) {
+                    return Err(invalid(key, format!("{origin:?}: {problem}")));
+                }
             }
         }
         if let Some(url) = &self.redis_url

@@ -54,8 +54,13 @@ pub struct Config {
     /// one); the last one is used for new records.
     #[serde(deserialize_with = "transcripts::list_or_commas")]
     pub transcript_recipients: Vec<String>,
-    /// Origins (`scheme://host[:port]`) whose pages may open WebSockets.
+    /// Origins (`scheme://host[:port]`) whose pages may embed the widget
+    /// and open help-seeker sockets.
     pub allowed_origins: Vec<String>,
+    /// Origins besides Haven's own whose pages may use a staff login (the
+    /// console and dashboard served from elsewhere). Empty: Haven's own
+    /// origin only.
+    pub staff_origins: Vec<String>,
     /// Whether a WebSocket upgrade without an `Origin` header is accepted.
     pub allow_missing_origin: bool,
     /// Reverse proxies whose `X-Forwarded-For` is believed.
@@ -237,6 +242,7 @@ impl Default for Config {
                 "http://127.0.0.1:8080".to_owned(),
                 "http://localhost:8080".to_owned(),
             ],
+            staff_origins: Vec::new(),
             allow_missing_origin: true,
             trusted_proxies: Vec::new(),
             drain_delay: Duration::ZERO,

@@ -29,7 +29,7 @@ use tracing::debug;
 use self::conn::{ConnHandle, WriterSettings, run_writer};
 use self::reader::{Rate, Reader, ReaderLimits, Role};
 
-use crate::api::{AUTH_COOKIE, ApiError, cookie};
+use crate::api::{ApiError, auth_cookie_name, cookie};
 use crate::app::AppState;
 use crate::limits::{CapGuard, SourceGuard, SourceRefusal};
 
@@ -65,23 +65,32 @@ fn client_ip(peer: SocketAddr, headers: &HeaderMap, trusted: &[IpAddr]) -> IpAdd
     ip
 }
 
-/// Checks `Origin` against the allow-list: exact match only, `null` never.
-fn origin_allowed(state: &AppState, headers: &HeaderMap) -> bool {
-    match headers.get(header::ORIGIN) {
-        None => state.config.allow_missing_origin,
-        Some(origin) => state
-            .config
+/// Checks `Origin`: for help-seekers against `allowed_origins` (exact
+/// match only, `null` never); for counsellors, only a staff page
+/// ([`crate::auth::origin`]), never a page that merely embeds the widget.
+fn origin_allowed(state: &AppState, headers: &HeaderMap, role: Role) -> bool {
+    let config = &state.config;
+    match (headers.get(header::ORIGIN), role) {
+        (None, _) if !config.allow_missing_origin => false,
+        (_, Role::Counsellor) => crate::auth::origin::staff_page(config, headers),
+        (None, Role::Seeker) => true,
+        (Some(origin), Role::Seeker) => config
             .allowed_origins
             .iter()
             .any(|allowed| allowed.as_bytes() == origin.as_bytes()),
     }
 }
 
-fn admit(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> Result<Admission, ApiError> {
+fn admit(
+    state: &AppState,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    role: Role,
+) -> Result<Admission, ApiError> {
     if state.draining.load(std::sync::atomic::Ordering::Acquire) {
         return Err(ApiError::Unavailable("shutting down; reconnect shortly"));
     }
-    if !origin_allowed(state, headers) {
+    if !origin_allowed(state, headers, role) {
         debug!("upgrade refused: origin not allowed");
         return Err(ApiError::Forbidden("origin not allowed"));
     }
@@ -160,9 +169,10 @@ fn prepare(
     peer: SocketAddr,
     headers: &HeaderMap,
     ws: Upgrade,
+    role: Role,
 ) -> Result<(WebSocketUpgrade, Admission), Refused> {
     let ws = ws.map_err(Refused::Upgrade)?;
-    let admission = admit(state, peer, headers).map_err(Refused::Admission)?;
+    let admission = admit(state, peer, headers, role).map_err(Refused::Admission)?;
     Ok((configure(ws, state), admission))
 }
 
@@ -173,22 +183,22 @@ pub(crate) async fn seeker_handler(
     headers: HeaderMap,
     ws: Upgrade,
 ) -> Response {
-    match prepare(&state, peer, &headers, ws) {
+    match prepare(&state, peer, &headers, ws, Role::Seeker) {
         Ok((ws, admission)) => ws.on_upgrade(move |socket| seeker::run(state, socket, admission)),
         Err(refused) => refused.into_response(),
     }
 }
 
-/// `GET /ws/counsellor`. The login may come as the `haven_auth` cookie.
+/// `GET /ws/counsellor`. The login may come as the login cookie.
 pub(crate) async fn counsellor_handler(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     ws: Upgrade,
 ) -> Response {
-    match prepare(&state, peer, &headers, ws) {
+    match prepare(&state, peer, &headers, ws, Role::Counsellor) {
         Ok((ws, admission)) => {
-            let cookie_token = cookie(&headers, AUTH_COOKIE);
+            let cookie_token = cookie(&headers, auth_cookie_name(&state.config));
             ws.on_upgrade(move |socket| counsellor::run(state, socket, admission, cookie_token))
         }
         Err(refused) => refused.into_response(),

@@ -17,11 +17,13 @@ fn status(result: Result<Ws, WsError>) -> u16 {
 }
 
 #[tokio::test]
-async fn only_allowed_origins_may_open_sockets() {
+async fn only_allowed_origins_may_open_sockets_and_only_staff_pages_the_counsellors() {
     let server = TestServer::start_with(|c| {
         c.allowed_origins = vec!["https://hulp.example.org".into()];
+        c.staff_origins = vec!["https://console.example.org".into()];
     })
     .await;
+    let own = format!("http://{}", server.addr);
     let refused = [
         "null",
         "https://evil.example",
@@ -33,24 +35,89 @@ async fn only_allowed_origins_may_open_sockets() {
         "https://hulp.example.org.",
         "https://hulp.example.org/",
         "https://xn--hlp-xla.example.org",
+        "https://console.example.org.evil.example",
     ];
     for path in ["/ws/seeker", "/ws/counsellor"] {
         for origin in refused {
             let got = status(Ws::connect(&server.url(path), &[("origin", origin)]).await);
             assert_eq!(got, 403, "{path} accepted origin {origin:?}");
         }
-        let got =
-            status(Ws::connect(&server.url(path), &[("origin", "https://hulp.example.org")]).await);
-        assert_eq!(got, 101, "{path} refused the allowed origin");
         // Non-browser clients send no Origin; allowed by default.
         assert_eq!(status(Ws::connect(&server.url(path), &[]).await), 101);
     }
+    let widget = [("origin", "https://hulp.example.org")];
+    assert_eq!(
+        status(Ws::connect(&server.url("/ws/seeker"), &widget).await),
+        101
+    );
+    // The widget's host page never opens a counsellor socket; Haven's own
+    // pages and the listed staff origin do.
+    let counsellor = |origin: String| {
+        let url = server.url("/ws/counsellor");
+        async move { status(Ws::connect(&url, &[("origin", origin.as_str())]).await) }
+    };
+    assert_eq!(counsellor("https://hulp.example.org".into()).await, 403);
+    assert_eq!(counsellor(own.clone()).await, 101);
+    assert_eq!(counsellor("https://console.example.org".into()).await, 101);
+    // A browser's same-site request without Origin is refused too.
+    let same_site = Ws::connect(
+        &server.url("/ws/counsellor"),
+        &[("sec-fetch-site", "same-site")],
+    )
+    .await;
+    assert_eq!(status(same_site), 403);
 
     let strict = TestServer::start_with(|c| c.allow_missing_origin = false).await;
-    assert_eq!(
-        status(Ws::connect(&strict.url("/ws/seeker"), &[]).await),
-        403
-    );
+    for path in ["/ws/seeker", "/ws/counsellor"] {
+        assert_eq!(status(Ws::connect(&strict.url(path), &[]).await), 403);
+    }
+}
+
+#[tokio::test]
+async fn staff_apis_refuse_pages_that_embed_the_widget() {
+    let server = TestServer::start_with(|c| {
+        c.allowed_origins = vec!["https://hulp.example.org".into()];
+    })
+    .await;
+    let token = server.token("admin", &server.admin_password.clone()).await;
+    let bearer = format!("Bearer {token}");
+    let own = format!("http://{}", server.addr);
+    let cases: [(Method, &str); 4] = [
+        (Method::GET, "/api/v1/me"),
+        (Method::GET, "/api/v1/supervisor/audit"),
+        (Method::POST, "/api/v1/topics/algemeen/pause"),
+        (Method::POST, "/api/v1/topics/algemeen/resume"),
+    ];
+    for (method, path) in cases {
+        for page in [
+            vec![("origin", "https://hulp.example.org")],
+            vec![("sec-fetch-site", "same-site")],
+            vec![("sec-fetch-site", "cross-site")],
+        ] {
+            let mut headers = page.clone();
+            headers.push(("authorization", bearer.as_str()));
+            let got = server.http(method.clone(), path, &headers, None).await;
+            assert_eq!(got.status, 403, "{method} {path} from {page:?}");
+        }
+        let from_haven = [("origin", own.as_str()), ("authorization", bearer.as_str())];
+        let got = server.http(method.clone(), path, &from_haven, None).await;
+        assert!(
+            got.status.is_success(),
+            "{method} {path} from Haven's own page: {}",
+            got.status
+        );
+    }
+    // Logging in from the widget's host page is refused as well.
+    let body = serde_json::json!({"name": "admin", "password": server.admin_password}).to_string();
+    let got = server
+        .http(
+            Method::POST,
+            "/api/v1/login",
+            &[("origin", "https://hulp.example.org")],
+            Some(body),
+        )
+        .await;
+    assert_eq!(got.status, 403);
 }
 
 #[tokio::test]

@@ -8,6 +8,8 @@
 //! names exist. Each name may fail `max_failures` times per
 //! `lockout_window`.
 
+pub(crate) mod origin;
+
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
