@@ -68,8 +68,10 @@ mod tests {
 
     #[test]
     fn only_havens_own_pages_and_listed_ones_use_a_staff_login() {
-        let mut config = Config::default();
-        config.allowed_origins = vec!["https://www.hulplijn.nl".into()];
+        let mut config = Config {
+            allowed_origins: vec!["https://www.hulplijn.nl".into()],
+            ..Config::default()
+        };
         let host = ("host", "chat.hulplijn.nl");
         let allowed = [
             // The console itself.
