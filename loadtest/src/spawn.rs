@@ -118,6 +118,13 @@ impl Load {
         let _ = writeln!(toml, "source_max_connections = {}", self.connections + 1000);
         let _ = writeln!(toml, "source_upgrades_per_minute = 100000000");
         let _ = writeln!(toml, "source_upgrade_burst = 10000000");
+        // Every simulated client comes from 127.0.0.1: one source.
+        let _ = writeln!(toml, "max_http_connections = {}", self.connections + 2000);
+        let _ = writeln!(
+            toml,
+            "source_max_http_connections = {}",
+            self.connections + 1000
+        );
         let _ = writeln!(toml, "seeker_messages_per_minute = {seeker_msgs}");
         let _ = writeln!(toml, "seeker_message_burst = {}", (seeker_msgs / 6).max(20));
         let _ = writeln!(toml, "seeker_frames_per_minute = {}", seeker_msgs * 2 + 600);

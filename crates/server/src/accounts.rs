@@ -82,6 +82,15 @@ pub struct Account {
     pub languages: Option<Vec<String>>,
     /// The Argon2id hash in PHC string form.
     pub password_hash: String,
+    /// The credential epoch: raised whenever the password changes, the
+    /// second factor is reset or the account's logins are revoked. Every
+    /// login and device cookie made under an older epoch is void.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub epoch: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// What an account is made with, or changed to (`None`: unchanged or
@@ -146,6 +155,7 @@ impl AccountsFile {
             topics: spec.topics.clone(),
             languages: spec.languages.clone(),
             password_hash,
+            epoch: 0,
         });
         self.next_id += 1;
         &self.accounts[self.accounts.len() - 1]
@@ -228,13 +238,23 @@ pub struct AccountStore {
 struct Cache {
     /// Modification time and length of the file last read; `None` forces a
     /// read.
-    stamp: Option<(SystemTime, u64)>,
+    stamp: Option<Stamp>,
+    /// Raised on every read of the file.
+    reads: u64,
     file: AccountsFile,
 }
 
-fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
+/// What tells one version of the file from the next: its modification
+/// time, length and (each write renames a new file into place) inode.
+type Stamp = (SystemTime, u64, u64);
+
+fn stamp(path: &Path) -> Option<Stamp> {
     let meta = fs::metadata(path).ok()?;
-    Some((meta.modified().ok()?, meta.len()))
+    #[cfg(unix)]
+    let inode = std::os::unix::fs::MetadataExt::ino(&meta);
+    #[cfg(not(unix))]
+    let inode = 0;
+    Some((meta.modified().ok()?, meta.len(), inode))
 }
 
 impl AccountStore {
@@ -258,7 +278,7 @@ impl AccountStore {
         }
     }
 
-    fn read_file(&self) -> Result<(Option<(SystemTime, u64)>, AccountsFile), AccountError> {
+    fn read_file(&self) -> Result<(Option<Stamp>, AccountsFile), AccountError> {
         match fs::read(&self.path) {
             Ok(bytes) => {
                 let stamp = stamp(&self.path);
@@ -284,8 +304,22 @@ impl AccountStore {
             return Ok(());
         }
         let (stamp, file) = self.read_file()?;
-        *cache = Cache { stamp, file };
+        let reads = cache.reads + 1;
+        *cache = Cache { stamp, reads, file };
         Ok(())
+    }
+
+    /// Every account, when the file has been read again since `seen` (by
+    /// this process's changes, or another's: `haven account` on the
+    /// command line), and `None` when nothing changed.
+    pub fn changed_since(&self, seen: &mut u64) -> Result<Option<Vec<Account>>, AccountError> {
+        self.refresh()?;
+        let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.reads == *seen {
+            return Ok(None);
+        }
+        *seen = cache.reads;
+        Ok(Some(cache.file.accounts.clone()))
     }
 
     /// Finds an account by name.
@@ -370,6 +404,7 @@ impl AccountStore {
                 .find(|a| a.name == name)
                 .ok_or_else(|| AccountError::NotFound(name.to_owned()))?;
             account.password_hash = password_hash;
+            account.epoch += 1;
             Ok(())
         })
     }
@@ -398,6 +433,20 @@ impl AccountStore {
             if spec.languages.is_some() {
                 account.languages.clone_from(&spec.languages);
             }
+            Ok(account.clone())
+        })
+    }
+
+    /// Ends every login of an account, on every server reading this data
+    /// dir: raises its credential epoch.
+    pub fn revoke(&self, name: &str) -> Result<Account, AccountError> {
+        self.update_file(|file| {
+            let account = file
+                .accounts
+                .iter_mut()
+                .find(|a| a.name == name)
+                .ok_or_else(|| AccountError::NotFound(name.to_owned()))?;
+            account.epoch += 1;
             Ok(account.clone())
         })
     }

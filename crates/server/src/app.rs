@@ -40,13 +40,13 @@ use tower::ServiceExt as _;
 use tracing::{debug, info, warn};
 
 use crate::accounts::{AccountError, AccountStore};
-use crate::auth::Logins;
+use crate::auth::{Ending, Logins};
 use crate::broker::{Broker, BrokerSettings};
 use crate::config::{Config, Plan};
 use crate::events::Events;
 use crate::limits::{ConnectionCap, SourceLimiter};
 use crate::metrics::Metrics;
-use crate::supervisor::audit::AuditLog;
+use crate::supervisor::audit::{Action as AuditAction, AuditLog, Entry};
 use crate::supervisor::controls;
 use crate::transcripts::{Transcripts, retention};
 use crate::ws::conn::{LazyClock, Registry};
@@ -183,8 +183,17 @@ impl Server {
         events.apply_pauses(broker.clone(), shutdown.clone(), &sockets);
         let lazy = LazyClock::new(config.session.ack_delay);
         sockets.spawn(lazy.clone().run(shutdown.clone()));
+        let logins = Logins::new(
+            config.auth.clone(),
+            config.limits.source_key_rotation,
+            &config.data_dir,
+        )
+        .map_err(|source| StartError::DataDir {
+            path: config.data_dir.clone(),
+            source,
+        })?;
         let state = AppState(Arc::new(AppInner {
-            logins: Logins::new(config.auth.clone()),
+            logins,
             cap: ConnectionCap::new(config.limits.max_connections),
             sources: SourceLimiter::new(&config.limits),
             draining: AtomicBool::new(false),
@@ -200,6 +209,9 @@ impl Server {
             sockets,
             config,
         }));
+        state
+            .sockets
+            .spawn(sweep_logins(state.clone(), state.shutdown.clone()));
         Ok(Self {
             listener,
             state,
@@ -354,6 +366,47 @@ async fn sleep_until_phase(phase: Phase) {
     }
 }
 
+/// Once a second: ends the logins that expired or went idle, and those
+/// whose account was removed or changed (also by `haven account` in another
+/// process), closing whatever they held open; a counsellor whose account
+/// changed hands their sessions on at once. Each is written to the audit
+/// log.
+async fn sweep_logins(state: AppState, shutdown: CancellationToken) {
+    let mut seen = 0;
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = shutdown.cancelled() => return,
+        }
+        let ended = state
+            .logins
+            .sweep(&state.accounts, &mut seen, std::time::Instant::now());
+        for e in ended {
+            info!(account = e.account, why = e.why.as_str(), "login ended");
+            let action = match e.why {
+                Ending::Expired | Ending::Idle => AuditAction::LoginEnded,
+                Ending::Removed | Ending::Revoked => {
+                    state
+                        .broker
+                        .counsellor_revoked(haven_core::CounsellorId(e.account))
+                        .await;
+                    AuditAction::LoginRevoked
+                }
+            };
+            state
+                .audit
+                .record(
+                    Entry::new("haven", action)
+                        .target(&e.name)
+                        .detail(e.why.as_str()),
+                )
+                .await;
+        }
+    }
+}
+
 /// Waits for a new connection's first byte, so idle connections that never
 /// send anything do not hold a slot forever.
 async fn first_byte_within(stream: &TcpStream, limit: Duration) -> bool {
@@ -478,6 +531,10 @@ fn routes(state: AppState) -> Router {
         .route(
             "/api/v1/supervisor/sessions/{session}/say",
             post(controls::say),
+        )
+        .route(
+            "/api/v1/supervisor/accounts/{name}/logout",
+            post(supervisor::staff::end_logins),
         )
         .route("/api/v1/topics/{topic}/pause", post(api::pause))
         .route("/api/v1/topics/{topic}/resume", post(api::resume))

@@ -11,7 +11,9 @@
 //! an address cannot be linked to today's.
 
 use std::hash::BuildHasher;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
+
+use axum::http::HeaderMap;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -157,7 +159,7 @@ fn nonzero(n: u32) -> NonZeroU32 {
 
 /// The part of an address that identifies a source: the IPv4 address, or
 /// the /64 network of an IPv6 address (one household or device usually).
-fn network(ip: IpAddr) -> u128 {
+pub(crate) fn network(ip: IpAddr) -> u128 {
     match ip {
         IpAddr::V4(v4) => u128::from(u32::from(v4)),
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
@@ -165,6 +167,48 @@ fn network(ip: IpAddr) -> u128 {
             None => (u128::from(v6) >> 64) | (1 << 127),
         },
     }
+}
+
+/// The address a request comes from: the peer, or, when the peer is a
+/// trusted proxy, the right-most address in `X-Forwarded-For` that is not
+/// one. Entries may carry a port (`192.0.2.1:5555`, `[2001:db8::1]:443`).
+/// Walking from the right stops at an entry that cannot be read: what
+/// stands left of it was written by the client and proves nothing, so the
+/// last hop read (a trusted proxy) stands for the client then.
+pub(crate) fn client_ip(peer: SocketAddr, headers: &HeaderMap, trusted: &[IpAddr]) -> IpAddr {
+    let mut ip = peer.ip();
+    if !trusted.contains(&ip) {
+        return ip;
+    }
+    let hops: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    for hop in hops.into_iter().rev() {
+        let Some(addr) = parse_hop(hop) else {
+            break;
+        };
+        ip = addr;
+        if !trusted.contains(&addr) {
+            break;
+        }
+    }
+    ip
+}
+
+/// One `X-Forwarded-For` entry: an address, with or without a port.
+fn parse_hop(hop: &str) -> Option<IpAddr> {
+    if let Ok(ip) = hop.parse::<IpAddr>() {
+        return Some(ip);
+    }
+    if let Ok(addr) = hop.parse::<SocketAddr>() {
+        return Some(addr.ip());
+    }
+    // `[2001:db8::1]` without a port.
+    hop.strip_prefix('[')?.strip_suffix(']')?.parse().ok()
 }
 
 impl SourceLimiter {
@@ -326,6 +370,46 @@ mod tests {
         assert_ne!(
             a.key, b.key,
             "a rotated key must hash the same address differently"
+        );
+    }
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_trusted_proxies() {
+        use axum::http::HeaderValue;
+        let proxy: IpAddr = "10.0.0.1".parse().unwrap();
+        let peer = SocketAddr::new(proxy, 1234);
+        let from = |value: &'static str, trusted: &[IpAddr]| {
+            let mut headers = HeaderMap::new();
+            headers.insert("x-forwarded-for", HeaderValue::from_static(value));
+            client_ip(peer, &headers, trusted)
+        };
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(
+            from("203.0.113.9, 198.51.100.2, 10.0.0.1", &[proxy]),
+            ip("198.51.100.2")
+        );
+        assert_eq!(from("203.0.113.9, 198.51.100.2", &[]), proxy);
+        let direct = SocketAddr::new(ip("192.0.2.5"), 1);
+        assert_eq!(client_ip(direct, &HeaderMap::new(), &[proxy]), direct.ip());
+        // Entries with ports are read, not skipped in favour of an earlier,
+        // client-written one.
+        assert_eq!(
+            from("203.0.113.9, 198.51.100.2:5555", &[proxy]),
+            ip("198.51.100.2")
+        );
+        assert_eq!(
+            from("203.0.113.9, [2001:db8::7]:443", &[proxy]),
+            ip("2001:db8::7")
+        );
+        assert_eq!(
+            from("203.0.113.9, [2001:db8::7]", &[proxy]),
+            ip("2001:db8::7")
+        );
+        // An entry that cannot be read ends the walk at the last hop read.
+        assert_eq!(from("203.0.113.9, garbage", &[proxy]), proxy);
+        assert_eq!(
+            from("203.0.113.9, nonsense, 10.0.0.2", &[proxy, ip("10.0.0.2")]),
+            ip("10.0.0.2")
         );
     }
 

@@ -76,8 +76,14 @@ enum AccountCommand {
     },
     /// List accounts.
     List,
-    /// Remove an account.
+    /// Remove an account. Its logins end at once on every running server.
     Remove {
+        /// Login name.
+        name: String,
+    },
+    /// End every login of an account now, on every running server using
+    /// this data dir, and forget the browsers it logged in from.
+    Revoke {
         /// Login name.
         name: String,
     },
@@ -442,6 +448,10 @@ fn account(config: &Config, cmd: AccountCommand) -> anyhow::Result<()> {
         AccountCommand::Remove { name } => {
             store.remove(&name)?;
             println!("removed {name}");
+        }
+        AccountCommand::Revoke { name } => {
+            store.revoke(&name)?;
+            println!("ended every login of {name}");
         }
         AccountCommand::Passwd {
             name,

@@ -28,6 +28,7 @@ const WAIT_BUCKETS: &[f64] = &[
 
 static RELAYED: AtomicU64 = AtomicU64::new(0);
 static SLOW_CONSUMERS: AtomicU64 = AtomicU64::new(0);
+
 static SEEKER_SOCKETS: AtomicI64 = AtomicI64::new(0);
 static COUNSELLOR_SOCKETS: AtomicI64 = AtomicI64::new(0);
 static ERRORS: Mutex<BTreeMap<&'static str, u64>> = Mutex::new(BTreeMap::new());
@@ -153,6 +154,7 @@ impl Metrics {
         events: &EventStats,
         redis: bool,
         transcripts: Option<&crate::transcripts::Stats>,
+        password_checks: u64,
     ) -> String {
         metrics::with_local_recorder(&self.recorder, || {
             gauge!("haven_connections", "role" => "seeker")
@@ -160,6 +162,7 @@ impl Metrics {
             gauge!("haven_connections", "role" => "counsellor")
                 .set(COUNSELLOR_SOCKETS.load(Ordering::Relaxed) as f64);
             counter!("haven_messages_relayed_total").absolute(RELAYED.load(Ordering::Relaxed));
+            counter!("haven_password_checks_total").absolute(password_checks);
             counter!("haven_slow_consumer_disconnects_total")
                 .absolute(SLOW_CONSUMERS.load(Ordering::Relaxed));
             for (code, n) in ERRORS.lock().unwrap_or_else(|p| p.into_inner()).iter() {

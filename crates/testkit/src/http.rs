@@ -147,6 +147,19 @@ impl SseStream {
         }
     }
 
+    /// Whether the server ends the stream within `wait` (whatever arrives
+    /// meanwhile is skipped).
+    pub async fn ends_within(&mut self, wait: std::time::Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            match tokio::time::timeout_at(deadline, self.body.frame()).await {
+                Ok(None | Some(Err(_))) => return true,
+                Ok(Some(Ok(_))) => {}
+                Err(_) => return false,
+            }
+        }
+    }
+
     /// Waits for the next event named `name` whose data satisfies `want`.
     pub async fn expect(
         &mut self,

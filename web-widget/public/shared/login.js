@@ -26,12 +26,18 @@ export function wireLogin(form, error, done) {
       return;
     }
     const problem = response ? await response.json().catch(() => ({})) : {};
+    const wait = Number(response?.headers.get('retry-after')) || 0;
+    const later = wait ? ` Try again in ${wait >= 90 ? `${Math.ceil(wait / 60)} minutes` : `${wait} seconds`}.` : ' Try again later.';
     error.textContent =
-      problem.code === 'locked_out'
-        ? 'Too many failed attempts. Try again later.'
-        : problem.code === 'unauthorized'
-          ? 'Wrong name or password.'
-          : 'Logging in failed. Try again.';
+      problem.code === 'too_many_failures'
+        ? `Too many failed attempts from this device.${later}`
+        : problem.code === 'rate_limited'
+          ? `Too many logins from this network.${later}`
+          : problem.code === 'busy'
+            ? 'The server is busy. Try again in a moment.'
+            : problem.code === 'unauthorized'
+              ? 'Wrong name or password.'
+              : 'Logging in failed. Try again.';
   });
 }
 

@@ -479,6 +479,19 @@ impl Router {
         Ok(())
     }
 
+    /// A counsellor will not come back (their login was revoked, their
+    /// account removed): what they held is handed on at once, as when a
+    /// grace period runs out, instead of waiting for one.
+    pub fn counsellor_left(&mut self, now: Instant, c: CounsellorId) -> Result<(), Refusal> {
+        let entry = self.counsellors.get(&c).ok_or(Refusal::UnknownCounsellor)?;
+        if let Link::Gone { deadline } = entry.link {
+            self.timers.remove(&(deadline, Timer::CounsellorGrace(c)));
+        }
+        self.expire_counsellor(now, c);
+        self.settle(now);
+        Ok(())
+    }
+
     /// A help-seeker resumed their session within the grace period.
     pub fn seeker_reattached(&mut self, now: Instant, session: SessionId) -> Result<(), Refusal> {
         let s = self

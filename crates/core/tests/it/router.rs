@@ -305,6 +305,31 @@ fn a_lost_counsellor_sends_seekers_to_the_front_and_keeps_shared_sessions() {
 }
 
 #[test]
+fn a_counsellor_who_left_for_good_hands_on_at_once_not_after_grace() {
+    let mut h = Harness::simple();
+    h.staff(ANNA, &[ALGEMEEN], &[NL], 1);
+    h.arrive(s(1), ALGEMEEN, None);
+    h.effects();
+    // Connected or already dropped: either way nothing waits for a grace.
+    h.router.detached(h.now, Party::Counsellor(ANNA)).unwrap();
+    h.router.counsellor_left(h.now, ANNA).unwrap();
+    let fx = h.effects();
+    assert!(fx.contains(&Effect::CounsellorExpired { counsellor: ANNA }));
+    assert_eq!(queued(&fx, s(1)), [(1, None, true)]);
+    // The expired grace timer is gone with them: nothing fires later.
+    h.advance(h.router.config().counsellor_grace);
+    assert!(h.effects().is_empty());
+    assert_eq!(
+        h.router.counsellor_left(h.now, ANNA),
+        Err(haven_core::Refusal::UnknownCounsellor)
+    );
+    h.staff(BOB, &[ALGEMEEN], &[NL], 1);
+    h.staff(CLEM, &[ALGEMEEN], &[NL], 1);
+    h.router.counsellor_left(h.now, CLEM).unwrap();
+    assert_eq!(assigned(&h.effects()), [(s(1), BOB)]);
+}
+
+#[test]
 fn counsellor_back_within_grace_keeps_everything() {
     let mut h = Harness::simple();
     h.staff(ANNA, &[ALGEMEEN], &[NL], 2);

@@ -15,7 +15,8 @@ pub(crate) enum ApiError {
     NotFound(&'static str),
     Unauthorized,
     Forbidden(&'static str),
-    LockedOut(u64),
+    /// Too many failed logins for this account from here.
+    Backoff(u64),
     TooManyRequests(u64),
     Busy,
     Unavailable(&'static str),
@@ -47,10 +48,11 @@ impl ApiError {
             ApiError::Forbidden(why) => {
                 (StatusCode::FORBIDDEN, "forbidden", (*why).to_owned(), None)
             }
-            ApiError::LockedOut(secs) => (
+            ApiError::Backoff(secs) => (
                 StatusCode::TOO_MANY_REQUESTS,
-                "locked_out",
-                "too many failed logins for this account".to_owned(),
+                "too_many_failures",
+                "too many failed logins for this account from here; wait before trying again"
+                    .to_owned(),
                 Some(*secs),
             ),
             ApiError::TooManyRequests(secs) => (

@@ -3,7 +3,10 @@
 //! calls to find the account behind a request.
 
 use axum::Json;
-use axum::extract::State;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, State};
 use axum::http::StatusCode;
 use axum::http::header::{self, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
@@ -14,7 +17,9 @@ use tracing::{info, warn};
 use super::ApiError;
 use crate::accounts::{Account, Role};
 use crate::app::AppState;
-use crate::auth::LoginError;
+use crate::auth::{Attempt, Granted, Login, LoginError};
+use crate::limits::client_ip;
+use crate::supervisor::audit::{Action, Entry};
 use crate::tokens;
 
 /// The login cookie's name over plain HTTP (testing only).
@@ -24,12 +29,24 @@ const AUTH_COOKIE: &str = "haven_auth";
 /// subdomain cannot plant or shadow it.
 const HOST_AUTH_COOKIE: &str = "__Host-haven_auth";
 
+/// The device cookie's names (see [`crate::auth::device`]).
+const DEVICE_COOKIE: &str = "haven_device";
+const HOST_DEVICE_COOKIE: &str = "__Host-haven_device";
+
 /// The login cookie's name under this configuration.
 pub(crate) fn auth_cookie_name(config: &crate::config::Config) -> &'static str {
     if config.auth.secure_cookie {
         HOST_AUTH_COOKIE
     } else {
         AUTH_COOKIE
+    }
+}
+
+fn device_cookie_name(config: &crate::config::Config) -> &'static str {
+    if config.auth.secure_cookie {
+        HOST_DEVICE_COOKIE
+    } else {
+        DEVICE_COOKIE
     }
 }
 
@@ -67,16 +84,21 @@ pub(crate) fn check_staff_page(state: &AppState, headers: &HeaderMap) -> Result<
     }
 }
 
-fn auth_cookie(state: &AppState, token: &str, max_age: u64) -> HeaderValue {
+/// A `Set-Cookie` value: HttpOnly, `SameSite=Strict`, `Path=/`, and
+/// `Secure` unless turned off for plain-HTTP testing.
+fn set_cookie(state: &AppState, name: &str, value: &str, max_age: u64) -> HeaderValue {
     let secure = if state.logins.secure_cookie() {
         "; Secure"
     } else {
         ""
     };
-    let name = auth_cookie_name(&state.config);
     let value =
-        format!("{name}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}");
+        format!("{name}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}");
     HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+fn auth_cookie(state: &AppState, token: &str, max_age: u64) -> HeaderValue {
+    set_cookie(state, auth_cookie_name(&state.config), token, max_age)
 }
 
 /// Reads the login token from `Authorization: Bearer` or the cookie.
@@ -110,6 +132,7 @@ pub(crate) fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
 /// `POST /api/v1/login`.
 pub(crate) async fn login(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Result<Json<LoginRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, ApiError> {
@@ -119,24 +142,40 @@ pub(crate) async fn login(
     if req.name.len() > 64 || req.password.len() > 1024 {
         return Err(ApiError::BadRequest("name or password too long"));
     }
-    let (token, account) = match state
-        .logins
-        .login(&state.accounts, &req.name, &req.password)
-        .await
-    {
+    let device = cookie(&headers, device_cookie_name(&state.config));
+    let attempt = Attempt {
+        ip: client_ip(peer, &headers, &state.config.trusted_proxies),
+        name: &req.name,
+        password: &req.password,
+        device: device.as_deref(),
+    };
+    let granted = match state.logins.login(&state.accounts, attempt).await {
         Ok(ok) => ok,
         Err(LoginError::Invalid) => {
             info!("login refused");
             return Err(ApiError::Unauthorized);
         }
-        Err(LoginError::LockedOut(wait)) => {
-            warn!("login refused: account locked out after repeated failures");
-            return Err(ApiError::LockedOut(wait.as_secs().max(1)));
+        Err(LoginError::SourceRate(wait)) => {
+            warn!("login refused: too many attempts from one source");
+            return Err(ApiError::TooManyRequests(whole_secs(wait)));
+        }
+        Err(LoginError::Backoff(wait)) => {
+            warn!("login refused: repeated failures for this account from this source");
+            return Err(ApiError::Backoff(whole_secs(wait)));
         }
         Err(LoginError::Busy) => return Err(ApiError::Busy),
         Err(LoginError::Internal) => return Err(ApiError::Internal),
     };
+    let Granted {
+        token,
+        account,
+        device,
+    } = granted;
     info!(account = account.id, role = %account.role, "login");
+    state
+        .audit
+        .record(Entry::new(&account.name, Action::Login))
+        .await;
     let ttl = state.logins.ttl().as_secs();
     let mut response = Json(LoginResponse {
         token: token.clone(),
@@ -146,13 +185,24 @@ pub(crate) async fn login(
         role: account.role.to_string(),
     })
     .into_response();
-    response
-        .headers_mut()
-        .insert(header::SET_COOKIE, auth_cookie(&state, &token, ttl));
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    let headers = response.headers_mut();
+    headers.append(header::SET_COOKIE, auth_cookie(&state, &token, ttl));
+    headers.append(
+        header::SET_COOKIE,
+        set_cookie(
+            &state,
+            device_cookie_name(&state.config),
+            &device,
+            state.logins.device_ttl().as_secs(),
+        ),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(response)
+}
+
+/// A wait in whole seconds for `Retry-After`, rounded up, at least one.
+fn whole_secs(wait: std::time::Duration) -> u64 {
+    (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
 }
 
 /// `POST /api/v1/logout`: ends the login and closes its sockets.
@@ -163,10 +213,15 @@ pub(crate) async fn logout(
     check_staff_page(&state, &headers)?;
     let token = token_from_headers(&state, &headers).ok_or(ApiError::Unauthorized)?;
     let hash = tokens::hash(&token);
-    if !state.logins.logout(hash) {
-        return Err(ApiError::Unauthorized);
-    }
-    state.broker.logout(hash).await;
+    let login = state
+        .logins
+        .validate_hash(hash)
+        .ok_or(ApiError::Unauthorized)?;
+    state.logins.end(hash);
+    state
+        .audit
+        .record(Entry::new(&login.name, Action::Logout))
+        .await;
     let mut response = StatusCode::NO_CONTENT.into_response();
     response
         .headers_mut()
@@ -199,6 +254,16 @@ pub(crate) fn authorised(
     headers: &HeaderMap,
     roles: &[Role],
 ) -> Result<Account, ApiError> {
+    authorised_login(state, headers, roles).map(|(account, _)| account)
+}
+
+/// [`authorised`], with the login itself, for what stays open as long as
+/// the login does (a feed, a watch). The request counts as activity.
+pub(crate) fn authorised_login(
+    state: &AppState,
+    headers: &HeaderMap,
+    roles: &[Role],
+) -> Result<(Account, Arc<Login>), ApiError> {
     check_staff_page(state, headers)?;
     let token = token_from_headers(state, headers).ok_or(ApiError::Unauthorized)?;
     let (_, login) = state
@@ -210,10 +275,16 @@ pub(crate) fn authorised(
         .get_by_id(login.account)
         .map_err(|_| ApiError::Internal)?
         .ok_or(ApiError::Unauthorized)?;
+    if account.epoch != login.epoch {
+        // Changed since (a new password, a revocation): the login is void.
+        // The next sweep ends it and hands its sessions on.
+        return Err(ApiError::Unauthorized);
+    }
     if !roles.contains(&account.role) {
         return Err(ApiError::Forbidden("your role may not do this"));
     }
-    Ok(account)
+    state.logins.touch(&login, std::time::Instant::now());
+    Ok((account, login))
 }
 
 #[cfg(test)]

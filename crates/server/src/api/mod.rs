@@ -18,7 +18,9 @@ use serde_json::json;
 use tracing::info;
 
 pub(crate) use self::error::ApiError;
-pub(crate) use self::login::{ANY_ROLE, auth_cookie_name, authorised, cookie, login, logout, me};
+pub(crate) use self::login::{
+    ANY_ROLE, auth_cookie_name, authorised, authorised_login, cookie, login, logout, me,
+};
 use crate::accounts::Role;
 use crate::app::AppState;
 
@@ -91,6 +93,7 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
         &state.events.stats,
         state.config.redis_url.is_some(),
         state.transcripts.as_ref().map(|t| t.stats()),
+        state.logins.password_checks(),
     );
     (
         [(

@@ -1,39 +1,118 @@
-//! Counsellor logins: `POST /api/v1/login` trades a name and password for a
-//! random token, kept here by its hash until it expires or is logged out.
+//! Staff logins: `POST /api/v1/login` trades a name and password for a
+//! random token, kept here by its hash until it ends.
 //!
-//! Password checks cost ~30 ms of CPU and 19 MiB each, so at most
-//! `max_concurrent_hashes` run at once (on the blocking pool) and further
-//! attempts are refused at once with "busy" instead of queueing. Unknown
-//! names are checked against a dummy hash so timing does not reveal which
-//! names exist. Each name may fail `max_failures` times per
-//! `lockout_window`.
+//! Before any password is checked, [`throttle`] decides whether the
+//! attempt may go ahead (per source, per source and account, per account
+//! from unknown browsers); refused attempts cost no Argon2. The check
+//! itself runs on [`hasher`]'s low-priority threads, browsers known to the
+//! account ([`device`] cookies) first. Unknown names are checked against a
+//! dummy hash, so neither timing nor answer tells which names exist.
+//!
+//! Every live login carries a cancellation token: whatever holds the login
+//! open (a counsellor socket, a supervisor feed, a watch) ends with it, at
+//! once, whether the login was logged out, expired, or revoked.
 
+pub(crate) mod device;
+pub(crate) mod hasher;
 pub(crate) mod origin;
+pub(crate) mod throttle;
 
-use std::collections::HashMap;
-use std::sync::{Arc, LazyLock, Mutex};
+use std::net::IpAddr;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
-use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
 
+use self::device::DeviceKeys;
+use self::hasher::{Busy, Hasher, Lane};
+use self::throttle::{Refusal, Throttle};
 use crate::accounts::{self, Account, AccountStore};
 use crate::config::AuthConfig;
 use crate::tokens::{self, TokenHash};
-
-/// The most names whose failures are tracked; beyond it, stale entries are
-/// purged first, so guessing random names cannot grow memory without bound.
-const MAX_TRACKED_NAMES: usize = 10_000;
 
 /// A hash of a random password, to verify against for unknown names.
 static DUMMY_HASH: LazyLock<String> =
     LazyLock::new(|| accounts::hash_password(&tokens::new_password()).unwrap_or_default());
 
 /// One live login.
-#[derive(Clone, Copy, Debug)]
+#[derive(Debug)]
 pub(crate) struct Login {
     pub(crate) account: u64,
+    /// The account's name, for the audit log.
+    pub(crate) name: String,
+    /// The account's credential epoch when it logged in.
+    pub(crate) epoch: u64,
     pub(crate) expires: Instant,
+    /// When the staff member last did something, in milliseconds since
+    /// the logins' base instant.
+    last_active: AtomicU64,
+    /// Fires when the login ends, however it ends.
+    pub(crate) ended: CancellationToken,
+}
+
+/// Why a login ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Ending {
+    /// Its `token_ttl` ran out.
+    Expired,
+    /// Nothing was done with it for `idle_timeout`.
+    Idle,
+    /// Its account was removed.
+    Removed,
+    /// Its account's credential epoch was raised (a new password, a
+    /// second-factor reset, a revocation).
+    Revoked,
+}
+
+impl Ending {
+    /// The word the audit log gives it.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Ending::Expired => "expired",
+            Ending::Idle => "idle",
+            Ending::Removed => "removed",
+            Ending::Revoked => "revoked",
+        }
+    }
+}
+
+/// A login the sweep ended.
+#[derive(Clone, Debug)]
+pub(crate) struct Ended {
+    pub(crate) account: u64,
+    pub(crate) name: String,
+    pub(crate) why: Ending,
+}
+
+/// A login attempt.
+#[derive(Clone, Copy)]
+pub(crate) struct Attempt<'a> {
+    /// Where it comes from (see [`crate::limits::client_ip`]).
+    pub(crate) ip: IpAddr,
+    pub(crate) name: &'a str,
+    pub(crate) password: &'a str,
+    /// The browser's device cookie, if it sent one.
+    pub(crate) device: Option<&'a str>,
+}
+
+impl std::fmt::Debug for Attempt<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Attempt")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A successful login.
+#[derive(Debug)]
+pub(crate) struct Granted {
+    pub(crate) token: String,
+    pub(crate) account: Account,
+    /// A fresh device cookie value for the browser.
+    pub(crate) device: String,
 }
 
 /// Why a login was refused.
@@ -41,37 +120,126 @@ pub(crate) struct Login {
 pub(crate) enum LoginError {
     /// Wrong name or password (deliberately not saying which).
     Invalid,
-    /// Too many failures for this name; try again after this long.
-    LockedOut(Duration),
-    /// Too many password checks running; try again shortly.
+    /// This source tries too often; try again after this long.
+    SourceRate(Duration),
+    /// Too many failures for this account from here; try again after this
+    /// long.
+    Backoff(Duration),
+    /// Too many logins waiting, or a failure table full; try again shortly.
     Busy,
     /// The account store could not be read.
     Internal,
 }
 
-#[derive(Debug)]
-struct Failures {
-    since: Instant,
-    count: u32,
-}
-
 /// The live logins and the login rules.
 #[derive(Debug)]
 pub(crate) struct Logins {
-    live: DashMap<TokenHash, Login>,
-    hashing: Arc<Semaphore>,
-    failures: Mutex<HashMap<String, Failures>>,
+    live: DashMap<TokenHash, Arc<Login>>,
+    throttle: Throttle,
+    hasher: Hasher,
+    devices: DeviceKeys,
     config: AuthConfig,
+    /// Passwords checked (Argon2id runs), for `/metrics`.
+    checks: Arc<AtomicU64>,
+    /// What `Login::last_active` counts from.
+    base: Instant,
+}
+
+impl Drop for Logins {
+    fn drop(&mut self) {
+        self.hasher.stop();
+    }
 }
 
 impl Logins {
-    pub(crate) fn new(config: AuthConfig) -> Self {
-        Self {
+    /// The login rules, with the device-cookie key kept in `data_dir`.
+    pub(crate) fn new(
+        config: AuthConfig,
+        key_rotation: Duration,
+        data_dir: &Path,
+    ) -> std::io::Result<Self> {
+        Ok(Self {
             live: DashMap::new(),
-            hashing: Arc::new(Semaphore::new(config.max_concurrent_hashes as usize)),
-            failures: Mutex::new(HashMap::new()),
+            throttle: Throttle::new(config.clone(), key_rotation),
+            hasher: Hasher::start(
+                config.max_concurrent_hashes,
+                config.max_queued_logins as usize,
+            ),
+            devices: DeviceKeys::load(data_dir)?,
             config,
+            checks: Arc::new(AtomicU64::new(0)),
+            base: Instant::now(),
+        })
+    }
+
+    fn millis(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.base).as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Records that the staff member behind `login` did something at
+    /// `at`, which keeps it from ending as idle.
+    pub(crate) fn touch(&self, login: &Login, at: Instant) {
+        login
+            .last_active
+            .fetch_max(self.millis(at), Ordering::Relaxed);
+    }
+
+    /// Whether `login` is still good at `now`: not expired, not idle.
+    fn current(&self, login: &Login, now: Instant) -> Result<(), Ending> {
+        if login.expires <= now {
+            return Err(Ending::Expired);
         }
+        let idle = self
+            .millis(now)
+            .saturating_sub(login.last_active.load(Ordering::Relaxed));
+        if Duration::from_millis(idle) >= self.config.idle_timeout {
+            return Err(Ending::Idle);
+        }
+        Ok(())
+    }
+
+    /// Ends the logins that expired or went idle, and, when the account
+    /// file changed since `seen`, those whose account is gone or whose
+    /// credential epoch moved on. Returns what it ended.
+    pub(crate) fn sweep(&self, store: &AccountStore, seen: &mut u64, now: Instant) -> Vec<Ended> {
+        let epochs: Option<std::collections::HashMap<u64, u64>> = match store.changed_since(seen) {
+            Ok(Some(accounts)) => Some(accounts.iter().map(|a| (a.id, a.epoch)).collect()),
+            Ok(None) => None,
+            Err(_) => {
+                // Unreadable now: try again on the next sweep.
+                *seen = seen.wrapping_sub(1);
+                None
+            }
+        };
+        let mut ended = Vec::new();
+        self.live.retain(|_, login| {
+            let why = match self.current(login, now) {
+                Err(why) => Some(why),
+                Ok(()) => epochs.as_ref().and_then(|e| match e.get(&login.account) {
+                    None => Some(Ending::Removed),
+                    Some(epoch) if *epoch != login.epoch => Some(Ending::Revoked),
+                    Some(_) => None,
+                }),
+            };
+            match why {
+                Some(why) => {
+                    login.ended.cancel();
+                    ended.push(Ended {
+                        account: login.account,
+                        name: login.name.clone(),
+                        why,
+                    });
+                    false
+                }
+                None => true,
+            }
+        });
+        ended
+    }
+
+    /// How many passwords this server has checked.
+    pub(crate) fn password_checks(&self) -> u64 {
+        self.checks.load(Ordering::Relaxed)
     }
 
     pub(crate) fn ttl(&self) -> Duration {
@@ -82,110 +250,137 @@ impl Logins {
         self.config.secure_cookie
     }
 
-    fn locked_out(&self, name: &str) -> Option<Duration> {
-        let failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        let f = failures.get(name)?;
-        let window = self.config.lockout_window;
-        (f.count >= self.config.max_failures && f.since.elapsed() < window)
-            .then(|| window.saturating_sub(f.since.elapsed()))
-    }
-
-    fn record_failure(&self, name: &str) {
-        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        let window = self.config.lockout_window;
-        if failures.len() >= MAX_TRACKED_NAMES {
-            failures.retain(|_, f| f.since.elapsed() < window);
-        }
-        if failures.len() >= MAX_TRACKED_NAMES && !failures.contains_key(name) {
-            return;
-        }
-        let f = failures.entry(name.to_owned()).or_insert(Failures {
-            since: Instant::now(),
-            count: 0,
-        });
-        if f.since.elapsed() >= window {
-            *f = Failures {
-                since: Instant::now(),
-                count: 0,
-            };
-        }
-        f.count += 1;
+    pub(crate) fn device_ttl(&self) -> Duration {
+        self.config.device_ttl
     }
 
     /// Checks a name and password; on success returns a new token.
     pub(crate) async fn login(
         &self,
         store: &Arc<AccountStore>,
-        name: &str,
-        password: &str,
-    ) -> Result<(String, Account), LoginError> {
-        if let Some(wait) = self.locked_out(name) {
-            return Err(LoginError::LockedOut(wait));
-        }
-        let permit = self
-            .hashing
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| LoginError::Busy)?;
-        let account = store.get(name).map_err(|_| LoginError::Internal)?;
+        attempt: Attempt<'_>,
+    ) -> Result<Granted, LoginError> {
+        let account = store.get(attempt.name).map_err(|_| LoginError::Internal)?;
+        let device = match (&account, attempt.device) {
+            (Some(account), Some(cookie)) => {
+                self.devices
+                    .check(cookie, account, self.config.device_ttl.as_secs())
+            }
+            _ => None,
+        };
+        let ticket = self
+            .throttle
+            .check(attempt.ip, attempt.name, device, Instant::now())
+            .map_err(|refusal| {
+                crate::metrics::refused(match refusal {
+                    Refusal::SourceRate(_) => "login_source_rate",
+                    Refusal::Backoff(_) => "login_backoff",
+                    Refusal::Full => "login_table_full",
+                });
+                match refusal {
+                    Refusal::SourceRate(wait) => LoginError::SourceRate(wait),
+                    Refusal::Backoff(wait) => LoginError::Backoff(wait),
+                    Refusal::Full => LoginError::Busy,
+                }
+            })?;
+        let lane = if device.is_some() {
+            Lane::Trusted
+        } else {
+            Lane::Normal
+        };
         let hash = account.as_ref().map(|a| a.password_hash.clone());
-        let password = password.to_owned();
-        let ok = tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            // Unknown names cost the same as known ones (the dummy hash is
-            // also computed here, off the async threads, on first use).
-            accounts::verify_password(&password, hash.as_deref().unwrap_or(&DUMMY_HASH))
-        })
-        .await
-        .map_err(|_| LoginError::Internal)?;
+        let password = attempt.password.to_owned();
+        let checks = self.checks.clone();
+        let ok = self
+            .hasher
+            .check(lane, ticket.source(), move || {
+                checks.fetch_add(1, Ordering::Relaxed);
+                // Unknown names cost the same as known ones (the dummy hash
+                // is made here too, off the async threads, on first use).
+                accounts::verify_password(&password, hash.as_deref().unwrap_or(&DUMMY_HASH))
+            })
+            .await
+            .map_err(|Busy| {
+                crate::metrics::refused("login_busy");
+                LoginError::Busy
+            })?;
         match account {
             Some(account) if ok => {
-                self.failures
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .remove(name);
-                let token = tokens::new_token();
-                self.purge_expired();
-                self.live.insert(
-                    tokens::hash(&token),
-                    Login {
-                        account: account.id,
-                        expires: Instant::now() + self.config.token_ttl,
-                    },
-                );
-                Ok((token, account))
+                self.throttle.succeeded(ticket);
+                let token = self.grant(&account);
+                let device = self.devices.issue(&account);
+                Ok(Granted {
+                    token,
+                    account,
+                    device,
+                })
             }
             _ => {
-                self.record_failure(name);
+                self.throttle.failed(ticket, Instant::now());
                 Err(LoginError::Invalid)
             }
         }
     }
 
-    /// The live login for a token, if it has not expired.
-    pub(crate) fn validate(&self, token: &str) -> Option<(TokenHash, Login)> {
+    /// Makes a live login for `account` and returns its token.
+    fn grant(&self, account: &Account) -> String {
+        let token = tokens::new_token();
+        let now = Instant::now();
+        self.live.insert(
+            tokens::hash(&token),
+            Arc::new(Login {
+                account: account.id,
+                name: account.name.clone(),
+                epoch: account.epoch,
+                expires: now + self.config.token_ttl,
+                last_active: AtomicU64::new(self.millis(now)),
+                ended: CancellationToken::new(),
+            }),
+        );
+        token
+    }
+
+    /// The live login for a token, if it has not ended.
+    pub(crate) fn validate(&self, token: &str) -> Option<(TokenHash, Arc<Login>)> {
         let hash = tokens::hash(token);
         self.validate_hash(hash).map(|login| (hash, login))
     }
 
-    /// The live login for a token hash, if it has not expired.
-    pub(crate) fn validate_hash(&self, hash: TokenHash) -> Option<Login> {
-        let login = *self.live.get(&hash)?;
-        if login.expires <= Instant::now() {
-            self.live.remove(&hash);
+    /// The live login for a token hash, if it has not ended.
+    pub(crate) fn validate_hash(&self, hash: TokenHash) -> Option<Arc<Login>> {
+        let login = self.live.get(&hash)?.clone();
+        if self.current(&login, Instant::now()).is_err() {
+            self.end(hash);
             return None;
         }
         Some(login)
     }
 
-    /// Ends a login. Returns whether it existed.
-    pub(crate) fn logout(&self, hash: TokenHash) -> bool {
-        self.live.remove(&hash).is_some()
+    /// Ends every login of an account (a supervisor or admin ended them).
+    /// Returns how many there were.
+    pub(crate) fn end_account(&self, account: u64) -> usize {
+        let mut n = 0;
+        self.live.retain(|_, login| {
+            if login.account != account {
+                return true;
+            }
+            login.ended.cancel();
+            n += 1;
+            false
+        });
+        n
     }
 
-    fn purge_expired(&self) {
-        let now = Instant::now();
-        self.live.retain(|_, l| l.expires > now);
+    /// Ends a login: whatever holds it open closes. Returns whether it
+    /// existed.
+    pub(crate) fn end(&self, hash: TokenHash) -> bool {
+        match self.live.remove(&hash) {
+            Some((_, login)) => {
+                login.ended.cancel();
+                true
+            }
+            None => false,
+        }
     }
 }
 
@@ -194,7 +389,9 @@ mod tests {
     use super::*;
     use crate::accounts::{AccountSpec, Role};
 
-    fn setup(max_failures: u32) -> (tempfile::TempDir, Arc<AccountStore>, Logins) {
+    const HOME: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 1));
+
+    fn setup() -> (tempfile::TempDir, Arc<AccountStore>, Logins) {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(AccountStore::new(dir.path()));
         store
@@ -205,32 +402,48 @@ mod tests {
                 &AccountSpec::default(),
             )
             .unwrap();
-        let logins = Logins::new(AuthConfig {
-            max_failures,
-            ..AuthConfig::default()
-        });
+        let logins = Logins::new(
+            AuthConfig::default(),
+            Duration::from_secs(86_400),
+            dir.path(),
+        )
+        .unwrap();
         (dir, store, logins)
+    }
+
+    fn attempt<'a>(name: &'a str, password: &'a str) -> Attempt<'a> {
+        Attempt {
+            ip: HOME,
+            name,
+            password,
+            device: None,
+        }
     }
 
     #[tokio::test]
     async fn login_validate_logout() {
-        let (_dir, store, logins) = setup(10);
-        let (token, account) = logins
-            .login(&store, "anna", "correct horse battery")
+        let (_dir, store, logins) = setup();
+        let granted = logins
+            .login(&store, attempt("anna", "correct horse battery"))
             .await
             .unwrap();
-        assert_eq!(account.name, "anna");
-        let (hash, login) = logins.validate(&token).unwrap();
-        assert_eq!(login.account, account.id);
-        assert!(logins.logout(hash));
-        assert!(logins.validate(&token).is_none());
+        assert_eq!(granted.account.name, "anna");
+        let (hash, login) = logins.validate(&granted.token).unwrap();
+        assert_eq!(login.account, granted.account.id);
+        assert!(!login.ended.is_cancelled());
+        assert!(logins.end(hash));
+        assert!(login.ended.is_cancelled(), "ending a login fires its token");
+        assert!(logins.validate(&granted.token).is_none());
         assert_eq!(
-            logins.login(&store, "anna", "wrong").await.unwrap_err(),
+            logins
+                .login(&store, attempt("anna", "wrong"))
+                .await
+                .unwrap_err(),
             LoginError::Invalid
         );
         assert_eq!(
             logins
-                .login(&store, "nobody", "whatever")
+                .login(&store, attempt("nobody", "whatever"))
                 .await
                 .unwrap_err(),
             LoginError::Invalid
@@ -238,18 +451,25 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn repeated_failures_lock_the_name_out() {
-        let (_dir, store, logins) = setup(3);
-        for _ in 0..3 {
-            assert_eq!(
-                logins.login(&store, "anna", "nope").await.unwrap_err(),
-                LoginError::Invalid
-            );
-        }
-        let err = logins
-            .login(&store, "anna", "correct horse battery")
+    async fn a_known_browser_gets_in_while_its_source_backs_off() {
+        let (_dir, store, logins) = setup();
+        let granted = logins
+            .login(&store, attempt("anna", "correct horse battery"))
             .await
-            .unwrap_err();
-        assert!(matches!(err, LoginError::LockedOut(_)));
+            .unwrap();
+        for _ in 0..5 {
+            let _ = logins.login(&store, attempt("anna", "nope")).await;
+        }
+        assert!(matches!(
+            logins
+                .login(&store, attempt("anna", "correct horse battery"))
+                .await,
+            Err(LoginError::Backoff(_))
+        ));
+        let known = Attempt {
+            device: Some(&granted.device),
+            ..attempt("anna", "correct horse battery")
+        };
+        assert!(logins.login(&store, known).await.is_ok());
     }
 }

@@ -75,8 +75,9 @@ pub(crate) struct CounsellorLogin {
     pub(crate) display_name: String,
     /// Skills and capacities for routing.
     pub(crate) profile: Profile,
-    /// The login this socket was opened with; logging out closes it.
-    pub(crate) auth: TokenHash,
+    /// The login this socket was opened with: when it ends, the socket
+    /// closes.
+    pub(crate) login: Arc<crate::auth::Login>,
 }
 
 /// A help-seeker asking for a session.
@@ -181,8 +182,8 @@ enum Command {
         counsellor: CounsellorId,
         conn_id: u64,
     },
-    Logout {
-        auth: TokenHash,
+    CounsellorRevoked {
+        counsellor: CounsellorId,
     },
     Pause {
         topic: TopicId,
@@ -460,9 +461,12 @@ impl Broker {
         .await;
     }
 
-    /// A login was ended: close the sockets opened with it.
-    pub(crate) async fn logout(&self, auth: TokenHash) {
-        self.command(Command::Logout { auth }).await;
+    /// A counsellor's logins were revoked (their account removed or
+    /// changed, or ended by a supervisor): their socket closes, and what
+    /// they held is handed on at once rather than after a grace period.
+    pub(crate) async fn counsellor_revoked(&self, counsellor: CounsellorId) {
+        self.command(Command::CounsellorRevoked { counsellor })
+            .await;
     }
 
     /// A coordinator pauses or resumes a topic, with a message for those

@@ -151,7 +151,7 @@ impl Config {
             }
         }
         // Deadlines are `Instant + Duration`, which must never overflow.
-        let durations: [(&'static str, Duration); 13] = [
+        let durations: [(&'static str, Duration); 14] = [
             ("drain_delay", self.drain_delay),
             ("shutdown_timeout", self.shutdown_timeout),
             ("session.seeker_grace", s.seeker_grace),
@@ -164,6 +164,7 @@ impl Config {
             ("limits.header_timeout", l.header_timeout),
             ("limits.body_timeout", l.body_timeout),
             ("auth.token_ttl", self.auth.token_ttl),
+            ("auth.idle_timeout", self.auth.idle_timeout),
             ("auth.lockout_window", self.auth.lockout_window),
         ];
         for (key, value) in durations {
@@ -219,10 +220,24 @@ impl Config {
         }) {
             return Err(invalid(&key, problem));
         }
-        if self.auth.max_concurrent_hashes == 0 {
+        let a = &self.auth;
+        for (key, value) in [
+            ("auth.max_concurrent_hashes", a.max_concurrent_hashes),
+            ("auth.max_queued_logins", a.max_queued_logins),
+            ("auth.source_logins_per_minute", a.source_logins_per_minute),
+            ("auth.source_login_burst", a.source_login_burst),
+            ("auth.max_failures", a.max_failures),
+            ("auth.account_failures", a.account_failures),
+            ("auth.max_tracked", a.max_tracked),
+        ] {
+            if value == 0 {
+                return Err(invalid(key, "must be at least 1".into()));
+            }
+        }
+        if a.device_ttl > Duration::from_secs(400 * 24 * 3600) {
             return Err(invalid(
-                "auth.max_concurrent_hashes",
-                "must be at least 1".into(),
+                "auth.device_ttl",
+                "must be at most 400 days".into(),
             ));
         }
         Ok(())

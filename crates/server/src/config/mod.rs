@@ -216,17 +216,42 @@ pub struct AuthConfig {
     /// How long a login lasts at most.
     #[serde(with = "humantime_serde")]
     pub token_ttl: Duration,
+    /// A login nobody has done anything with for this long ends.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
     /// Whether the login cookie is marked `Secure` (HTTPS only). Turn off
     /// only for plain-HTTP testing on a non-loopback address.
     pub secure_cookie: bool,
-    /// Password checks running at once (each uses about 19 MiB).
+    /// Threads that check passwords (each check uses about 19 MiB and
+    /// 30 ms of CPU), at a priority below chat.
     pub max_concurrent_hashes: u32,
-    /// Failed logins per account within `lockout_window` before further
-    /// attempts are refused until the window passes.
+    /// Password checks that may wait, in each of the two lanes (browsers
+    /// known to the account, and everyone else); beyond it "busy".
+    pub max_queued_logins: u32,
+    /// Login attempts per minute from one source, whatever the name or
+    /// the outcome, refused before any password is checked.
+    pub source_logins_per_minute: u32,
+    /// Burst of login attempts from one source above that.
+    pub source_login_burst: u32,
+    /// Failed logins for one account from one source (or one device)
+    /// within `lockout_window` before that source waits, twice as long
+    /// after each further failure.
     pub max_failures: u32,
-    /// The window for `max_failures`.
+    /// Failed logins for one account from browsers it has never logged in
+    /// from, from anywhere, within `lockout_window`, before such browsers
+    /// wait for the window to pass. Browsers with a device cookie for the
+    /// account are never held by this.
+    pub account_failures: u32,
+    /// The window for `max_failures` and `account_failures`, and the
+    /// longest back-off.
     #[serde(with = "humantime_serde")]
     pub lockout_window: Duration,
+    /// Entries each failure table holds at most; when one is full, new
+    /// attempts are refused rather than let through unrecorded.
+    pub max_tracked: u32,
+    /// How long a device cookie marks a browser as known to an account.
+    #[serde(with = "humantime_serde")]
+    pub device_ttl: Duration,
 }
 
 impl Default for Config {
@@ -321,10 +346,17 @@ impl Default for AuthConfig {
     fn default() -> Self {
         Self {
             token_ttl: Duration::from_secs(12 * 3600),
+            idle_timeout: Duration::from_secs(30 * 60),
             secure_cookie: true,
-            max_concurrent_hashes: 4,
-            max_failures: 10,
+            max_concurrent_hashes: 2,
+            max_queued_logins: 32,
+            source_logins_per_minute: 20,
+            source_login_burst: 30,
+            max_failures: 5,
+            account_failures: 50,
             lockout_window: Duration::from_secs(15 * 60),
+            max_tracked: 100_000,
+            device_ttl: Duration::from_secs(90 * 24 * 3600),
         }
     }
 }

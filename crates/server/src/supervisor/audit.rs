@@ -1,7 +1,9 @@
-//! The audit log of supervision: who watched, whispered in, joined or left
-//! which session, and when. One JSON object per line in `audit.log` under
-//! the data dir, appended and synced; never any text of the chat or the
-//! whisper.
+//! The audit log: who watched, whispered in, joined or left which
+//! session; every staff login, logout, failed second factor and ended or
+//! revoked login; password and second-factor changes; blocks and their
+//! lifting; cleared queues and paused topics; and when. One JSON object per
+//! line in `audit.log` under the data dir (mode 0600), appended and synced;
+//! never any text of the chat or the whisper, and never an address.
 
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -22,12 +24,104 @@ const READ_LIMIT: usize = 1000;
 pub(crate) struct Entry {
     /// When, in milliseconds since the Unix epoch.
     pub(crate) at: u64,
-    /// The supervisor's account name.
-    pub(crate) supervisor: String,
-    /// The session.
-    pub(crate) session: String,
+    /// Who did it: an account name, `haven` for the server itself (a
+    /// login that expired or went idle), `cli` for the command line.
+    #[serde(alias = "supervisor")]
+    pub(crate) actor: String,
     /// What they did.
-    pub(crate) action: SupervisionAction,
+    pub(crate) action: Action,
+    /// The session it concerned, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) session: Option<String>,
+    /// The account, topic or block it concerned, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) target: Option<String>,
+    /// A fixed word or two more (why a login ended, a block's reason and
+    /// length), never anything a person wrote.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) detail: Option<String>,
+}
+
+impl Entry {
+    /// An entry for now.
+    pub(crate) fn new(actor: &str, action: Action) -> Self {
+        Self {
+            at: crate::broker::session::now_ms(),
+            actor: actor.to_owned(),
+            action,
+            session: None,
+            target: None,
+            detail: None,
+        }
+    }
+
+    pub(crate) fn session(mut self, session: &str) -> Self {
+        self.session = Some(session.to_owned());
+        self
+    }
+
+    pub(crate) fn target(mut self, target: &str) -> Self {
+        self.target = Some(target.to_owned());
+        self
+    }
+
+    pub(crate) fn detail(mut self, detail: &str) -> Self {
+        self.detail = Some(detail.to_owned());
+        self
+    }
+}
+
+/// What an audit entry records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Action {
+    /// Started watching a session silently.
+    Observe,
+    /// Stopped watching it.
+    StopObserving,
+    /// Whispered to its counsellors.
+    Whisper,
+    /// Joined it visibly.
+    Join,
+    /// Left it after joining.
+    Leave,
+    /// Logged in.
+    Login,
+    /// Logged out.
+    Logout,
+    /// A login ended by itself (`detail`: `expired` or `idle`).
+    LoginEnded,
+    /// A login's account was removed or changed elsewhere, so its logins
+    /// ended (`detail`: `removed` or `changed`).
+    LoginRevoked,
+    /// Ended every login of `target`.
+    LoginsEnded,
+    /// A second factor was wrong.
+    SecondFactorFailed,
+    /// Changed their own password.
+    PasswordChanged,
+    /// Set up a second factor.
+    SecondFactorEnrolled,
+    /// Used a recovery code.
+    RecoveryCodeUsed,
+    /// Blocked a help-seeker for a while (`detail`: reason and length).
+    Blocked,
+    /// Lifted a block early.
+    BlockLifted,
+    /// Ended the waiting sessions of a suspected flood.
+    QueueCleared,
+}
+
+impl From<SupervisionAction> for Action {
+    fn from(action: SupervisionAction) -> Self {
+        match action {
+            SupervisionAction::Observe => Action::Observe,
+            SupervisionAction::StopObserving => Action::StopObserving,
+            SupervisionAction::Whisper => Action::Whisper,
+            SupervisionAction::Join => Action::Join,
+            SupervisionAction::Leave => Action::Leave,
+        }
+    }
 }
 
 /// The audit log. Writes are serialised so lines never interleave.

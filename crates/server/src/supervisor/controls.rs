@@ -23,6 +23,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt as _;
 use futures_util::stream;
 use haven_core::SessionId;
 use haven_protocol::common::{ChatText, ClientMsgId};
@@ -33,10 +34,10 @@ use serde_json::json;
 use super::SUPERVISORS;
 use super::audit::Entry;
 use crate::accounts::Account;
-use crate::api::{ApiError, authorised};
+use crate::api::{ApiError, authorised, authorised_login};
 use crate::app::AppState;
 use crate::broker::observe::Watch;
-use crate::broker::session::{SendRefused, SessionCell, now_ms};
+use crate::broker::session::{SendRefused, SessionCell};
 use crate::ws::validate;
 
 fn live_session(state: &AppState, id: &str) -> Result<Arc<SessionCell>, ApiError> {
@@ -49,12 +50,7 @@ fn live_session(state: &AppState, id: &str) -> Result<Arc<SessionCell>, ApiError
 async fn record(state: &AppState, who: &Account, cell: &SessionCell, action: SupervisionAction) {
     state
         .audit
-        .record(Entry {
-            at: now_ms(),
-            supervisor: who.name.clone(),
-            session: cell.wire.0.clone(),
-            action,
-        })
+        .record(Entry::new(&who.name, action.into()).session(&cell.wire.0))
         .await;
     state.events.emit(events::Event::Supervision {
         session: cell.wire.clone(),
@@ -91,7 +87,7 @@ pub(crate) async fn observe(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let who = authorised(&state, &headers, SUPERVISORS)?;
+    let (who, login) = authorised_login(&state, &headers, SUPERVISORS)?;
     let cell = live_session(&state, &id)?;
     let watch = cell.observe(&who.display_name).ok_or(ApiError::NotFound(
         "that session is not with a counsellor now",
@@ -103,10 +99,13 @@ pub(crate) async fn observe(
         who,
         cell,
     };
+    // The watch ends with the login (logout, expiry, idleness,
+    // revocation): dropping the stream records the end.
     let items = stream::unfold(watching, |mut w| async move {
         let item = w.watch.rx.recv().await?;
         Some((Ok::<_, Infallible>(Event::default().data(item.as_ref())), w))
-    });
+    })
+    .take_until(login.ended.clone().cancelled_owned());
     Ok(Sse::new(items)
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
         .into_response())

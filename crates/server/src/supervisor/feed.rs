@@ -16,13 +16,14 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt as _;
 use futures_util::stream;
 use serde::Deserialize;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::accounts::Role;
-use crate::api::{ApiError, authorised};
+use crate::api::{ApiError, authorised, authorised_login};
 use crate::app::AppState;
 use crate::events::FeedItem;
 
@@ -108,7 +109,7 @@ pub(crate) async fn feed(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    authorised(&state, &headers, SUPERVISORS)?;
+    let (_, login) = authorised_login(&state, &headers, SUPERVISORS)?;
     // A full snapshot even when nothing was lost, twice per node refresh.
     let every = (state.config.supervisor.snapshot_interval * 2)
         .clamp(Duration::from_secs(1), Duration::from_secs(10));
@@ -122,10 +123,12 @@ pub(crate) async fn feed(
         last_snapshot: None,
         first: true,
     };
+    // The feed ends with the login (logout, expiry, idleness, revocation).
     let events = stream::unfold(feed, |mut feed| async move {
         let event = feed.next().await?;
         Some((Ok::<_, Infallible>(event), feed))
-    });
+    })
+    .take_until(login.ended.clone().cancelled_owned());
     Ok(Sse::new(events)
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
         .into_response())

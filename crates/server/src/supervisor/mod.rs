@@ -5,5 +5,6 @@
 pub(crate) mod audit;
 pub(crate) mod controls;
 mod feed;
+pub(crate) mod staff;
 
 pub(crate) use feed::{SUPERVISORS, feed, history};

@@ -2,17 +2,14 @@
 //! any number of sessions, each message naming its session.
 //!
 //! Every message is authorised against the session's current counsellor
-//! (in the cell), not just the socket, and the login itself is re-checked
-//! once a minute so an expired or logged-out login closes the socket.
-
-use std::time::Duration;
+//! (in the cell), not just the socket, and the socket closes the moment its
+//! login ends (logout, expiry, idleness, revocation).
 
 use axum::extract::ws::{Utf8Bytes, WebSocket};
 use haven_core::{LangId, Profile, Refusal, SessionId, Side, Status, TopicId};
 use haven_protocol::common::{AuthToken, SessionRef};
 use haven_protocol::counsellor::{ClientMessage, CounsellorStatus};
 use haven_protocol::{CloseCode, ErrorCode, PROTOCOL_VERSION, decode_counsellor};
-use tokio::time::Instant;
 
 use super::conn::ConnHandle;
 use super::frames::counsellor_error;
@@ -24,9 +21,6 @@ use crate::broker::{CounsellorLogin, ResumeTarget, SessionCell, TransferTarget};
 
 const PONG: &str = r#"{"type":"pong"}"#;
 
-/// How often the login behind a socket is checked again.
-const RECHECK_LOGIN: Duration = Duration::from_secs(60);
-
 /// Runs one counsellor socket to its end.
 pub(super) async fn run(
     state: AppState,
@@ -35,36 +29,38 @@ pub(super) async fn run(
     cookie_token: Option<String>,
 ) {
     let mut socket = Socket::open(&state, socket, Role::Counsellor, admission);
-    let mut login: Option<CounsellorLogin> = None;
-    let mut checked = Instant::now();
     // The socket's task waits here for most of its life, so it is kept
     // small: everything that awaits the router is boxed and lives only
     // while it runs.
-    while let Some(text) = socket.reader.next(login.is_some()).await {
-        match &login {
-            None => {
-                login = Box::pin(greet(&state, &socket.conn, &text, cookie_token.as_deref())).await;
-                if login.is_none() {
+    let mut login = None;
+    if let Some(text) = socket.reader.next(false).await {
+        login = Box::pin(greet(&state, &socket.conn, &text, cookie_token.as_deref())).await;
+    }
+    if let Some(me) = &login {
+        // The login's end (logout, expiry, idleness, revocation) closes
+        // the socket at once; registered once, not per frame.
+        let ended = me.login.ended.clone().cancelled_owned();
+        tokio::pin!(ended);
+        loop {
+            let text = tokio::select! {
+                biased;
+                text = socket.reader.next(true) => match text {
+                    Some(text) => text,
+                    None => break,
+                },
+                () = &mut ended => {
+                    refuse(
+                        &socket.conn,
+                        Role::Counsellor,
+                        ErrorCode::Unauthorized,
+                        "login ended",
+                        CloseCode::Unauthorized,
+                    );
                     break;
                 }
-            }
-            Some(me) => {
-                if checked.elapsed() >= RECHECK_LOGIN {
-                    checked = Instant::now();
-                    if state.logins.validate_hash(me.auth).is_none() {
-                        refuse(
-                            &socket.conn,
-                            Role::Counsellor,
-                            ErrorCode::Unauthorized,
-                            "login expired",
-                            CloseCode::Unauthorized,
-                        );
-                        break;
-                    }
-                }
-                if let Some(msg) = handle(&state, &socket.conn, &mut socket.reader, me, &text) {
-                    Box::pin(control(&state, &socket.conn, me, msg)).await;
-                }
+            };
+            if let Some(msg) = handle(&state, &socket.conn, &mut socket.reader, me, &text) {
+                Box::pin(control(&state, &socket.conn, me, msg)).await;
             }
         }
     }
@@ -85,7 +81,7 @@ fn authenticate(
     cookie: Option<&str>,
 ) -> Option<CounsellorLogin> {
     let token = token.map(|t| t.0.as_str()).or(cookie)?;
-    let (auth, login) = state.logins.validate(token)?;
+    let (_, login) = state.logins.validate(token)?;
     let account = state.accounts.get_by_id(login.account).ok()??;
     let plan = state.broker.plan();
     let session = &state.config.session;
@@ -118,7 +114,7 @@ fn authenticate(
             capacity,
             max_capacity,
         },
-        auth,
+        login,
     })
 }
 
@@ -257,6 +253,11 @@ fn handle(
             return None;
         }
     };
+    // What the counsellor does keeps their login from ending as idle;
+    // what their console sends by itself (pings, receipts) does not.
+    if !matches!(msg, ClientMessage::Ping | ClientMessage::Received { .. }) {
+        state.logins.touch(&me.login, reader.last_heard());
+    }
     match msg {
         ClientMessage::Send {
             session,

@@ -14,7 +14,7 @@ mod reader;
 mod seeker;
 pub(crate) mod validate;
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{WebSocket, WebSocketUpgrade};
@@ -40,29 +40,6 @@ pub(crate) struct Admission {
     _cap: CapGuard,
     _source: SourceGuard,
     _task: TaskTrackerToken,
-}
-
-/// The address a connection comes from: the peer, or, when the peer is a
-/// trusted proxy, the last address in `X-Forwarded-For` that is not one.
-fn client_ip(peer: SocketAddr, headers: &HeaderMap, trusted: &[IpAddr]) -> IpAddr {
-    let mut ip = peer.ip();
-    if !trusted.contains(&ip) {
-        return ip;
-    }
-    let forwarded = headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|s| s.trim().parse::<IpAddr>().ok())
-        .collect::<Vec<_>>();
-    for hop in forwarded.into_iter().rev() {
-        ip = hop;
-        if !trusted.contains(&hop) {
-            break;
-        }
-    }
-    ip
 }
 
 /// Checks `Origin`: for help-seekers against `allowed_origins` (exact
@@ -98,7 +75,7 @@ fn admit(
         debug!("upgrade refused: connection cap reached");
         return Err(ApiError::Unavailable("server full; try again later"));
     };
-    let ip = client_ip(peer, headers, &state.config.trusted_proxies);
+    let ip = crate::limits::client_ip(peer, headers, &state.config.trusted_proxies);
     let source = state.sources.admit(ip).map_err(|why| {
         debug!(reason = ?why, "upgrade refused: source limit");
         match why {
@@ -288,28 +265,5 @@ impl Socket {
         self.reader.drain().await;
         let _ = self.writer.await;
         self.state.connections.remove(&self.conn);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn forwarded_for_is_believed_only_from_trusted_proxies() {
-        let proxy: IpAddr = "10.0.0.1".parse().unwrap();
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            "x-forwarded-for",
-            HeaderValue::from_static("203.0.113.9, 198.51.100.2, 10.0.0.1"),
-        );
-        let peer = SocketAddr::new(proxy, 1234);
-        assert_eq!(
-            client_ip(peer, &headers, &[proxy]),
-            "198.51.100.2".parse::<IpAddr>().unwrap()
-        );
-        assert_eq!(client_ip(peer, &headers, &[]), proxy);
-        let direct = SocketAddr::new("192.0.2.5".parse().unwrap(), 1);
-        assert_eq!(client_ip(direct, &headers, &[proxy]), direct.ip());
     }
 }

@@ -198,12 +198,20 @@ impl Reader {
                         );
                     }
                 }
-                // Pings are answered by tungstenite itself; both only show
-                // the peer is alive.
-                Message::Ping(_) | Message::Pong(_) => {}
+                // Pings are answered by tungstenite itself; both show the
+                // peer is alive, and both count against the frame limit
+                // (a ping flood is a flood).
+                Message::Ping(_) | Message::Pong(_) => {
+                    self.admit_frame();
+                }
                 Message::Close(_) => return None,
             }
         }
+    }
+
+    /// When the last frame arrived.
+    pub(crate) fn last_heard(&self) -> std::time::Instant {
+        self.last_heard.into_std()
     }
 
     /// When the socket times out if nothing arrives, and with which code.

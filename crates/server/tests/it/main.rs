@@ -13,6 +13,7 @@ mod crash;
 mod events;
 mod frames;
 mod hand;
+mod logins;
 mod metrics;
 mod mutation;
 mod nodes;

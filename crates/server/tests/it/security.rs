@@ -204,16 +204,19 @@ async fn login_cookie_and_token_open_the_counsellor_socket_and_logout_closes_it(
 }
 
 #[tokio::test]
-async fn repeated_wrong_passwords_lock_the_account_for_a_while() {
+async fn repeated_wrong_passwords_make_that_source_wait_for_that_account() {
     let server = TestServer::start_with(|c| c.auth.max_failures = 3).await;
     let password = server.add_account("anna", Role::Counsellor, None);
     for _ in 0..3 {
         assert_eq!(server.login("anna", "not it at all").await.status, 401);
     }
-    let locked = server.login("anna", &password).await;
-    assert_eq!(locked.status, 429);
-    assert_eq!(locked.json()["code"], "locked_out");
-    assert!(locked.headers.contains_key("retry-after"));
+    let held = server.login("anna", &password).await;
+    assert_eq!(held.status, 429);
+    assert_eq!(held.json()["code"], "too_many_failures");
+    assert_eq!(held.headers["retry-after"], "30");
+    // Other accounts from the same source are not held.
+    let bram = server.add_account("bram", Role::Counsellor, None);
+    assert_eq!(server.login("bram", &bram).await.status, 200);
 }
 
 #[tokio::test]

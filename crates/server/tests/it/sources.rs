@@ -140,3 +140,221 @@ async fn a_request_body_that_never_arrives_gets_408() {
     let ok = server.login("nobody", "whatever-long").await;
     assert_eq!(ok.status, 401);
 }
+
+/// An HTTP answer read off a raw connection.
+#[derive(Debug)]
+struct Reply {
+    status: u16,
+    head: String,
+    body: String,
+}
+
+impl Reply {
+    fn code(&self) -> String {
+        serde_json::from_str::<serde_json::Value>(&self.body)
+            .ok()
+            .and_then(|v| v["code"].as_str().map(str::to_owned))
+            .unwrap_or_default()
+    }
+
+    /// The value of a cookie the answer sets.
+    fn cookie(&self, name: &str) -> Option<String> {
+        self.head
+            .lines()
+            .filter(|l| l.to_ascii_lowercase().starts_with("set-cookie: "))
+            .map(|l| &l["set-cookie: ".len()..])
+            .filter_map(|c| c.split(';').next()?.split_once('='))
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.to_owned())
+    }
+}
+
+/// `POST /api/v1/login` from a chosen local address.
+async fn login_from(
+    server: &TestServer,
+    local: [u8; 4],
+    name: &str,
+    password: &str,
+    cookie: Option<&str>,
+) -> Reply {
+    let body = serde_json::json!({ "name": name, "password": password }).to_string();
+    let cookie = cookie.map_or(String::new(), |c| format!("cookie: haven_device={c}\r\n"));
+    let request = format!(
+        "POST /api/v1/login HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\nconnection: close\r\n{cookie}\r\n{body}",
+        body.len()
+    );
+    let mut tcp = connect_from(server.addr, local).await.unwrap();
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let text = read_until_closed(&mut tcp, Duration::from_secs(20))
+        .await
+        .expect("no answer to a login");
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    Reply {
+        status,
+        head: head.to_owned(),
+        body: body.to_owned(),
+    }
+}
+
+async fn password_checks(server: &TestServer) -> f64 {
+    super::metrics::value(
+        &server.get("/metrics").await.body,
+        "haven_password_checks_total",
+    )
+    .unwrap_or(0.0)
+}
+
+#[tokio::test]
+async fn one_source_is_refused_before_any_password_is_checked() {
+    let server = TestServer::start_with(|c| {
+        c.auth.source_logins_per_minute = 10;
+        c.auth.source_login_burst = 10;
+    })
+    .await;
+    // Sixty names from one address: ten are checked, fifty refused with
+    // 429 before Argon2 runs.
+    let mut answers = Vec::new();
+    for i in 0..60 {
+        let reply = login_from(
+            &server,
+            ATTACKER,
+            &format!("guess{i}"),
+            "hunter2hunter2",
+            None,
+        )
+        .await;
+        answers.push((reply.status, reply.code()));
+    }
+    let checked = answers.iter().filter(|(s, _)| *s == 401).count();
+    let refused = answers
+        .iter()
+        .filter(|(s, c)| *s == 429 && c == "rate_limited")
+        .count();
+    assert_eq!((checked, refused), (10, 50), "{answers:?}");
+    assert_eq!(password_checks(&server).await, 10.0);
+    // Another source is not held back by it.
+    let other = login_from(&server, [127, 0, 0, 1], "guess0", "hunter2hunter2", None).await;
+    assert_eq!(other.status, 401);
+}
+
+#[tokio::test]
+async fn wrong_passwords_from_elsewhere_never_lock_the_real_user_out() {
+    let server = TestServer::start().await;
+    let password = server.add_account("anna", haven_server::accounts::Role::Counsellor, Some(2));
+    let mut statuses = Vec::new();
+    for _ in 0..12 {
+        let reply = login_from(&server, ATTACKER, "anna", "not her password", None).await;
+        statuses.push((reply.status, reply.code()));
+    }
+    // The guessing source backs off after five failures...
+    assert!(statuses[..5].iter().all(|(s, _)| *s == 401), "{statuses:?}");
+    assert!(
+        statuses[5..]
+            .iter()
+            .all(|(s, c)| *s == 429 && c == "too_many_failures"),
+        "{statuses:?}"
+    );
+    // ... and not even the right password gets in from there for now.
+    assert_eq!(
+        login_from(&server, ATTACKER, "anna", &password, None)
+            .await
+            .status,
+        429
+    );
+    // Anna, from her own address, logs in at once, never locked out.
+    let home = login_from(&server, [127, 0, 0, 1], "anna", &password, None).await;
+    assert_eq!(home.status, 200, "{home:?}");
+}
+
+#[tokio::test]
+async fn past_a_full_failure_table_guesses_are_refused_not_let_through() {
+    let server = TestServer::start_with(|c| {
+        c.auth.max_tracked = 30;
+        c.auth.source_logins_per_minute = 10_000;
+        c.auth.source_login_burst = 10_000;
+    })
+    .await;
+    let password = server.add_account("anna", haven_server::accounts::Role::Counsellor, Some(2));
+    // Anna's browser knows her account.
+    let home = login_from(&server, [127, 0, 0, 1], "anna", &password, None).await;
+    assert_eq!(home.status, 200);
+    let device = home.cookie("haven_device").expect("a device cookie");
+    // Thirty junk names fill the table of failures...
+    for i in 0..30 {
+        let reply = login_from(&server, ATTACKER, &format!("junk{i}"), "x0123456789", None).await;
+        assert_eq!(reply.status, 401);
+    }
+    let checks = password_checks(&server).await;
+    // ... after which a guess at a name not in it is refused, unchecked,
+    // instead of going through unrecorded.
+    for _ in 0..10 {
+        let reply = login_from(&server, ATTACKER, "anna", "a guess 123456", None).await;
+        assert_eq!((reply.status, reply.code().as_str()), (503, "busy"));
+    }
+    assert_eq!(password_checks(&server).await, checks);
+    // Anna's own browser still gets in.
+    let known = login_from(&server, [127, 0, 0, 1], "anna", &password, Some(&device)).await;
+    assert_eq!(known.status, 200, "{known:?}");
+}
+
+#[tokio::test]
+async fn a_login_flood_starves_neither_chat_nor_genuine_logins() {
+    let server = TestServer::start_with(|c| {
+        c.auth.max_concurrent_hashes = 1;
+    })
+    .await;
+    let bram = server.add_account("bram", haven_server::accounts::Role::Counsellor, Some(2));
+    let (mut anna, _) = server.counsellor("anna", 1).await;
+    anna.available().await;
+    let mut seeker = server.seeker().await;
+    seeker.hello(Some("Kim")).await;
+    let session = anna.assigned().await;
+
+    // Sixteen addresses, four clients each, log in as fast as answers come.
+    let stop = tokio_util::sync::CancellationToken::new();
+    let server = std::sync::Arc::new(server);
+    let flooders: Vec<_> = (10..26u8)
+        .flat_map(|host| [host; 4])
+        .map(|host| {
+            let (server, stop) = (server.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut sent = 0u32;
+                while !stop.is_cancelled() {
+                    let name = format!("flood{host}x{sent}");
+                    let _ =
+                        login_from(&server, [127, 0, 0, host], &name, "wrong-password", None).await;
+                    sent += 1;
+                }
+                sent
+            })
+        })
+        .collect();
+
+    // Meanwhile genuine logins succeed, every one, and the chat goes on.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for round in 0..12 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let reply = login_from(&server, [127, 0, 0, 1], "bram", &bram, None).await;
+        assert_eq!(
+            reply.status, 200,
+            "genuine login {round} during the flood: {reply:?}"
+        );
+        let id = format!("m{round}");
+        seeker.say(&id, "nog steeds hier").await;
+        assert_eq!(anna.heard(&session).await.1, "nog steeds hier");
+        anna.say(&session, &id, "ik ook").await;
+        assert_eq!(seeker.heard().await.1, "ik ook");
+    }
+    stop.cancel();
+    let mut sent = 0;
+    for f in flooders {
+        sent += f.await.unwrap();
+    }
+    assert!(sent >= 1000, "the flood was only {sent} logins");
+}

@@ -55,7 +55,6 @@ impl Actor {
                 topics: login.profile.topics.clone(),
                 max_capacity: login.profile.max_capacity,
                 resume: Some(hash),
-                auth: login.auth,
             },
         );
         self.queues_sent.remove(&id);

@@ -44,7 +44,6 @@ struct Link {
     topics: Vec<TopicId>,
     max_capacity: u32,
     resume: Option<TokenHash>,
-    auth: TokenHash,
 }
 
 pub(super) struct Actor {
@@ -295,13 +294,19 @@ impl Actor {
                 counsellor,
                 conn_id,
             } => self.counsellor_gone(counsellor, conn_id),
-            Command::Logout { auth } => {
-                for link in self.counsellors.values() {
-                    if link.auth == auth
-                        && let Some(conn) = &link.conn
-                    {
-                        conn.close_after_queued(haven_protocol::CloseCode::Unauthorized);
-                    }
+            Command::CounsellorRevoked { counsellor } => {
+                if let Some(conn) = self
+                    .counsellors
+                    .get(&counsellor)
+                    .and_then(|l| l.conn.as_ref())
+                {
+                    conn.close_after_queued(haven_protocol::CloseCode::Unauthorized);
+                }
+                if self.router.counsellor_left(now(), counsellor).is_ok() {
+                    info!(
+                        counsellor = counsellor.0,
+                        "counsellor revoked: sessions handed on"
+                    );
                 }
             }
             Command::Pause {
