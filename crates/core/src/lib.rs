@@ -18,16 +18,19 @@
 //!   idempotent retries and the bounded replay buffer that makes resume
 //!   lose nothing. Each session has its own, so chat never funnels through
 //!   one global owner.
+//! - [`resume`]: which resume tokens bring a party back.
 //! - [`ids`]: the newtype ids they share.
 
 pub mod conversation;
 pub mod hours;
 pub mod ids;
 pub mod queue;
+pub mod resume;
 pub mod router;
 
 pub use conversation::{Accept, Conversation, ReplayLimits, Resume};
 pub use ids::{CounsellorId, LangId, Party, SessionId, Side, TopicId};
+pub use resume::ResumeSlot;
 pub use router::{
     Activity, Arrival, Assignment, CounsellorOverview, CounsellorView, Effect, EndReason, Event,
     Gate, Notice, Profile, Refusal, Router, RouterConfig, SessionOverview, Stage, Status,

@@ -12,6 +12,10 @@
 //! - for every session that ended with nothing outstanding, every message
 //!   the broker acked reached the other side;
 //! - a client that resumes with its own state is always `recovered`;
+//! - a client that holds the token it was last given, or, after a resume
+//!   whose answer it never read, the one it resumed with, is always let
+//!   back in while its session lives ([`ResumeSlot`]); such lost
+//!   handshakes happen, and are retried with the old token;
 //! - counsellors never exceed capacity, and when arrivals stop everyone is
 //!   eventually served or gone.
 
@@ -20,8 +24,8 @@ use std::time::{Duration, Instant};
 
 use haven_core::{
     Accept, Activity, Arrival, Assignment, Conversation, CounsellorId, Effect, EndReason, LangId,
-    Party, Profile, ReplayLimits, Router, RouterConfig, SessionId, Side, Status, TopicId,
-    TopicRules,
+    Party, Profile, ReplayLimits, ResumeSlot, Router, RouterConfig, SessionId, Side, Status,
+    TopicId, TopicRules,
 };
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
@@ -54,6 +58,8 @@ struct Link {
 
 struct SeekerClient {
     link: Link,
+    /// The resume token it holds.
+    token: u64,
     last_seq: u64,
     unacked: Vec<(u64, u64)>, // (client id, uid)
     next_id: u64,
@@ -71,6 +77,8 @@ struct CounsellorClient {
     /// Set away by a missed offer; goes available again at this time.
     back_at: Option<Instant>,
     link: Link,
+    /// The resume token it holds, once it has said hello.
+    token: Option<u64>,
     /// Per session: last seq seen, unacked (id, uid), first seq seen here.
     sessions: HashMap<SessionId, CounsellorView>,
     next_id: u64,
@@ -97,6 +105,12 @@ struct Sim {
     seen: HashMap<(SessionId, Side), Vec<u64>>,
     clean_ends: Vec<SessionId>,
     ended: usize,
+    /// The broker's side of resume tokens.
+    seeker_keys: HashMap<SessionId, ResumeSlot<u64>>,
+    counsellor_keys: HashMap<CounsellorId, ResumeSlot<u64>>,
+    next_token: u64,
+    /// Resumes whose answer the client never read.
+    lost_handshakes: usize,
 }
 
 const TICK: Duration = Duration::from_millis(250);
@@ -144,6 +158,7 @@ impl Sim {
                     offers: HashMap::new(),
                     back_at: None,
                     link: Link::default(),
+                    token: None,
                     sessions: HashMap::new(),
                     next_id: 0,
                 }
@@ -177,7 +192,16 @@ impl Sim {
             seen: HashMap::new(),
             clean_ends: Vec::new(),
             ended: 0,
+            seeker_keys: HashMap::new(),
+            counsellor_keys: HashMap::new(),
+            next_token: 0,
+            lost_handshakes: 0,
         }
+    }
+
+    fn new_token(&mut self) -> u64 {
+        self.next_token += 1;
+        self.next_token
     }
 
     fn counsellor_index(&self, id: CounsellorId) -> usize {
@@ -303,9 +327,12 @@ impl Sim {
         self.convs
             .insert(session, Conversation::new(ReplayLimits::default()));
         let to_send = self.rng.random_range(1..12);
+        let token = self.new_token();
+        self.seeker_keys.insert(session, ResumeSlot::new(token));
         self.seekers.insert(
             session,
             SeekerClient {
+                token,
                 link: Link {
                     connected: true,
                     ..Link::default()
@@ -371,6 +398,8 @@ impl Sim {
         ids.sort_unstable();
         for session in ids {
             let roll: f64 = self.rng.random();
+            let handshake_lost = self.rng.random_bool(0.2);
+            let next_token = self.new_token();
             let s = self.seekers.get_mut(&session).unwrap();
             if s.done {
                 continue;
@@ -379,6 +408,24 @@ impl Sim {
                 if s.link.reconnect_at.is_some_and(|t| t <= self.now) {
                     s.link.reconnect_at = None;
                     if self.router.seeker_reattached(self.now, session).is_ok() {
+                        // The session lives: the token the seeker holds
+                        // must let it back in.
+                        let keys = self.seeker_keys.get_mut(&session).unwrap();
+                        assert!(
+                            keys.rotate(s.token, next_token).is_ok(),
+                            "a seeker holding its own token was refused"
+                        );
+                        if handshake_lost {
+                            // `resumed` (and the new token) never arrives:
+                            // the seeker tries again with the token it has.
+                            self.lost_handshakes += 1;
+                            s.link.reconnect_at = Some(self.now + Duration::from_secs(1));
+                            self.router
+                                .detached(self.now, Party::Seeker(session))
+                                .unwrap();
+                            continue;
+                        }
+                        s.token = next_token;
                         s.link.connected = true;
                         let conv = self.convs.get_mut(&session).unwrap();
                         let r = conv.resume(Side::Seeker, s.last_seq);
@@ -449,11 +496,36 @@ impl Sim {
     fn step_counsellors(&mut self) {
         for ci in 0..self.counsellors.len() {
             let roll: f64 = self.rng.random();
+            let handshake_lost = self.rng.random_bool(0.2);
+            let next_token = self.new_token();
             let c = &mut self.counsellors[ci];
             let cid = c.id;
             if !c.link.connected {
                 if c.link.reconnect_at.is_none_or(|t| t <= self.now) {
                     c.link.reconnect_at = None;
+                    // `hello` the first time, `resume` with its token after.
+                    let known = self.router.counsellor(self.now, cid).is_some();
+                    match (c.token, known) {
+                        (Some(token), true) => {
+                            let keys = self.counsellor_keys.get_mut(&cid).unwrap();
+                            assert!(
+                                keys.rotate(token, next_token).is_ok(),
+                                "a counsellor holding its own token was refused"
+                            );
+                        }
+                        _ => {
+                            self.counsellor_keys
+                                .insert(cid, ResumeSlot::new(next_token));
+                        }
+                    }
+                    if handshake_lost && c.token.is_some() && known {
+                        // The answer never arrives; it retries soon with
+                        // the token it has.
+                        self.lost_handshakes += 1;
+                        c.link.reconnect_at = Some(self.now + Duration::from_secs(1));
+                        continue;
+                    }
+                    c.token = Some(next_token);
                     c.link.connected = true;
                     let held = self
                         .router
@@ -636,6 +708,11 @@ fn run(seed: u64) {
     assert!(
         sim.clean_ends.len() > 100,
         "seed {seed}: too few clean ends"
+    );
+    assert!(
+        sim.lost_handshakes > 20,
+        "seed {seed}: only {} lost resume handshakes",
+        sim.lost_handshakes
     );
     for session in &sim.clean_ends {
         for side in [Side::Seeker, Side::Counsellor] {

@@ -124,6 +124,9 @@ enum Command {
         session: SessionId,
         conn: ConnHandle,
         last_seq: u64,
+        /// The token resumed with.
+        used: TokenHash,
+        /// The token handed out in its place.
         token: String,
         reply: oneshot::Sender<Result<Arc<SessionCell>, ResumeFailed>>,
     },
@@ -137,8 +140,9 @@ enum Command {
     CounsellorAttach {
         login: CounsellorLogin,
         conn: ConnHandle,
-        /// `None` for `hello`, the client's positions for `resume`.
-        points: Option<Vec<ResumePoint>>,
+        /// `None` for `hello`, the token resumed with and the client's
+        /// positions for `resume`.
+        resume: Option<(TokenHash, Vec<ResumePoint>)>,
         token: String,
         reply: oneshot::Sender<Result<(), ResumeFailed>>,
     },
@@ -270,12 +274,13 @@ impl Broker {
         self.shared.sessions.len()
     }
 
-    /// Spends a resume token: returns who it belonged to, at most once.
-    pub(crate) fn take_resume(&self, token: &str) -> Option<ResumeTarget> {
-        self.shared
-            .resume
-            .remove(&tokens::hash(token))
-            .map(|(_, t)| t)
+    /// Who a resume token belongs to, with its hash. Looking spends
+    /// nothing: the token is rotated only by a resume that goes ahead (see
+    /// [`haven_core::ResumeSlot`]), so a refused one (the wrong endpoint,
+    /// the wrong login) leaves it good for its owner.
+    pub(crate) fn resume_target(&self, token: &str) -> Option<(TokenHash, ResumeTarget)> {
+        let hash = tokens::hash(token);
+        self.shared.resume.get(&hash).map(|t| (hash, *t))
     }
 
     async fn command(&self, cmd: Command) {
@@ -311,10 +316,12 @@ impl Broker {
         }))
     }
 
-    /// A help-seeker resumes `session` on `conn`.
+    /// A help-seeker resumes `session` on `conn` with the token whose hash
+    /// is `used`.
     pub(crate) async fn seeker_resume(
         &self,
         session: SessionId,
+        used: TokenHash,
         last_seq: u64,
         conn: &ConnHandle,
     ) -> Result<Arc<SessionCell>, ResumeFailed> {
@@ -324,6 +331,7 @@ impl Broker {
             session,
             conn,
             last_seq,
+            used,
             token,
             reply,
         })
@@ -341,20 +349,21 @@ impl Broker {
         self.command(Command::SeekerGone { session, conn_id }).await;
     }
 
-    /// A counsellor starts (`points == None`) or resumes on `conn`. The
-    /// actor queues `welcome` or `resumed` and their sessions' backlog.
+    /// A counsellor starts (`resume == None`) or resumes on `conn` (with
+    /// the token whose hash is given, and their positions). The actor
+    /// queues `welcome` or `resumed` and their sessions' backlog.
     pub(crate) async fn counsellor_attach(
         &self,
         login: CounsellorLogin,
         conn: &ConnHandle,
-        points: Option<Vec<ResumePoint>>,
+        resume: Option<(TokenHash, Vec<ResumePoint>)>,
     ) -> Result<(), ResumeFailed> {
         let conn = conn.clone();
         let token = tokens::new_token();
         self.ask(|reply| Command::CounsellorAttach {
             login,
             conn,
-            points,
+            resume,
             token,
             reply,
         })

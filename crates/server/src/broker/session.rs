@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::extract::ws::Utf8Bytes;
-use haven_core::{Accept, Conversation, CounsellorId, ReplayLimits, SessionId, Side};
+use haven_core::{Accept, Conversation, CounsellorId, ReplayLimits, ResumeSlot, SessionId, Side};
 use haven_protocol::common::{ChatText, ClientMsgId, SessionRef};
 use haven_protocol::counsellor::TranscriptState;
 use haven_protocol::{ErrorCode, counsellor, fast, seeker};
@@ -81,9 +81,9 @@ pub(crate) struct CellState {
     /// The counsellors in the session, longest first. Invariant: non-empty
     /// exactly when `phase == Assigned`.
     pub(crate) members: Vec<Member>,
-    /// The help-seeker's current resume token, to revoke when the session
-    /// ends.
-    pub(crate) seeker_token: Option<TokenHash>,
+    /// The help-seeker's good resume tokens (see [`ResumeSlot`]), to
+    /// revoke when the session ends; `None` once it has.
+    pub(crate) seeker_keys: Option<ResumeSlot<TokenHash>>,
     /// Supervisors watching silently.
     pub(crate) observers: Vec<super::observe::Observer>,
     /// Supervisors who joined visibly.
@@ -227,7 +227,7 @@ impl SessionCell {
                 phase: Phase::Waiting,
                 seeker: Some(seeker),
                 members: Vec::new(),
-                seeker_token: Some(seeker_token),
+                seeker_keys: Some(ResumeSlot::new(seeker_token)),
                 observers: Vec::new(),
                 guests: Vec::new(),
                 transcript: None,

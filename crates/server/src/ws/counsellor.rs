@@ -182,10 +182,12 @@ async fn greet(
                 );
                 return None;
             };
-            let ok = match state.broker.take_resume(&token.0) {
-                Some(ResumeTarget::Counsellor(id)) if id == login.id => state
+            // Only this counsellor's own token, on this endpoint, is
+            // spent; anyone else's is left good for its owner.
+            let ok = match state.broker.resume_target(&token.0) {
+                Some((used, ResumeTarget::Counsellor(id))) if id == login.id => state
                     .broker
-                    .counsellor_attach(login.clone(), conn, Some(sessions))
+                    .counsellor_attach(login.clone(), conn, Some((used, sessions)))
                     .await
                     .is_ok(),
                 _ => false,

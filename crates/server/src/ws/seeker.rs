@@ -135,10 +135,12 @@ async fn greet(state: &AppState, conn: &ConnHandle, text: &Utf8Bytes) -> Option<
             }
         }
         ClientMessage::Resume { token, last_seq } => {
-            let resumed = match state.broker.take_resume(&token.0) {
-                Some(ResumeTarget::Seeker(session)) => state
+            // A counsellor's token on this endpoint is refused without
+            // being spent.
+            let resumed = match state.broker.resume_target(&token.0) {
+                Some((used, ResumeTarget::Seeker(session))) => state
                     .broker
-                    .seeker_resume(session, last_seq, conn)
+                    .seeker_resume(session, used, last_seq, conn)
                     .await
                     .ok(),
                 _ => None,

@@ -145,7 +145,7 @@ async fn a_message_whose_ack_was_lost_is_retried_and_delivered_once() {
 }
 
 #[tokio::test]
-async fn resume_tokens_are_single_use_and_rotate() {
+async fn resume_tokens_rotate_and_the_old_one_lasts_until_its_successor_is_used() {
     let server = TestServer::start().await;
     let (seeker, _anna, _, _, token) = chatting(&server).await;
     seeker.ws.drop_abruptly();
@@ -157,7 +157,17 @@ async fn resume_tokens_are_single_use_and_rotate() {
     );
     assert_ne!(fresh, token);
 
-    // The spent token no longer works.
+    // A resume with the fresh token takes over; the older socket is told it
+    // was replaced and must not reconnect.
+    let mut second = resume_seeker(&server, &fresh, 0).await;
+    let newest = resumed_token(
+        &second
+            .expect("resumed", |m| matches!(m, s::ServerMessage::Resumed { .. }))
+            .await,
+    );
+    assert_eq!(first.closed().await, Some(4504));
+
+    // Once its successor has been used, the first token no longer works.
     let mut replay = resume_seeker(&server, &token, 0).await;
     let err = replay.recv().await;
     assert!(
@@ -171,14 +181,11 @@ async fn resume_tokens_are_single_use_and_rotate() {
         "{err:?}"
     );
     assert_eq!(replay.closed().await, Some(4503));
-
-    // A resume with the fresh token takes over; the older socket is told it
-    // was replaced and must not reconnect.
-    let mut second = resume_seeker(&server, &fresh, 0).await;
-    second
+    // The latest does.
+    let mut third = resume_seeker(&server, &newest, 0).await;
+    third
         .expect("resumed", |m| matches!(m, s::ServerMessage::Resumed { .. }))
         .await;
-    assert_eq!(first.closed().await, Some(4504));
 
     // Garbage tokens fail the same way.
     let mut bogus = resume_seeker(&server, "not-a-token", 0).await;
@@ -190,6 +197,149 @@ async fn resume_tokens_are_single_use_and_rotate() {
         }
     ));
     assert_eq!(bogus.closed().await, Some(4503));
+}
+
+#[tokio::test]
+async fn a_resume_whose_answer_was_lost_is_retried_with_the_old_token() {
+    let server = TestServer::start().await;
+    let (mut seeker, mut anna, auth, session, token) = chatting(&server).await;
+    anna.say(&session, "c1", "een").await;
+    seeker.heard().await;
+
+    // Twice the network drops between `resume` and `resumed`: the
+    // help-seeker never learns the new token, and retries with its own.
+    seeker.ws.drop_abruptly();
+    for _ in 0..2 {
+        let lost = resume_seeker(&server, &token, 1).await;
+        anna.expect("peer back", |m| {
+            matches!(
+                m,
+                c::ServerMessage::Peer {
+                    connected: true,
+                    ..
+                }
+            )
+        })
+        .await;
+        lost.ws.drop_abruptly();
+    }
+    anna.say(&session, "c2", "twee").await;
+    let mut back = resume_seeker(&server, &token, 1).await;
+    let resumed = back.recv().await;
+    assert!(
+        matches!(
+            resumed,
+            s::ServerMessage::Resumed {
+                recovered: true,
+                ..
+            }
+        ),
+        "{resumed:?}"
+    );
+    assert_eq!(back.heard().await, (2, "twee".into()));
+
+    // The same for the counsellor: her welcome's token, a resume whose
+    // answer is lost, and the retry with the same token.
+    let mut anna2 = server.counsellor_socket(&[]).await.unwrap();
+    let c::ServerMessage::Welcome {
+        token: anna_token, ..
+    } = anna2.hello(Some(&auth)).await
+    else {
+        panic!("no welcome")
+    };
+    assert_eq!(anna.closed().await, Some(4504));
+    let resume = c::ClientMessage::Resume {
+        token: anna_token,
+        auth: Some(AuthToken(auth.clone())),
+        sessions: vec![ResumePoint {
+            session: session.clone(),
+            last_seq: 0,
+        }],
+    };
+    anna2.ws.drop_abruptly();
+    let mut lost = server.counsellor_socket(&[]).await.unwrap();
+    lost.send(&resume).await;
+    back.expect("peer back", |m| {
+        matches!(m, s::ServerMessage::Peer { connected: true })
+    })
+    .await;
+    lost.ws.drop_abruptly();
+    let mut anna3 = server.counsellor_socket(&[]).await.unwrap();
+    anna3.send(&resume).await;
+    let resumed = anna3.recv().await;
+    assert!(
+        matches!(&resumed, c::ServerMessage::Resumed { sessions, .. } if sessions.len() == 1),
+        "{resumed:?}"
+    );
+    back.say("s1", "fijn").await;
+    assert_eq!(anna3.heard(&session).await.1, "fijn");
+}
+
+#[tokio::test]
+async fn a_refused_resume_leaves_the_token_good_for_its_owner() {
+    let server = TestServer::start().await;
+    let (seeker, mut anna, anna_auth, session, token) = chatting(&server).await;
+    let (_bram, bram_auth) = server.counsellor("bram", 1).await;
+    // Anna's resume token, from a fresh welcome.
+    let mut anna2 = server.counsellor_socket(&[]).await.unwrap();
+    let c::ServerMessage::Welcome {
+        token: anna_token, ..
+    } = anna2.hello(Some(&anna_auth)).await
+    else {
+        panic!("no welcome")
+    };
+    assert_eq!(anna.closed().await, Some(4504));
+    seeker.ws.drop_abruptly();
+    anna2.ws.drop_abruptly();
+
+    let refused = |code: Option<u16>| assert_eq!(code, Some(4503));
+    // The help-seeker's token on the counsellor endpoint, with a login.
+    let mut wrong = server.counsellor_socket(&[]).await.unwrap();
+    wrong
+        .send(&c::ClientMessage::Resume {
+            token: ResumeToken(token.clone()),
+            auth: Some(AuthToken(anna_auth.clone())),
+            sessions: Vec::new(),
+        })
+        .await;
+    refused(wrong.closed().await);
+    // Anna's token with Bram's login, and on the help-seeker endpoint.
+    let mut wrong = server.counsellor_socket(&[]).await.unwrap();
+    wrong
+        .send(&c::ClientMessage::Resume {
+            token: anna_token.clone(),
+            auth: Some(AuthToken(bram_auth.clone())),
+            sessions: Vec::new(),
+        })
+        .await;
+    refused(wrong.closed().await);
+    refused(
+        resume_seeker(&server, &anna_token.0, 0)
+            .await
+            .closed()
+            .await,
+    );
+
+    // Both owners come back with their tokens.
+    let mut back = resume_seeker(&server, &token, 0).await;
+    back.expect("resumed", |m| matches!(m, s::ServerMessage::Resumed { .. }))
+        .await;
+    let mut anna3 = server.counsellor_socket(&[]).await.unwrap();
+    anna3
+        .send(&c::ClientMessage::Resume {
+            token: anna_token,
+            auth: Some(AuthToken(anna_auth)),
+            sessions: vec![ResumePoint {
+                session: session.clone(),
+                last_seq: 0,
+            }],
+        })
+        .await;
+    let resumed = anna3.recv().await;
+    assert!(
+        matches!(resumed, c::ServerMessage::Resumed { .. }),
+        "{resumed:?}"
+    );
 }
 
 #[tokio::test]

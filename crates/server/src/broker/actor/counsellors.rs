@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, MutexGuard};
 use std::time::Instant;
 
-use haven_core::{Activity, CounsellorId, Party, SessionId, Side};
+use haven_core::{Activity, CounsellorId, Party, ResumeSlot, SessionId, Side};
 use haven_protocol::common::ResumeToken;
 use haven_protocol::counsellor::{self, ResumePoint, SessionInfo, SessionState};
 use tracing::{debug, info};
@@ -12,7 +12,7 @@ use tracing::{debug, info};
 use super::super::session::{CellState, Member, SessionCell};
 use super::super::{Colleague, CounsellorLogin, ResumeFailed, ResumeTarget, secs};
 use super::{Actor, Link, now, wire_status};
-use crate::tokens;
+use crate::tokens::{self, TokenHash};
 use crate::ws::conn::ConnHandle;
 use crate::ws::frames::encode_counsellor;
 
@@ -21,25 +21,41 @@ impl Actor {
         &mut self,
         login: &CounsellorLogin,
         conn: &ConnHandle,
-        points: Option<Vec<ResumePoint>>,
+        resume: Option<(TokenHash, Vec<ResumePoint>)>,
         token: String,
     ) -> Result<(), ResumeFailed> {
         let id = login.id;
         let at = now();
-        let resuming = points.is_some();
-        if resuming && self.router.counsellor(at, id).is_none() {
-            return Err(ResumeFailed);
-        }
         let hash = tokens::hash(&token);
-        if let Some(old) = self.counsellors.remove(&id) {
-            if let Some(old_conn) = old.conn
-                && old_conn.id() != conn.id()
-            {
-                old_conn.close_now(haven_protocol::CloseCode::Replaced);
+        let (keys, points) = match resume {
+            // `hello`: a fresh start, every earlier token retired.
+            None => {
+                if let Some(old) = self.counsellors.get(&id) {
+                    for t in old.resume.tokens() {
+                        self.shared.resume.remove(&t);
+                    }
+                }
+                (ResumeSlot::new(hash), None)
             }
-            if let Some(t) = old.resume {
-                self.shared.resume.remove(&t);
+            // `resume`: the token used stays good until the new one is
+            // used once.
+            Some((used, points)) => {
+                if self.router.counsellor(at, id).is_none() {
+                    return Err(ResumeFailed);
+                }
+                let mut keys = self.counsellors.get(&id).ok_or(ResumeFailed)?.resume;
+                if let Some(retired) = keys.rotate(used, hash).map_err(|()| ResumeFailed)? {
+                    self.shared.resume.remove(&retired);
+                }
+                (keys, Some(points))
             }
+        };
+        let resuming = points.is_some();
+        if let Some(old) = self.counsellors.remove(&id)
+            && let Some(old_conn) = old.conn
+            && old_conn.id() != conn.id()
+        {
+            old_conn.close_now(haven_protocol::CloseCode::Replaced);
         }
         self.shared
             .resume
@@ -54,7 +70,7 @@ impl Actor {
                 display: display.clone(),
                 topics: login.profile.topics.clone(),
                 max_capacity: login.profile.max_capacity,
-                resume: Some(hash),
+                resume: keys,
             },
         );
         self.queues_sent.remove(&id);

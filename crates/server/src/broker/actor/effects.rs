@@ -203,10 +203,10 @@ impl Actor {
                 Effect::CounsellorExpired { counsellor } => {
                     info!(counsellor = counsellor.0, "counsellor did not come back");
                     self.queues_sent.remove(&counsellor);
-                    if let Some(link) = self.counsellors.remove(&counsellor)
-                        && let Some(token) = link.resume
-                    {
-                        self.shared.resume.remove(&token);
+                    if let Some(link) = self.counsellors.remove(&counsellor) {
+                        for token in link.resume.tokens() {
+                            self.shared.resume.remove(&token);
+                        }
                     }
                 }
             }
@@ -374,7 +374,7 @@ impl Actor {
         // Watching supervisors' streams end; joined ones are out.
         st.observers.clear();
         st.guests.clear();
-        if let Some(token) = st.seeker_token.take() {
+        for token in st.seeker_keys.take().iter().flat_map(|k| k.tokens()) {
             self.shared.resume.remove(&token);
         }
         let reason = wire_reason(reason);

@@ -43,7 +43,8 @@ struct Link {
     display: Arc<str>,
     topics: Vec<TopicId>,
     max_capacity: u32,
-    resume: Option<TokenHash>,
+    /// The counsellor's good resume tokens.
+    resume: haven_core::ResumeSlot<TokenHash>,
 }
 
 pub(super) struct Actor {
@@ -180,10 +181,11 @@ impl Actor {
                 session,
                 conn,
                 last_seq,
+                used,
                 token,
                 reply,
             } => {
-                let _ = reply.send(self.seeker_resume(session, &conn, last_seq, token));
+                let _ = reply.send(self.seeker_resume(session, &conn, last_seq, used, token));
             }
             Command::SeekerEnd { session } => {
                 let _ = self.router.seeker_ended(now(), session);
@@ -203,11 +205,11 @@ impl Actor {
             Command::CounsellorAttach {
                 login,
                 conn,
-                points,
+                resume,
                 token,
                 reply,
             } => {
-                let attached = self.counsellor_attach(&login, &conn, points, token);
+                let attached = self.counsellor_attach(&login, &conn, resume, token);
                 // The queues at once, after the welcome, not at the next tick.
                 if attached.is_ok() {
                     self.send_queue_overviews();

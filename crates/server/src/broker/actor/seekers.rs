@@ -14,7 +14,7 @@ use super::super::session::{Phase, SessionCell};
 use super::super::{HelloRefused, HelloRequest, ResumeFailed, ResumeTarget, secs};
 use super::{Actor, now};
 use crate::config::TranscriptMode;
-use crate::tokens;
+use crate::tokens::{self, TokenHash};
 use crate::ws::conn::ConnHandle;
 use crate::ws::frames::encode_seeker;
 
@@ -142,6 +142,7 @@ impl Actor {
         session: SessionId,
         conn: &ConnHandle,
         last_seq: u64,
+        used: TokenHash,
         token: String,
     ) -> Result<Arc<SessionCell>, ResumeFailed> {
         let cell = self.cell(session).ok_or(ResumeFailed)?;
@@ -151,15 +152,21 @@ impl Actor {
             if st.phase == Phase::Ended {
                 return Err(ResumeFailed);
             }
+            // The token resumed with stays good until the new one is used
+            // once; the other good one, if any, is retired.
+            let keys = st.seeker_keys.as_mut().ok_or(ResumeFailed)?;
+            let retired = keys.rotate(used, hash).map_err(|()| ResumeFailed)?;
+            if let Some(retired) = retired {
+                self.shared.resume.remove(&retired);
+            }
+            self.shared
+                .resume
+                .insert(hash, ResumeTarget::Seeker(session));
             if let Some(old) = st.seeker.replace(conn.clone())
                 && old.id() != conn.id()
             {
                 old.close_now(haven_protocol::CloseCode::Replaced);
             }
-            st.seeker_token = Some(hash);
-            self.shared
-                .resume
-                .insert(hash, ResumeTarget::Seeker(session));
 
             let delivered = st.conv.delivered(Side::Seeker);
             let resume = st.conv.resume(Side::Seeker, last_seq);
