@@ -57,7 +57,7 @@ for _ in $(seq 240); do
     sleep 0.5
 done
 relayed() {
-    curl -s "http://127.0.0.1:$port/metrics" | awk '/^haven_messages_relayed_total/ { print $2 }'
+    curl -s -H "Authorization: Bearer haven-loadtest" "http://127.0.0.1:$port/metrics" | awk '/^haven_messages_relayed_total/ { print $2 }'
 }
 # Wait until every session has chatted a little.
 for _ in $(seq 240); do

@@ -68,6 +68,10 @@ impl Bots {
     }
 }
 
+/// The bearer token a spawned server takes for `/metrics`
+/// (`loadtest/instructions.sh` reads the relayed count with it).
+pub const METRICS_TOKEN: &str = "haven-loadtest";
+
 /// What the spawned server must allow.
 #[derive(Clone, Debug)]
 pub struct Load {
@@ -109,9 +113,13 @@ impl Load {
         let _ = writeln!(toml, "drain_delay = \"0s\"");
         let _ = writeln!(toml, "shutdown_timeout = \"5s\"");
         let _ = writeln!(toml, "[log]\nlevel = \"warn\"");
+        let _ = writeln!(toml, "[metrics]\ntoken = \"{METRICS_TOKEN}\"");
         let _ = writeln!(
             toml,
-            "[auth]\nsecure_cookie = false\nmax_concurrent_hashes = 16"
+            "[auth]\nsecure_cookie = false\nmax_concurrent_hashes = 16\n\
+             max_queued_logins = 1024\nsource_queued_logins = 1024\n\
+             source_logins_per_minute = 1000000\nsource_login_burst = 1000000\n\
+             max_failures = 1000000\naccount_failures = 1000000\nidle_timeout = \"12h\""
         );
         let _ = writeln!(toml, "[limits]");
         let _ = writeln!(toml, "max_connections = {}", self.connections + 1000);

@@ -16,7 +16,10 @@ before(async () => {
   // replay tools amount to.
   const port = await freePort();
   siteOrigin = `http://localhost:${port}`;
-  haven = await startHaven({ extraOrigins: [siteOrigin] });
+  haven = await startHaven({
+    extraOrigins: [siteOrigin],
+    top: 'quick_exit_urls = ["/demo/neutral.html", "http://listed.invalid/weer"]',
+  });
   site = createServer((req, res) => {
     res.setHeader('content-type', 'text/html; charset=utf-8');
     res.end(`<!doctype html><html lang="nl"><head><title>Hulplijn</title></head><body>
@@ -90,6 +93,37 @@ test('quick exit leaves no trace: page replaced, storage empty, no way back', as
   assert.equal(await page.evaluate(() => localStorage.length), 0);
   await page.goBack();
   assert.equal(page.url(), `${haven.base}/demo/neutral.html?before`, 'back skips the chat page');
+  await context.close();
+});
+
+test('the chat page on its own quick-exits only to a place the helpline lists', async () => {
+  const context = await browser.newContext();
+  const reached = [];
+  for (const host of ['attacker.invalid', 'listed.invalid']) {
+    await context.route(`http://${host}/**`, (route) => {
+      reached.push(route.request().url());
+      return route.fulfill({ contentType: 'text/html', body: '<p>elders</p>' });
+    });
+  }
+  /** Opens chat.html with `exit` and presses quick exit; returns where it went. */
+  const exitTo = async (exit) => {
+    const page = await context.newPage();
+    const learned = page.waitForResponse((r) => r.url().endsWith('/api/v1/helpline'));
+    await page.goto(`${haven.base}/embed/chat.html?lang=nl&exit=${encodeURIComponent(exit)}`);
+    await page.waitForSelector('#app:not([hidden])');
+    await learned;
+    await page.click('#quick-exit');
+    await page.waitForURL((url) => !url.pathname.startsWith('/embed/'));
+    const url = page.url();
+    await page.close();
+    return url;
+  };
+  // Someone else's address is not honoured: the helpline's first place is.
+  assert.equal(await exitTo('http://attacker.invalid/phish'), `${haven.base}/demo/neutral.html`);
+  assert.equal(await exitTo('//attacker.invalid/phish'), `${haven.base}/demo/neutral.html`);
+  assert.ok(!reached.some((u) => u.includes('attacker')), `went to ${reached}`);
+  // A listed one is.
+  assert.equal(await exitTo('http://listed.invalid/weer'), 'http://listed.invalid/weer');
   await context.close();
 });
 

@@ -67,11 +67,22 @@ fn decode<T: DeserializeOwned>(text: &str, own: &[&str], other: &[&str]) -> Resu
         Ok(msg) => return Ok(msg),
         Err(e) => e,
     };
-    let Ok(probe) = serde_json::from_str::<Probe<'_>>(text) else {
-        return Err(error(
-            ErrorCode::Malformed,
-            "expected one JSON object with a string `type`".into(),
-        ));
+    let probe = match serde_json::from_str::<Probe<'_>>(text) {
+        Ok(probe) => probe,
+        // Valid JSON, but a number no field can hold (1e400): the same
+        // answer as for 2^64 or -1 where a count belongs.
+        Err(e) if e.to_string().starts_with("number out of range") => {
+            return Err(error(
+                ErrorCode::InvalidMessage,
+                "a number is out of range".into(),
+            ));
+        }
+        Err(_) => {
+            return Err(error(
+                ErrorCode::Malformed,
+                "expected one JSON object with a string `type`".into(),
+            ));
+        }
     };
     let Some(ty) = probe.ty else {
         return Err(error(ErrorCode::Malformed, "missing `type`".into()));
@@ -127,6 +138,18 @@ mod tests {
             code(r#"{"type": "typing", "active": "yes"}"#),
             ErrorCode::InvalidMessage
         );
+    }
+
+    #[test]
+    fn numbers_no_field_can_hold_are_invalid_not_malformed() {
+        let code = |s: &str| decode_seeker(s).unwrap_err().code;
+        for n in ["1e400", "-1e400", "18446744073709551616", "-1", "1.5"] {
+            assert_eq!(
+                code(&format!(r#"{{"type": "received", "up_to": {n}}}"#)),
+                ErrorCode::InvalidMessage,
+                "{n}"
+            );
+        }
     }
 
     #[test]

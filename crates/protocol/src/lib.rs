@@ -17,6 +17,8 @@
 //!   channel `haven:events`), documented in `docs/events.md`.
 //! - [`decode`]: parsing a text frame into a role's message, with a precise
 //!   error code when that fails.
+//! - [`text`]: what counts in text people write: lengths in code points,
+//!   blank text, characters no name may hold.
 //! - [`fast`]: exact shortcuts for the frames every chat message produces
 //!   (decoding `send`, encoding `message` and `ack`), held to the derived
 //!   serde code by property tests.
@@ -33,6 +35,7 @@ pub mod error;
 pub mod events;
 pub mod fast;
 pub mod seeker;
+pub mod text;
 
 pub use close::{CloseCode, Reconnect};
 pub use common::{Alternative, ChatText, ClientMsgId, Epoch, Limits, ResumeToken, Seq, SessionRef};

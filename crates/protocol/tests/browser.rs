@@ -95,6 +95,8 @@ fn render() -> String {
          return code === 1006 || RESUME_RANGES.some(([a, b]) => code >= a && code <= b);\n}\n\n",
     );
 
+    text_rules(&mut js);
+
     let lists: [(&str, &str, Vec<String>); 7] = [
         (
             "ERROR_CODES",
@@ -158,6 +160,46 @@ fn render() -> String {
     js.truncate(js.trim_end().len());
     js.push('\n');
     js
+}
+
+/// A JavaScript character class of `ranges` (`\u{…}-\u{…}`, for a `u` regex).
+fn js_class(ranges: &[(char, char)]) -> String {
+    ranges
+        .iter()
+        .map(|&(a, b)| {
+            if a == b {
+                format!("\\u{{{:X}}}", u32::from(a))
+            } else {
+                format!("\\u{{{:X}}}-\\u{{{:X}}}", u32::from(a), u32::from(b))
+            }
+        })
+        .collect()
+}
+
+/// `haven_protocol::text`'s rules: blank text, and what names may hold.
+fn text_rules(js: &mut String) {
+    use haven_protocol::text::{BIDI_CONTROLS, INVISIBLE};
+    writeln!(
+        js,
+        "/** Text that shows nothing: only white space and invisible characters\n \
+         * (a `send` of it is refused with `empty_text`). */\n\
+         export const BLANK = /^[\\s{}]*$/u;\n",
+        js_class(INVISIBLE)
+    )
+    .unwrap();
+    writeln!(
+        js,
+        "/** Characters no name people see may hold: control and bidirectional\n \
+         * control characters. */\n\
+         export const NOT_IN_NAMES = /[\\p{{Cc}}{}]/gu;\n",
+        js_class(BIDI_CONTROLS)
+    )
+    .unwrap();
+    js.push_str(
+        "/** A text's length as every limit counts it: in code points.\n \
+         * @param {string} text */\n\
+         export function textLength(text) {\n  return [...text].length;\n}\n\n",
+    );
 }
 
 #[test]

@@ -184,6 +184,12 @@ pub enum AccountError {
     /// The name is not allowed.
     #[error("invalid account name {0:?}: use 1 to 32 lowercase letters, digits, '.', '_' or '-'")]
     BadName(String),
+    /// The display name is blank, too long, or holds control or
+    /// bidirectional control characters.
+    #[error(
+        "invalid display name {0:?}: use 1 to 64 characters, no control or bidirectional control characters"
+    )]
+    BadDisplayName(String),
     /// The password is too short.
     #[error("the password must be at least 10 characters")]
     WeakPassword,
@@ -201,6 +207,14 @@ pub enum AccountError {
 /// A generated password: 120 random bits, base64url (20 characters).
 pub fn generate_password() -> String {
     crate::tokens::new_password()
+}
+
+/// Checks a display name: what help-seekers see, so nothing that could
+/// disguise it or reverse the text beside it.
+pub fn valid_display_name(name: &str) -> bool {
+    !haven_protocol::text::is_blank(name)
+        && haven_protocol::text::length(name) <= 64
+        && name.chars().all(haven_protocol::text::allowed_in_name)
 }
 
 /// Checks an account name.
@@ -354,6 +368,7 @@ impl AccountStore {
         if !valid_name(name) {
             return Err(AccountError::BadName(name.to_owned()));
         }
+        check_display_name(spec)?;
         if password.chars().count() < 10 {
             return Err(AccountError::WeakPassword);
         }
@@ -412,6 +427,7 @@ impl AccountStore {
     /// Changes an account's profile: every `Some` field in `spec` replaces
     /// the stored one.
     pub fn update(&self, name: &str, spec: &AccountSpec) -> Result<Account, AccountError> {
+        check_display_name(spec)?;
         self.update_file(|file| {
             let account = file
                 .accounts
@@ -478,17 +494,18 @@ impl AccountStore {
 
     fn write_file(&self, file: &AccountsFile) -> Result<(), AccountError> {
         let dir = self.path.parent().unwrap_or(Path::new("."));
-        fs::create_dir_all(dir).map_err(|e| self.io_err(e))?;
+        crate::private::create_dir(dir).map_err(|e| self.io_err(e))?;
         let tmp = self.path.with_extension("json.tmp");
         let bytes = serde_json::to_vec_pretty(file).map_err(|source| AccountError::Corrupt {
             path: self.path.clone(),
             source,
         })?;
-        let mut options = fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut out = options.open(&tmp).map_err(|e| self.io_err(e))?;
+        let mut out = crate::private::file_options()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)
+            .map_err(|e| self.io_err(e))?;
         out.write_all(&bytes).map_err(|e| self.io_err(e))?;
         out.sync_all().map_err(|e| self.io_err(e))?;
         fs::rename(&tmp, &self.path).map_err(|e| self.io_err(e))?;
@@ -512,6 +529,13 @@ impl AccountStore {
         };
         self.add("admin", Role::Admin, &password, &spec)?;
         Ok(Some(password))
+    }
+}
+
+fn check_display_name(spec: &AccountSpec) -> Result<(), AccountError> {
+    match &spec.display_name {
+        Some(d) if !valid_display_name(d) => Err(AccountError::BadDisplayName(d.clone())),
+        _ => Ok(()),
     }
 }
 
@@ -562,6 +586,29 @@ mod tests {
             store.add("bob", Role::Admin, "short", &AccountSpec::default()),
             Err(AccountError::WeakPassword)
         ));
+        for bad in [
+            "Anna\u{202E}",
+            "\u{2066}Bob",
+            "Ann\na",
+            "\u{200B}",
+            &"x".repeat(65),
+        ] {
+            let spec = AccountSpec {
+                display_name: Some(bad.to_owned()),
+                ..AccountSpec::default()
+            };
+            assert!(
+                matches!(
+                    store.add("bob", Role::Admin, "0123456789", &spec),
+                    Err(AccountError::BadDisplayName(_))
+                ),
+                "{bad:?}"
+            );
+            assert!(matches!(
+                store.update("anna", &spec),
+                Err(AccountError::BadDisplayName(_))
+            ));
+        }
         let b = store
             .add(
                 "bob",

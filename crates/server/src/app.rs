@@ -138,6 +138,8 @@ pub enum StartError {
 #[derive(Debug)]
 pub struct Server {
     listener: TcpListener,
+    /// `metrics.listen`, when set.
+    metrics: Option<TcpListener>,
     state: AppState,
     initial_admin_password: Option<String>,
 }
@@ -146,7 +148,7 @@ impl Server {
     /// Prepares the data directory and accounts and binds the listener.
     /// Use port 0 to let the system pick one (tests do).
     pub async fn bind(config: Config) -> Result<Self, StartError> {
-        std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::DataDir {
+        crate::private::create_dir(&config.data_dir).map_err(|source| StartError::DataDir {
             path: config.data_dir.clone(),
             source,
         })?;
@@ -159,6 +161,14 @@ impl Server {
                     addr: config.listen,
                     source,
                 })?;
+        let metrics_listener = match config.metrics.listen {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| StartError::Bind { addr, source })?,
+            ),
+            None => None,
+        };
         let shutdown = CancellationToken::new();
         let sockets = TaskTracker::new();
         let mut config = config;
@@ -214,9 +224,15 @@ impl Server {
             .spawn(sweep_logins(state.clone(), state.shutdown.clone()));
         Ok(Self {
             listener,
+            metrics: metrics_listener,
             state,
             initial_admin_password,
         })
+    }
+
+    /// The metrics listener's address, when `metrics.listen` is set.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     /// The address actually bound.
@@ -241,9 +257,26 @@ impl Server {
     /// Serves until `stop` resolves, then drains and returns.
     pub async fn run(self, stop: impl Future<Output = ()> + Send) {
         let Self {
-            listener, state, ..
+            listener,
+            metrics,
+            state,
+            ..
         } = self;
         let config = &state.config;
+        if let Some(metrics) = metrics {
+            // Prometheus on a private address: `/metrics` and nothing else.
+            let app = Router::new()
+                .route("/metrics", get(api::metrics_private))
+                .with_state(state.clone());
+            let stop = state.shutdown.clone();
+            state.sockets.spawn(async move {
+                let serve = axum::serve(metrics, app)
+                    .with_graceful_shutdown(async move { stop.cancelled().await });
+                if let Err(e) = serve.await {
+                    warn!(error = %e, "the metrics listener stopped");
+                }
+            });
+        }
         let app = routes(state.clone());
         let mut http = hyper::server::conn::http1::Builder::new();
         http.timer(TokioTimer::new())

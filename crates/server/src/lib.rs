@@ -17,6 +17,7 @@
 //! - `limits`: the global connection cap and per-source limits keyed by
 //!   rotating hashes.
 //! - `tokens`: random tokens and ids.
+//! - `private`: folders and files only the server's user may open.
 //! - `transcripts`: the encrypted transcript writers, recovery after a
 //!   crash, and retention.
 //! - [`telemetry`]: log setup.
@@ -31,6 +32,7 @@ pub mod config;
 mod events;
 mod limits;
 mod metrics;
+pub mod private;
 mod supervisor;
 pub mod telemetry;
 mod tokens;

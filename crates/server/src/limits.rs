@@ -61,11 +61,6 @@ impl ConnectionCap {
             .ok()
             .map(|_| CapGuard(self.clone()))
     }
-
-    /// How many sockets are open.
-    pub(crate) fn open(&self) -> usize {
-        self.open.load(Ordering::Acquire)
-    }
 }
 
 /// Why a source was refused.

@@ -310,11 +310,9 @@ fn show_initial_password(data_dir: &Path, password: &str) -> anyhow::Result<()> 
         return Ok(());
     }
     let path = data_dir.join("initial-admin-password");
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options
+    let mut file = haven_server::private::file_options()
+        .write(true)
+        .create_new(true)
         .open(&path)
         .with_context(|| format!("writing {}", path.display()))?;
     file.write_all(format!("{password}\n").as_bytes())?;
@@ -395,7 +393,7 @@ fn account(config: &Config, cmd: AccountCommand) -> anyhow::Result<()> {
     let mut config = config.clone();
     config.fill_default_topic();
     let config = &config;
-    std::fs::create_dir_all(&config.data_dir)
+    haven_server::private::create_dir(&config.data_dir)
         .with_context(|| format!("creating {}", config.data_dir.display()))?;
     let store = AccountStore::new(&config.data_dir);
     match cmd {

@@ -15,6 +15,9 @@ use tokio::task::JoinHandle;
 use crate::client::{CounsellorClient, SeekerClient, Ws, WsError};
 use crate::http::{HttpResponse, request};
 
+/// The bearer token test servers take for `/metrics`.
+pub const METRICS_TOKEN: &str = "test-metrics-token";
+
 /// The configuration tests start from: port 0, the given data dir, and
 /// per-source limits high enough for many clients from 127.0.0.1.
 pub fn test_config(data_dir: &Path) -> Config {
@@ -29,6 +32,7 @@ pub fn test_config(data_dir: &Path) -> Config {
     config.limits.max_http_connections = 100_000;
     config.limits.source_max_http_connections = 50_000;
     config.auth.secure_cookie = false;
+    config.metrics.token = Some(METRICS_TOKEN.to_owned());
     // Acks still take the delayed path, but briefly, so tests that wait for
     // one stay quick.
     config.session.ack_delay = std::time::Duration::from_millis(5);
@@ -49,6 +53,8 @@ pub fn test_config(data_dir: &Path) -> Config {
 pub struct TestServer {
     /// Where it listens.
     pub addr: SocketAddr,
+    /// Where `/metrics` has a listener of its own, when configured.
+    pub metrics_addr: Option<SocketAddr>,
     /// The configuration it runs with.
     pub config: Config,
     /// The generated password of `admin`.
@@ -75,6 +81,7 @@ impl TestServer {
         }
         let mut server = Server::bind(config.clone()).await.unwrap();
         let addr = server.local_addr();
+        let metrics_addr = server.metrics_addr();
         let admin_password = server.take_initial_admin_password().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(server.run(async move {
@@ -82,6 +89,7 @@ impl TestServer {
         }));
         Self {
             addr,
+            metrics_addr,
             config,
             admin_password,
             data_dir,
@@ -184,6 +192,16 @@ impl TestServer {
     /// Opens a server-sent event stream at `path`.
     pub async fn sse(&self, path: &str, headers: &[(&str, &str)]) -> crate::SseStream {
         crate::SseStream::open(self.addr, path, headers).await
+    }
+
+    /// `/metrics`' text, read with the test token.
+    pub async fn metrics(&self) -> String {
+        let bearer = format!("Bearer {METRICS_TOKEN}");
+        let response = self
+            .http(Method::GET, "/metrics", &[("authorization", &bearer)], None)
+            .await;
+        assert_eq!(response.status, 200, "/metrics: {}", response.body);
+        response.body
     }
 
     /// `GET path`.

@@ -4,6 +4,7 @@
 // note and raised hand.
 
 import { openTransfer } from '/console/transfer.js';
+import { BLANK } from '/shared/protocol.js';
 
 const TYPING_IDLE_MS = 4000;
 /** Private notes of this browser tab, by session, so a reload keeps them. */
@@ -141,7 +142,7 @@ function wirePane(c) {
   form.onsubmit = (event) => {
     event.preventDefault();
     const text = box.value.trim();
-    if (!text || c.ended) return;
+    if (BLANK.test(text) || c.ended) return;
     box.value = '';
     stopTyping(c);
     const id = `c-${idPrefix}-${nextId++}`;

@@ -14,7 +14,7 @@
 
 import { HavenSocket } from '/shared/socket.js';
 import { pickLanguage, loadCatalogue, t, translate } from '/shared/i18n.js';
-import { PROTOCOL_VERSION, CLOSE } from '/shared/protocol.js';
+import { PROTOCOL_VERSION, CLOSE, BLANK, NOT_IN_NAMES, textLength } from '/shared/protocol.js';
 import { tones } from '/shared/tone.js';
 
 const STORE = 'haven.chat';
@@ -31,7 +31,13 @@ const hostOrigin = params.get('host') || '';
 const embedded = window.parent !== window && hostOrigin !== '';
 const fixedTopic = params.get('topic') || '';
 const chatLanguage = params.get('chat_language') || '';
-const exitUrl = params.get('exit') || 'https://www.google.com/';
+/** The longest chat message, in code points (the server's, from `welcome`). */
+let maxChars = 4000;
+/** The `exit` this page was opened with; honoured only when the helpline
+ * lists it (see `learnExits`). */
+const askedExit = params.get('exit') || '';
+/** Where quick exit goes when the chat is not embedded. */
+let exitUrl = 'https://www.google.com/';
 
 /** @param {string} id */
 const $ = (id) => /** @type {HTMLElement} */ (document.getElementById(id));
@@ -269,6 +275,7 @@ function confirmSoon() {
 function handle(msg) {
   switch (msg.type) {
     case 'welcome':
+      maxChars = msg.limits?.max_chars ?? maxChars;
       state.token = msg.token;
       state.session = msg.session;
       state.alternatives = msg.alternatives ?? [];
@@ -460,8 +467,10 @@ function wire() {
     const data = new FormData(form);
     /** @type {Record<string, unknown>} */
     const hello = { type: 'hello', protocol: PROTOCOL_VERSION };
-    const nickname = String(data.get('nickname') ?? '').trim();
-    if (nickname) hello.nickname = nickname;
+    // A name with a bidirectional override could disguise itself or the
+    // text beside it: such characters are left out.
+    const nickname = String(data.get('nickname') ?? '').replace(NOT_IN_NAMES, '').trim();
+    if (nickname && !BLANK.test(nickname)) hello.nickname = nickname;
     const topic = fixedTopic || String(data.get('topic') ?? '');
     if (topic) hello.topic = topic;
     const language = chatLanguage || String(data.get('language') ?? '');
@@ -484,7 +493,12 @@ function wire() {
     event.preventDefault();
     const box = /** @type {HTMLTextAreaElement} */ ($('text'));
     const text = box.value.trim();
-    if (!text) return;
+    if (BLANK.test(text)) return;
+    // Too long: say so and keep what was typed, to shorten or split.
+    if (textLength(text) > maxChars) {
+      note('error.text_too_long');
+      return;
+    }
     box.value = '';
     stopTyping();
     sendText(text);
@@ -571,16 +585,23 @@ function showRecording() {
   line.textContent = tr(key);
 }
 
+/** What the helpline offers (topics, languages, exits), fetched once. */
+const helpline = fetch('/api/v1/helpline')
+  .then((response) => response.json())
+  .catch(() => null);
+
+/** Quick exit goes where this page was told only when the helpline lists
+ * that place; anything else would make the page an open redirect. */
+async function learnExits() {
+  const allowed = (await helpline)?.exit_urls ?? [];
+  exitUrl = allowed.includes(askedExit) ? askedExit : (allowed[0] ?? exitUrl);
+}
+
 /** Fills the topic and language choices when the page did not fix them,
  * and learns which topics record chats. */
 async function offerChoices() {
-  let info;
-  try {
-    const response = await fetch('/api/v1/helpline');
-    info = await response.json();
-  } catch {
-    return;
-  }
+  const info = await helpline;
+  if (!info) return;
   recording = info.transcripts ?? {};
   defaultTopic = info.default_topic ?? '';
   /** @param {string} field @param {HTMLSelectElement} select @param {string[]} values @param {string} prefix */
@@ -616,6 +637,7 @@ async function main() {
     document.documentElement.style.setProperty('--accent', colour);
   }
   $('minimise').hidden = !embedded;
+  learnExits();
   wire();
   $('app').hidden = false;
   renderAlternatives();

@@ -40,6 +40,20 @@ export function shouldResume(code) {
   return code === 1006 || RESUME_RANGES.some(([a, b]) => code >= a && code <= b);
 }
 
+/** Text that shows nothing: only white space and invisible characters
+ * (a `send` of it is refused with `empty_text`). */
+export const BLANK = /^[\s\u{AD}\u{34F}\u{61C}\u{115F}-\u{1160}\u{17B4}-\u{17B5}\u{180B}-\u{180F}\u{200B}-\u{200F}\u{202A}-\u{202E}\u{2060}-\u{206F}\u{3164}\u{FE00}-\u{FE0F}\u{FEFF}\u{FFA0}\u{1D173}-\u{1D17A}\u{E0000}-\u{E0FFF}]*$/u;
+
+/** Characters no name people see may hold: control and bidirectional
+ * control characters. */
+export const NOT_IN_NAMES = /[\p{Cc}\u{61C}\u{200E}-\u{200F}\u{202A}-\u{202E}\u{2066}-\u{2069}]/gu;
+
+/** A text's length as every limit counts it: in code points.
+ * @param {string} text */
+export function textLength(text) {
+  return [...text].length;
+}
+
 /** Codes of `error` frames. */
 export const ERROR_CODES = Object.freeze(['malformed', 'unknown_type', 'wrong_role', 'invalid_message', 'binary_not_supported', 'wrong_state', 'unsupported_protocol', 'text_too_long', 'empty_text', 'invalid_id', 'unknown_session', 'no_offer', 'transfer_pending', 'transfer_target_unavailable', 'unknown_topic', 'peer_backlog_full', 'rate_limited', 'unauthorized', 'resume_failed', 'unavailable', 'internal']);
 

@@ -38,8 +38,9 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
         )
             .into_response()
     } else {
-        Json(json!({ "status": "ready", "sessions": state.broker.session_count(), "sockets": state.cap.open() }))
-            .into_response()
+        // No figures: who is on duty and how busy the line is are for
+        // staff and Prometheus (`/metrics`), not for anyone who asks.
+        Json(json!({ "status": "ready" })).into_response()
     }
 }
 
@@ -81,12 +82,47 @@ pub(crate) async fn helpline(State(state): State<AppState>) -> Response {
         "languages": plan.languages,
         "default_topic": default_topic,
         "transcripts": transcripts,
+        "exit_urls": state.config.quick_exit_urls,
     }))
     .into_response()
 }
 
-/// `GET /metrics`: Prometheus exposition (see `docs/operations.md`).
-pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
+/// `GET /metrics` on the public listener: only with the configured bearer
+/// token, and not at all when metrics have a listener of their own.
+pub(crate) async fn metrics(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let config = &state.config.metrics;
+    if config.listen.is_some() {
+        return Err(ApiError::NotFound(
+            "metrics are served on their own address",
+        ));
+    }
+    let Some(want) = &config.token else {
+        return Err(ApiError::Forbidden(
+            "metrics are off here: set metrics.token or metrics.listen",
+        ));
+    };
+    let sent = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    // Compared as hashes: the time taken says nothing about the token.
+    if crate::tokens::hash(sent) != crate::tokens::hash(want) {
+        return Err(ApiError::Unauthorized);
+    }
+    Ok(metrics_text(&state))
+}
+
+/// `GET /metrics` on the metrics listener (a private address).
+pub(crate) async fn metrics_private(State(state): State<AppState>) -> Response {
+    metrics_text(&state)
+}
+
+/// The Prometheus exposition text.
+fn metrics_text(state: &AppState) -> Response {
     let snapshot = state.events.latest_snapshot();
     let body = state.metrics.render(
         snapshot.as_deref(),

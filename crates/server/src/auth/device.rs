@@ -66,11 +66,11 @@ impl DeviceKeys {
         let mut key = [0u8; 32];
         rand::fill(&mut key);
         let tmp = path.with_extension("key.tmp");
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut file = options.open(&tmp)?;
+        let mut file = crate::private::file_options()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)?;
         file.write_all(&key)?;
         file.sync_all()?;
         std::fs::rename(&tmp, &path)?;

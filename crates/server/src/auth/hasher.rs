@@ -10,9 +10,9 @@
 //! - a browser with a valid device cookie for the account queues in the
 //!   priority lane, served before any other;
 //! - in the normal lane each source may have one check waiting or running
-//!   at a time, so sixteen flooding clients hold at most sixteen places and
-//!   a genuine login from anywhere else is served after them, not after
-//!   their thousands;
+//!   at a time (`source_queued_logins`), so sixteen flooding clients hold
+//!   at most sixteen places and a genuine login from anywhere else is
+//!   served after them, not after their thousands;
 //! - both lanes are bounded; beyond them (or when a check waits longer
 //!   than `CHECK_DEADLINE`) the answer is "busy, try again", at once.
 
@@ -59,6 +59,7 @@ struct Inner {
     queues: Mutex<Queues>,
     ready: Condvar,
     per_lane: usize,
+    per_source: u32,
 }
 
 /// The password-check threads.
@@ -75,12 +76,14 @@ impl std::fmt::Debug for Hasher {
 
 impl Hasher {
     /// Starts `threads` checking threads with room for `per_lane` checks
-    /// waiting in each lane.
-    pub(crate) fn start(threads: u32, per_lane: usize) -> Self {
+    /// waiting in each lane, and `per_source` at a time for one source in
+    /// the normal lane.
+    pub(crate) fn start(threads: u32, per_lane: usize, per_source: u32) -> Self {
         let inner = Arc::new(Inner {
             queues: Mutex::new(Queues::default()),
             ready: Condvar::new(),
             per_lane,
+            per_source: per_source.max(1),
         });
         for i in 0..threads.max(1) {
             let inner = inner.clone();
@@ -117,9 +120,10 @@ impl Hasher {
                     q.trusted.push_back(job(None));
                 }
                 Lane::Normal
-                    if q.normal.len() < self.inner.per_lane && !q.sources.contains_key(&source) =>
+                    if q.normal.len() < self.inner.per_lane
+                        && q.sources.get(&source).copied().unwrap_or(0) < self.inner.per_source =>
                 {
-                    q.sources.insert(source, 1);
+                    *q.sources.entry(source).or_insert(0) += 1;
                     q.normal.push_back(job(Some(source)));
                 }
                 _ => return Err(Busy),
@@ -169,7 +173,12 @@ fn work(inner: &Inner) {
         };
         if let Some(source) = job.source {
             let mut q = inner.queues.lock().unwrap_or_else(|p| p.into_inner());
-            q.sources.remove(&source);
+            if let Some(n) = q.sources.get_mut(&source) {
+                *n -= 1;
+                if *n == 0 {
+                    q.sources.remove(&source);
+                }
+            }
         }
         let _ = job.reply.send(answer);
     }
@@ -183,7 +192,7 @@ mod tests {
 
     #[tokio::test]
     async fn one_place_per_source_and_the_trusted_lane_first() {
-        let hasher = Hasher::start(1, 4);
+        let hasher = Hasher::start(1, 4, 1);
         let (release, hold) = std::sync::mpsc::channel::<()>();
         let order = Arc::new(Mutex::new(Vec::new()));
         // The one thread is busy until released.
@@ -219,7 +228,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_full_lane_answers_busy_at_once() {
-        let hasher = Hasher::start(1, 2);
+        let hasher = Hasher::start(1, 2, 1);
         let ran = Arc::new(AtomicU32::new(0));
         // The one thread takes a check that holds it until released.
         let (started, on_start) = tokio::sync::oneshot::channel::<()>();
@@ -264,7 +273,7 @@ mod tests {
 
     #[test]
     fn the_checking_threads_run_below_the_runtime() {
-        let hasher = Hasher::start(2, 4);
+        let hasher = Hasher::start(2, 4, 1);
         // Wait until both threads have set their priority.
         let mut nice = Vec::new();
         for _ in 0..100 {

@@ -164,6 +164,7 @@ impl Logins {
             hasher: Hasher::start(
                 config.max_concurrent_hashes,
                 config.max_queued_logins as usize,
+                config.source_queued_logins,
             ),
             devices: DeviceKeys::load(data_dir)?,
             config,

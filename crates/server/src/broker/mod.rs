@@ -269,11 +269,6 @@ impl Broker {
         self.shared.sessions.get(&id).map(|c| c.clone())
     }
 
-    /// How many sessions exist (waiting or active).
-    pub(crate) fn session_count(&self) -> usize {
-        self.shared.sessions.len()
-    }
-
     /// Who a resume token belongs to, with its hash. Looking spends
     /// nothing: the token is rotated only by a resume that goes ahead (see
     /// [`haven_core::ResumeSlot`]), so a refused one (the wrong endpoint,

@@ -27,6 +27,24 @@ impl Config {
                 }
             }
         }
+        if self.quick_exit_urls.is_empty() {
+            return Err(invalid(
+                "quick_exit_urls",
+                "must list at least one place".into(),
+            ));
+        }
+        for url in &self.quick_exit_urls {
+            let ok =
+                (url.starts_with("https://") || url.starts_with("http://") || url.starts_with('/'))
+                    && !url.starts_with("//")
+                    && !url.contains(['"', '<', '>', ' ', '\\']);
+            if !ok {
+                return Err(invalid(
+                    "quick_exit_urls",
+                    format!("{url:?}: must be an http(s) address or a path on Haven"),
+                ));
+            }
+        }
         if let Some(url) = &self.redis_url
             && !["redis://", "rediss://", "unix://", "redis+unix://"]
                 .iter()
@@ -224,6 +242,7 @@ impl Config {
         for (key, value) in [
             ("auth.max_concurrent_hashes", a.max_concurrent_hashes),
             ("auth.max_queued_logins", a.max_queued_logins),
+            ("auth.source_queued_logins", a.source_queued_logins),
             ("auth.source_logins_per_minute", a.source_logins_per_minute),
             ("auth.source_login_burst", a.source_login_burst),
             ("auth.max_failures", a.max_failures),

@@ -61,6 +61,10 @@ pub struct Config {
     /// console and dashboard served from elsewhere). Empty: Haven's own
     /// origin only.
     pub staff_origins: Vec<String>,
+    /// Where the widget's quick exit may lead when the chat page is opened
+    /// on its own (`/embed/chat.html?exit=…` is honoured only for these);
+    /// the first is where it goes otherwise.
+    pub quick_exit_urls: Vec<String>,
     /// Whether a WebSocket upgrade without an `Origin` header is accepted.
     pub allow_missing_origin: bool,
     /// Reverse proxies whose `X-Forwarded-For` is believed.
@@ -91,6 +95,23 @@ pub struct Config {
     pub console: ConsoleConfig,
     /// The supervisor view: service level, alerts, events.
     pub supervisor: SupervisorConfig,
+    /// Who may read `/metrics`.
+    pub metrics: MetricsConfig,
+}
+
+/// Who may read `/metrics`: staffing and queue figures are not for anyone
+/// who can reach the public address.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// A bearer token Prometheus sends (`Authorization: Bearer …`) to read
+    /// `/metrics` on the public listener. Keep it in the environment
+    /// (`HAVEN_METRICS__TOKEN`), not in the file.
+    pub token: Option<String>,
+    /// A separate address (a private or loopback one) that serves
+    /// `/metrics` and nothing else, without a token; the public listener
+    /// then has no `/metrics` at all.
+    pub listen: Option<SocketAddr>,
 }
 
 /// How logs are written.
@@ -228,6 +249,9 @@ pub struct AuthConfig {
     /// Password checks that may wait, in each of the two lanes (browsers
     /// known to the account, and everyone else); beyond it "busy".
     pub max_queued_logins: u32,
+    /// Password checks one source may have waiting or running at once in
+    /// the lane for browsers not known to the account.
+    pub source_queued_logins: u32,
     /// Login attempts per minute from one source, whatever the name or
     /// the outcome, refused before any password is checked.
     pub source_logins_per_minute: u32,
@@ -268,6 +292,7 @@ impl Default for Config {
                 "http://localhost:8080".to_owned(),
             ],
             staff_origins: Vec::new(),
+            quick_exit_urls: vec!["https://www.google.com/".to_owned()],
             allow_missing_origin: true,
             trusted_proxies: Vec::new(),
             drain_delay: Duration::ZERO,
@@ -281,6 +306,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             console: ConsoleConfig::default(),
             supervisor: SupervisorConfig::default(),
+            metrics: MetricsConfig::default(),
         }
     }
 }
@@ -350,6 +376,7 @@ impl Default for AuthConfig {
             secure_cookie: true,
             max_concurrent_hashes: 2,
             max_queued_logins: 32,
+            source_queued_logins: 1,
             source_logins_per_minute: 20,
             source_login_burst: 30,
             max_failures: 5,
@@ -482,6 +509,9 @@ impl Config {
     pub fn to_redacted_toml(&self) -> String {
         let mut shown = self.clone();
         shown.redis_url = shown.redis_url.as_deref().map(render::redact_url);
+        if shown.metrics.token.is_some() {
+            shown.metrics.token = Some("<redacted>".to_owned());
+        }
         render::to_toml(&shown)
     }
 }

@@ -149,10 +149,7 @@ impl AuditLog {
         let path = self.path.clone();
         let _held = self.lock.lock().await;
         let written = tokio::task::spawn_blocking(move || {
-            let mut file = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&path)?;
+            let mut file = crate::private::append(&path)?;
             file.write_all(line.as_bytes())?;
             file.sync_data()
         })

@@ -110,7 +110,7 @@ impl Transcripts {
     /// Recovers what a crash left unfinished under `dir`, then starts the
     /// writers, sealing to `recipient`.
     pub(crate) fn start(dir: PathBuf, recipient: Recipient) -> std::io::Result<Arc<Self>> {
-        std::fs::create_dir_all(&dir)?;
+        crate::private::create_dir(&dir)?;
         recover_all(&dir);
         let recipient = Arc::new(recipient);
         let stats = Arc::new(Stats::default());

@@ -258,12 +258,11 @@ impl Writer {
 
 /// Creates a new transcript file (never reusing one) with its header.
 fn create(dir: &Path, path: &Path, session: SessionId) -> std::io::Result<File> {
-    std::fs::create_dir_all(dir)?;
-    let mut options = std::fs::OpenOptions::new();
-    options.append(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path)?;
+    crate::private::create_dir(dir)?;
+    let mut file = crate::private::file_options()
+        .append(true)
+        .create_new(true)
+        .open(path)?;
     file.write_all(&file_header(session_bytes(session)))?;
     Ok(file)
 }

@@ -88,7 +88,7 @@ async fn greet(state: &AppState, conn: &ConnHandle, text: &Utf8Bytes) -> Option<
             let request = match hello_request(
                 state,
                 nickname,
-                topic,
+                topic.as_deref(),
                 language,
                 urgent,
                 return_code,
@@ -180,7 +180,7 @@ enum Refused {
 fn hello_request(
     state: &AppState,
     nickname: Option<String>,
-    topic: Option<String>,
+    topic: Option<&str>,
     language: Option<String>,
     urgent: bool,
     return_code: Option<String>,
@@ -188,20 +188,28 @@ fn hello_request(
 ) -> Result<HelloRequest, Refused> {
     let plan = state.broker.plan();
     let nickname = validate::nickname(nickname).map_err(Refused::Invalid)?;
-    let topic_name = validate::tag(topic, "topic: letters, digits, '-' or '_', at most 32")
-        .map_err(Refused::Invalid)?
-        .unwrap_or_else(|| state.config.session.default_topic.clone());
-    let language_tag =
-        validate::tag(language, "language: a tag such as nl-BE").map_err(Refused::Invalid)?;
-    let topic = plan
-        .topic(&topic_name)
-        .ok_or(Refused::Unavailable(Unavailability::UnknownTopic))?;
+    // Any name the helpline does not have, whatever it looks like, is
+    // answered the same way: `unavailable`, with the alternatives.
+    let topic = match topic {
+        None => plan.topic(&state.config.session.default_topic),
+        Some(name) => plan.topic(name),
+    }
+    .ok_or(Refused::Unavailable(Unavailability::UnknownTopic))?;
+    let topic_name = plan.topic_name(topic).to_owned();
+    let language_tag = language;
     let language = match &language_tag {
         None => None,
         Some(tag) => Some(
             plan.language(tag)
                 .ok_or(Refused::Unavailable(Unavailability::UnknownLanguage))?,
         ),
+    };
+    // The tag as asked (`nl-BE` for a Flemish help-seeker) when it is a
+    // plain tag, else the language it is served in.
+    let language_tag = match (language, &language_tag) {
+        (Some(_), Some(asked)) if plain_tag(asked) => Some(asked.clone()),
+        (Some(l), _) => Some(plan.language_tag(l).to_owned()),
+        (None, _) => None,
     };
     let return_code = match return_code {
         None => None,
@@ -222,6 +230,16 @@ fn hello_request(
         return_code,
         transcript_consent,
     })
+}
+
+/// A language tag as browsers send them: letters, digits, `-` and `_`, at
+/// most 32 bytes.
+fn plain_tag(tag: &str) -> bool {
+    !tag.is_empty()
+        && tag.len() <= 32
+        && tag
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// Answers a hello with `unavailable` and the alternatives (of the topic

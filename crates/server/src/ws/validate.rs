@@ -5,8 +5,6 @@ use haven_protocol::common::{ChatText, ClientMsgId};
 
 /// Longest nickname, in characters.
 const MAX_NICKNAME: usize = 32;
-/// Longest topic or language tag, in bytes.
-const MAX_TAG: usize = 32;
 
 /// A client message id: 1 to 64 bytes.
 pub(crate) fn id(id: &ClientMsgId) -> Result<(), ErrorCode> {
@@ -16,9 +14,10 @@ pub(crate) fn id(id: &ClientMsgId) -> Result<(), ErrorCode> {
     Ok(())
 }
 
-/// Chat text: not blank, at most `max_chars` characters.
+/// Chat text: not blank (see [`haven_protocol::text::is_blank`]), at most
+/// `max_chars` characters (code points).
 pub(crate) fn text(text: &ChatText, max_chars: u32) -> Result<(), ErrorCode> {
-    if text.0.trim().is_empty() {
+    if haven_protocol::text::is_blank(&text.0) {
         return Err(ErrorCode::EmptyText);
     }
     // Cheap bound first: a string of n bytes has at most n characters.
@@ -28,35 +27,22 @@ pub(crate) fn text(text: &ChatText, max_chars: u32) -> Result<(), ErrorCode> {
     Ok(())
 }
 
-/// A nickname: trimmed, no control characters, at most 32 characters.
-/// Blank means none.
+/// A nickname: trimmed, no control or bidirectional control characters,
+/// at most 32 characters. Blank means none.
 pub(crate) fn nickname(nick: Option<String>) -> Result<Option<String>, &'static str> {
     let Some(nick) = nick else { return Ok(None) };
     let nick = nick.trim();
-    if nick.is_empty() {
+    if haven_protocol::text::is_blank(nick) {
         return Ok(None);
     }
-    if nick.chars().count() > MAX_NICKNAME || nick.chars().any(char::is_control) {
-        return Err("nickname: at most 32 characters, no control characters");
+    if haven_protocol::text::length(nick) > MAX_NICKNAME
+        || !nick.chars().all(haven_protocol::text::allowed_in_name)
+    {
+        return Err(
+            "nickname: at most 32 characters, no control or bidirectional control characters",
+        );
     }
     Ok(Some(nick.to_owned()))
-}
-
-/// A topic or language tag: letters, digits, `-` and `_`, at most 32 bytes.
-pub(crate) fn tag(
-    value: Option<String>,
-    what: &'static str,
-) -> Result<Option<String>, &'static str> {
-    let Some(value) = value else { return Ok(None) };
-    if value.is_empty()
-        || value.len() > MAX_TAG
-        || !value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    {
-        return Err(what);
-    }
-    Ok(Some(value))
 }
 
 #[cfg(test)]
@@ -77,14 +63,14 @@ mod tests {
     }
 
     #[test]
-    fn nicknames_and_tags() {
+    fn nicknames_and_ids() {
         assert_eq!(nickname(Some("  Sam ".into())), Ok(Some("Sam".into())));
         assert_eq!(nickname(Some("   ".into())), Ok(None));
         assert!(nickname(Some("a\u{7}".into())).is_err());
         assert!(nickname(Some("x".repeat(33))).is_err());
-        assert_eq!(tag(Some("nl-BE".into()), "bad"), Ok(Some("nl-BE".into())));
-        assert!(tag(Some("nl BE".into()), "bad").is_err());
-        assert!(tag(Some(String::new()), "bad").is_err());
+        assert!(nickname(Some("Anna\u{202E}".into())).is_err());
+        assert!(nickname(Some("\u{2066}x".into())).is_err());
+        assert_eq!(nickname(Some("\u{200B}".into())), Ok(None));
         assert_eq!(id(&ClientMsgId(String::new())), Err(ErrorCode::InvalidId));
         assert_eq!(id(&ClientMsgId("x".repeat(65))), Err(ErrorCode::InvalidId));
     }

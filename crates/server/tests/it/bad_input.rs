@@ -223,7 +223,7 @@ async fn counsellors_get_the_same_treatment_and_cannot_touch_others_sessions() {
 async fn the_first_frame_must_be_a_valid_hello_or_resume() {
     let server = TestServer::start().await;
     let mut control = Control::start(&server).await;
-    let cases: [(&str, u16); 5] = [
+    let cases: [(&str, u16); 4] = [
         (
             "{\"type\": \"send\", \"id\": \"a\", \"text\": \"hi\"}",
             4500,
@@ -232,10 +232,6 @@ async fn the_first_frame_must_be_a_valid_hello_or_resume() {
         ("{\"type\": \"hello\", \"protocol\": 99}", 4500),
         (
             "{\"type\": \"hello\", \"protocol\": 1, \"nickname\": \"\\u0007bell\"}",
-            4500,
-        ),
-        (
-            "{\"type\": \"hello\", \"protocol\": 1, \"topic\": \"../etc\"}",
             4500,
         ),
     ];
@@ -269,6 +265,101 @@ async fn the_first_frame_must_be_a_valid_hello_or_resume() {
         .send_text("{\"type\": \"hello\", \"protocol\": 1, \"token\": \"forged\"}")
         .await;
     assert_eq!(forged.closed().await, Some(4501));
+    control.still_works().await;
+}
+
+/// One row of docs/protocol.md's table of edge cases.
+#[derive(Debug)]
+struct EdgeCase {
+    greeted: bool,
+    /// The frame's text, or `None` for a binary frame.
+    frame: Option<String>,
+    /// The answer's `type` and its `code` or `reason`.
+    answer: (String, String),
+    /// The close code that follows, or `None` when the socket stays open.
+    closes: Option<u16>,
+}
+
+/// The text between the first pair of backticks in `cell`, and after it.
+fn backticked(cell: &str) -> Option<(&str, &str)> {
+    let (_, rest) = cell.split_once('`')?;
+    rest.split_once('`')
+}
+
+fn edge_cases() -> Vec<EdgeCase> {
+    let doc = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/protocol.md"),
+    )
+    .unwrap();
+    let table = doc
+        .split("| when | the client sends | the server answers | and then |")
+        .nth(1)
+        .expect("docs/protocol.md has no table of edge cases");
+    table
+        .lines()
+        .skip(2)
+        .take_while(|l| l.starts_with('|'))
+        .map(|line| {
+            let cells: Vec<&str> = line.split(" | ").collect();
+            assert_eq!(cells.len(), 4, "{line}");
+            let frame = backticked(cells[1]).map(|(f, _)| f.to_owned());
+            assert!(frame.is_some() || cells[1].contains("binary"), "{line}");
+            let (ty, rest) = backticked(cells[2]).unwrap();
+            let (code, _) = backticked(rest).unwrap();
+            let then = cells[3].trim_end_matches(" |");
+            EdgeCase {
+                greeted: cells[0].trim_start_matches("| ") == "greeted",
+                frame,
+                answer: (ty.to_owned(), code.to_owned()),
+                closes: then.strip_prefix("closes ").map(|c| c.parse().unwrap()),
+            }
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_documented_edge_cases_are_what_the_server_does() {
+    let server = TestServer::start().await;
+    let mut control = Control::start(&server).await;
+    let cases = edge_cases();
+    assert!(cases.len() >= 10, "{cases:?}");
+    for case in cases {
+        let mut seeker = if case.greeted {
+            greeted_seeker(&server).await
+        } else {
+            server.seeker().await
+        };
+        match &case.frame {
+            Some(text) => seeker.ws.send_text(text).await,
+            None => seeker.ws.send_binary(vec![1, 2, 3]).await,
+        }
+        let (ty, code) = &case.answer;
+        let answer = seeker
+            .expect(ty, |m| {
+                let v = serde_json::to_value(m).unwrap();
+                v["type"] != "queued" && v["type"] != "topic_status"
+            })
+            .await;
+        let v = serde_json::to_value(&answer).unwrap();
+        assert_eq!(&v["type"], ty.as_str(), "{case:?}: {v}");
+        let got = v.get("code").or_else(|| v.get("reason")).unwrap();
+        assert_eq!(got, code.as_str(), "{case:?}: {v}");
+        match case.closes {
+            Some(want) => assert_eq!(seeker.closed().await, Some(want), "{case:?}"),
+            // Still open: a greeted socket answers a ping; one not yet
+            // greeted can still say hello.
+            None if case.greeted => {
+                seeker.send(&s::ClientMessage::Ping).await;
+                let pong = seeker
+                    .expect("pong", |m| matches!(m, s::ServerMessage::Pong))
+                    .await;
+                assert_eq!(pong, s::ServerMessage::Pong, "{case:?}");
+            }
+            None => {
+                seeker.hello(None).await;
+            }
+        }
+    }
     control.still_works().await;
 }
 

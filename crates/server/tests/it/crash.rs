@@ -384,9 +384,16 @@ async fn a_write_error_mid_session_stops_the_transcript_visibly_and_the_chat_goe
         anna.say(&session, &format!("a{i}"), "ik ook").await;
         assert_eq!(sam.heard().await.1, "ik ook");
     }
-    let metrics = haven_testkit::request(served.addr, hyper::Method::GET, "/metrics", &[], None)
-        .await
-        .body;
+    let bearer = format!("Bearer {}", haven_testkit::METRICS_TOKEN);
+    let metrics = haven_testkit::request(
+        served.addr,
+        hyper::Method::GET,
+        "/metrics",
+        &[("authorization", &bearer)],
+        None,
+    )
+    .await
+    .body;
     assert!(
         metrics.contains("haven_transcript_errors_total 1"),
         "{metrics}"

@@ -306,7 +306,7 @@ async fn a_snapshot_names_everyone_and_lists_the_longest_waits_first() {
 
 /// A metric's value from `/metrics` (the first series that matches).
 async fn metric(server: &TestServer, series: &str) -> Option<f64> {
-    super::metrics::value(&server.get("/metrics").await.body, series)
+    super::metrics::value(&server.metrics().await, series)
 }
 
 /// Polls `/metrics` until `want` holds for `series` (at most 10 s).

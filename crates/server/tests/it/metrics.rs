@@ -37,7 +37,7 @@ async fn metrics_show_queues_staffing_waits_and_traffic_without_identities() {
 
     let mut body = String::new();
     for _ in 0..100 {
-        body = server.get("/metrics").await.body;
+        body = server.metrics().await;
         if value(&body, "haven_queue_waiting{topic=\"algemeen\"}") == Some(1.0) {
             break;
         }
@@ -75,4 +75,46 @@ async fn metrics_show_queues_staffing_waits_and_traffic_without_identities() {
     for secret in ["Samira", "canary", &session.0, "127.0.0.1"] {
         assert!(!body.contains(secret), "/metrics holds {secret:?}");
     }
+}
+
+#[tokio::test]
+async fn metrics_and_readiness_show_nothing_to_anyone_who_asks() {
+    // With a token: nothing without it, or with a wrong one.
+    let server = TestServer::start().await;
+    assert_eq!(server.get("/metrics").await.status, 401);
+    let wrong = server
+        .http(
+            hyper::Method::GET,
+            "/metrics",
+            &[("authorization", "Bearer guess")],
+            None,
+        )
+        .await;
+    assert_eq!(wrong.status, 401);
+    assert!(server.metrics().await.contains("haven_connections"));
+    // Readiness says ready, and no figures.
+    let ready = server.get("/readyz").await.json();
+    assert_eq!(ready, serde_json::json!({ "status": "ready" }));
+
+    // Neither a token nor a listener: metrics are off on the public side.
+    let off = TestServer::start_with(|c| c.metrics.token = None).await;
+    let refused = off.get("/metrics").await;
+    assert_eq!(refused.status, 403);
+    assert!(refused.body.contains("metrics.token"), "{}", refused.body);
+
+    // A listener of their own: there without a token, gone from the
+    // public address.
+    let private = TestServer::start_with(|c| {
+        c.metrics.token = None;
+        c.metrics.listen = Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
+    })
+    .await;
+    assert_eq!(private.get("/metrics").await.status, 404);
+    let addr = private.metrics_addr.expect("a metrics address");
+    let scraped = haven_testkit::request(addr, hyper::Method::GET, "/metrics", &[], None).await;
+    assert_eq!(scraped.status, 200);
+    assert!(scraped.body.contains("haven_connections"));
+    // It serves nothing else.
+    let other = haven_testkit::request(addr, hyper::Method::GET, "/healthz", &[], None).await;
+    assert_eq!(other.status, 404);
 }

@@ -86,7 +86,16 @@ fn env_number(name: &str, default: u64) -> u64 {
 
 /// One number from `/metrics`.
 async fn metric(addr: SocketAddr, series: &str) -> Option<f64> {
-    let body = request(addr, Method::GET, "/metrics", &[], None).await.body;
+    let bearer = format!("Bearer {}", haven_testkit::METRICS_TOKEN);
+    let body = request(
+        addr,
+        Method::GET,
+        "/metrics",
+        &[("authorization", &bearer)],
+        None,
+    )
+    .await
+    .body;
     value(&body, series)
 }
 

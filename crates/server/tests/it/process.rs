@@ -223,6 +223,7 @@ pub(super) fn serve(dir: &Path, envs: &[(&str, &str)]) -> Served {
 pub(super) fn serve_command(mut cmd: Command, envs: &[(&str, &str)]) -> Served {
     cmd.env("HAVEN_LISTEN", "127.0.0.1:0")
         .env("HAVEN_LOG__FORMAT", "json")
+        .env("HAVEN_METRICS__TOKEN", haven_testkit::METRICS_TOKEN)
         .stderr(Stdio::piped())
         .stdout(Stdio::null());
     for (k, v) in envs {

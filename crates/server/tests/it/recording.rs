@@ -269,7 +269,7 @@ async fn a_recorded_chat_decrypts_to_the_conversation() {
             file.display()
         );
     }
-    let metrics = server.get("/metrics").await.body;
+    let metrics = server.metrics().await;
     assert!(
         metrics.contains("haven_transcript_records_total 10"),
         "{metrics}"
@@ -423,7 +423,7 @@ async fn a_transcript_that_cannot_be_written_stops_visibly_and_the_chat_goes_on(
     assert_eq!(anna.heard(&info.session).await.1, "Hoor je me?");
     anna.say(&info.session, "a1", "Ja.").await;
     assert_eq!(sam.heard().await.1, "Ja.");
-    let metrics = server.get("/metrics").await.body;
+    let metrics = server.metrics().await;
     assert!(
         metrics.contains("haven_transcript_errors_total 1"),
         "{metrics}"

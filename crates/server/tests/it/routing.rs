@@ -250,6 +250,66 @@ async fn an_offer_can_be_declined_and_times_out_to_the_next_counsellor() {
 }
 
 #[tokio::test]
+async fn a_pending_transfers_note_is_kept_from_everyone_else() {
+    let server = TestServer::start().await;
+    let (mut anna, _) = server.counsellor("anna", 1).await;
+    anna.available().await;
+    let _seeker = waiting(&server, "algemeen").await;
+    let session = anna.assigned().await;
+    let (mut bob, _) = server.counsellor("bob", 1).await;
+    let (mut clem, _) = server.counsellor("clem", 1).await;
+    let hand_on = |note: &str, to: &str| c::ClientMessage::Transfer {
+        session: session.clone(),
+        to_counsellor: Some(to.into()),
+        to_topic: None,
+        warm: false,
+        note: Some(note.into()),
+    };
+    anna.send(&hand_on("Gaat over school.", "bob")).await;
+    bob.expect("offer", |m| matches!(m, c::ServerMessage::Offer { .. }))
+        .await;
+    // Clem is not in the session: refused, and the note stays Anna's.
+    clem.send(&hand_on("", "clem")).await;
+    let refused = clem
+        .expect("error", |m| matches!(m, c::ServerMessage::Error { .. }))
+        .await;
+    assert!(
+        matches!(
+            refused,
+            c::ServerMessage::Error {
+                code: ErrorCode::UnknownSession,
+                ..
+            }
+        ),
+        "{refused:?}"
+    );
+    // Anna herself, while her transfer waits, is refused too, and her
+    // first note is not lost by it.
+    anna.send(&hand_on("iets anders", "clem")).await;
+    anna.expect("error", |m| {
+        matches!(
+            m,
+            c::ServerMessage::Error {
+                code: ErrorCode::TransferPending,
+                ..
+            }
+        )
+    })
+    .await;
+    bob.accept(&session).await;
+    let got = bob
+        .expect("assigned", |m| {
+            matches!(m, c::ServerMessage::SessionAssigned { .. })
+        })
+        .await;
+    assert!(
+        matches!(got, c::ServerMessage::SessionAssigned { ref note, .. }
+        if note.as_deref() == Some("Gaat over school.")),
+        "{got:?}"
+    );
+}
+
+#[tokio::test]
 async fn a_cold_transfer_hands_the_chat_to_a_colleague_with_a_private_note() {
     let server = TestServer::start().await;
     let (mut anna, _) = server.counsellor("anna", 1).await;

@@ -407,3 +407,69 @@ async fn connections_that_send_nothing_or_half_a_request_are_dropped() {
     );
     assert_eq!(server.get("/healthz").await.status, 200);
 }
+
+#[cfg(unix)]
+#[tokio::test]
+async fn everything_in_the_data_dir_is_private_to_the_server() {
+    use std::os::unix::fs::PermissionsExt as _;
+    // A data dir an admin made with the usual umask (0755).
+    let parent = tempfile::tempdir().unwrap();
+    let data = parent.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let keys = super::recording::Keys::new();
+    let recipient = keys.recipient.clone();
+    let dir = data.clone();
+    let server = TestServer::start_with(move |c| {
+        c.data_dir = dir;
+        c.transcripts = haven_server::config::TranscriptMode::On;
+        c.transcript_recipients = vec![recipient];
+    })
+    .await;
+    // A recorded chat, ended, and a login and logout in the audit log.
+    haven_server::accounts::AccountStore::new(&data)
+        .add(
+            "anna",
+            Role::Counsellor,
+            "pw-anna-0123456789",
+            &haven_server::accounts::AccountSpec::default(),
+        )
+        .unwrap();
+    let token = server.token("anna", "pw-anna-0123456789").await;
+    let mut anna = server.counsellor_socket(&[]).await.unwrap();
+    anna.hello(Some(&token)).await;
+    anna.available().await;
+    let mut sam = server.seeker().await;
+    sam.hello(Some("Sam")).await;
+    let session = anna.assigned().await;
+    sam.say("m1", "hallo").await;
+    sam.send(&s::ClientMessage::End).await;
+    super::recording::finished(&data, "algemeen", &session.0).await;
+
+    let mut checked = 0;
+    for path in std::iter::once(data.clone()).chain(walk(&data)) {
+        let meta = std::fs::metadata(&path).unwrap();
+        let mode = meta.permissions().mode() & 0o777;
+        let want = if meta.is_dir() { 0o700 } else { 0o600 };
+        assert_eq!(mode, want, "{} is {mode:o}", path.display());
+        checked += 1;
+    }
+    // The data dir, accounts, device key, audit log, transcripts folder,
+    // the topic's folder and the transcript.
+    assert!(checked >= 7, "only {checked} paths");
+    assert!(data.join("audit.log").exists());
+}
+
+/// Every path under `dir`, folders too.
+#[cfg(unix)]
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        }
+        out.push(path);
+    }
+    out
+}

@@ -268,14 +268,23 @@ impl Actor {
                     TransferTarget::Counsellor(to) => Transfer::ToCounsellor { to, warm },
                     TransferTarget::Topic(topic) => Transfer::ToTopic(topic),
                 };
-                // The note must be there before the effects that carry it.
-                if let Some(note) = note.clone() {
-                    self.notes.insert(session, note);
-                }
-                let result = self.router.transfer(now(), counsellor, session, to);
-                if result.is_err() && note.is_some() {
-                    self.notes.remove(&session);
-                }
+                // Only the session's own counsellor may leave a note; it must
+                // be there before the effects that carry it, and a refused
+                // transfer puts back the note of the one still pending.
+                let result = self.router.check_owner(counsellor, session).and_then(|()| {
+                    let pending = note.map(|note| self.notes.insert(session, note));
+                    let result = self.router.transfer(now(), counsellor, session, to);
+                    match (&result, pending) {
+                        (Err(_), Some(Some(earlier))) => {
+                            self.notes.insert(session, earlier);
+                        }
+                        (Err(_), Some(None)) => {
+                            self.notes.remove(&session);
+                        }
+                        _ => {}
+                    }
+                    result
+                });
                 if let (Ok(()), TransferTarget::Topic(topic), Some(cell)) =
                     (&result, target, self.cell(session))
                 {
