@@ -364,6 +364,43 @@ async fn the_documented_edge_cases_are_what_the_server_does() {
 }
 
 #[tokio::test]
+async fn a_flood_of_websocket_pings_counts_like_any_frame() {
+    let server = TestServer::start().await;
+    let mut control = Control::start(&server).await;
+    let mut flooder = greeted_seeker(&server).await;
+    // Pings as fast as the socket takes them: past the burst they are
+    // strikes like any frame, and a flood kept up is closed with 4002.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let mut closed = None;
+    let mut sent = 0u32;
+    while closed.is_none() && tokio::time::Instant::now() < deadline {
+        for _ in 0..50 {
+            if flooder
+                .ws
+                .try_send(Message::Ping(vec![1u8; 8].into()))
+                .await
+                .is_err()
+            {
+                break;
+            }
+            sent += 1;
+        }
+        while let Some(event) = flooder.ws.next_event(Duration::from_millis(2)).await {
+            if let haven_testkit::Event::Closed(code) = event {
+                closed = Some(code);
+                break;
+            }
+        }
+    }
+    assert_eq!(
+        closed,
+        Some(Some(4002)),
+        "{sent} pings in 10 s and the socket stayed open"
+    );
+    control.still_works().await;
+}
+
+#[tokio::test]
 async fn oversized_frames_close_with_1009() {
     let server = TestServer::start().await;
     let mut control = Control::start(&server).await;
