@@ -24,4 +24,4 @@ mod server;
 pub use client::{Client, CounsellorClient, Event, SeekerClient, WAIT, Ws, WsError};
 pub use http::{HttpResponse, SseStream, request};
 pub use redis::RedisServer;
-pub use server::{METRICS_TOKEN, TestServer, test_config};
+pub use server::{CONTROL_KEY, METRICS_TOKEN, TestServer, test_config};

@@ -15,6 +15,9 @@ use tokio::task::JoinHandle;
 use crate::client::{CounsellorClient, SeekerClient, Ws, WsError};
 use crate::http::{HttpResponse, request};
 
+/// The key test servers sign orders between nodes with.
+pub const CONTROL_KEY: &str = "test-control-key-of-thirty-two-chars-or-more";
+
 /// The bearer token test servers take for `/metrics`.
 pub const METRICS_TOKEN: &str = "test-metrics-token";
 
@@ -33,6 +36,7 @@ pub fn test_config(data_dir: &Path) -> Config {
     config.limits.source_max_http_connections = 50_000;
     config.auth.secure_cookie = false;
     config.metrics.token = Some(METRICS_TOKEN.to_owned());
+    config.control_key = Some(CONTROL_KEY.to_owned());
     // Acks still take the delayed path, but briefly, so tests that wait for
     // one stay quick.
     config.session.ack_delay = std::time::Duration::from_millis(5);

@@ -23,6 +23,7 @@ pub(crate) use self::login::{
 };
 use crate::accounts::Role;
 use crate::app::AppState;
+use crate::supervisor::audit::{Action as AuditAction, Entry as AuditEntry};
 
 /// `GET /healthz`: the process is up.
 pub(crate) async fn healthz() -> Json<serde_json::Value> {
@@ -207,11 +208,23 @@ async fn set_pause(
         .await
         .map_err(|_| ApiError::Internal)?;
     // Every other node too, when they share a Redis.
-    state.events.order_pause(crate::events::PauseOrder {
-        topic: topic.to_owned(),
-        paused,
-        message,
-    });
+    state.events.order_pause(
+        crate::events::PauseOrder {
+            topic: topic.to_owned(),
+            paused,
+            message,
+        },
+        &account.name,
+    );
+    let action = if paused {
+        AuditAction::TopicPaused
+    } else {
+        AuditAction::TopicResumed
+    };
+    state
+        .audit
+        .record(AuditEntry::new(&account.name, action).target(topic))
+        .await;
     info!(
         account = account.id,
         topic, paused, "topic paused or resumed"

@@ -55,6 +55,23 @@ impl Config {
                 "must start with redis://, rediss:// or unix://".into(),
             ));
         }
+        match (&self.redis_url, &self.control_key) {
+            (Some(_), None) => {
+                return Err(invalid(
+                    "control_key",
+                    "is required with redis_url: a secret of at least 32 characters, the same \
+                     on every node (HAVEN_CONTROL_KEY), that signs pause orders between nodes"
+                        .into(),
+                ));
+            }
+            (_, Some(key)) if key.chars().count() < 32 => {
+                return Err(invalid(
+                    "control_key",
+                    "must be at least 32 characters".into(),
+                ));
+            }
+            _ => {}
+        }
         let s = &self.session;
         let l = &self.limits;
         let checks: [(&'static str, bool, &str); 18] = [

@@ -47,6 +47,11 @@ pub struct Config {
     pub redis_url: Option<String>,
     /// This node's name in events and snapshots; unset: the host name.
     pub node_id: Option<String>,
+    /// The secret that signs orders between nodes on Redis (pausing a
+    /// topic); required with `redis_url`, the same on every node, at least
+    /// 32 characters, from the environment (`HAVEN_CONTROL_KEY`), never
+    /// kept in Redis.
+    pub control_key: Option<String>,
     /// Whether sessions are recorded (`off`, `on`, `ask`); topics may
     /// override it.
     pub transcripts: TranscriptMode,
@@ -285,6 +290,7 @@ impl Default for Config {
             data_dir: PathBuf::from("./data"),
             redis_url: None,
             node_id: None,
+            control_key: None,
             transcripts: TranscriptMode::Off,
             transcript_recipients: Vec::new(),
             allowed_origins: vec![
@@ -509,6 +515,9 @@ impl Config {
     pub fn to_redacted_toml(&self) -> String {
         let mut shown = self.clone();
         shown.redis_url = shown.redis_url.as_deref().map(render::redact_url);
+        if shown.control_key.is_some() {
+            shown.control_key = Some("<redacted>".to_owned());
+        }
         if shown.metrics.token.is_some() {
             shown.metrics.token = Some("<redacted>".to_owned());
         }

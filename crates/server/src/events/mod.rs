@@ -10,6 +10,7 @@
 //! publisher reconnects by itself, and dashboards resync from the
 //! snapshots.
 
+mod control;
 mod redis;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -79,7 +80,8 @@ enum Outgoing {
     Event(Arc<str>),
     Snapshot(Arc<str>),
     History(Arc<str>),
-    Pause(PauseOrder),
+    /// A pause order and the account that gave it.
+    Pause(PauseOrder, String),
 }
 
 /// Counters for metrics and tests.
@@ -108,6 +110,8 @@ pub(crate) struct Events {
     /// Set when Redis is configured.
     outbox: Option<mpsc::Sender<Outgoing>>,
     redis: Option<::redis::Client>,
+    /// Signs and checks pause orders between nodes.
+    control: Option<control::ControlKey>,
     /// The last event's number on this node.
     seq: AtomicU64,
     /// This node's latest snapshot, and the same as JSON.
@@ -150,6 +154,7 @@ impl Events {
             pause_rx: Mutex::new(Some(pause_rx)),
             outbox,
             redis: client.clone(),
+            control: config.control_key.as_deref().map(control::ControlKey::new),
             seq: AtomicU64::new(0),
             latest: Mutex::new(None),
             snapshot_writer: OnceLock::new(),
@@ -280,11 +285,13 @@ impl Events {
             .map(|(snapshot, _)| snapshot.clone())
     }
 
-    /// Tells every node (through Redis, when configured) that a topic was
-    /// paused or resumed here.
-    pub(crate) fn order_pause(&self, order: PauseOrder) {
+    /// Tells every node (through Redis, when configured) that `by` paused
+    /// or resumed a topic here.
+    pub(crate) fn order_pause(&self, order: PauseOrder, by: &str) {
         if let Some(outbox) = &self.outbox
-            && outbox.try_send(Outgoing::Pause(order)).is_err()
+            && outbox
+                .try_send(Outgoing::Pause(order, by.to_owned()))
+                .is_err()
         {
             tracing::warn!("a pause could not be passed on to the other nodes: the buffer is full");
         }

@@ -64,7 +64,11 @@ pub(super) async fn publish(
             Outgoing::Event(json) => conn.publish(CHANNEL, json.as_ref()).await,
             Outgoing::Snapshot(json) => conn.set_ex(&key, json.as_ref(), ttl_secs).await,
             Outgoing::History(json) => conn.set_ex(&history_key, json.as_ref(), HISTORY_TTL).await,
-            Outgoing::Pause(order) => publish_pause(&mut conn, order).await,
+            Outgoing::Pause(order, by) => match &events.control {
+                Some(key) => publish_pause(&mut conn, key, order, by).await,
+                // Checked with the config: Redis needs a control key.
+                None => Ok(()),
+            },
         };
         let was_up = stats
             .redis_connected
@@ -73,7 +77,7 @@ pub(super) async fn publish(
             (Ok(()), Outgoing::Event(_)) => {
                 stats.published.fetch_add(1, Ordering::Relaxed);
             }
-            (Ok(()), Outgoing::Snapshot(_) | Outgoing::History(_) | Outgoing::Pause(_)) => {}
+            (Ok(()), Outgoing::Snapshot(_) | Outgoing::History(_) | Outgoing::Pause(..)) => {}
             (Err(e), _) => {
                 if matches!(item, Outgoing::Event(_)) {
                     stats.dropped.fetch_add(1, Ordering::Relaxed);
@@ -114,16 +118,16 @@ pub(super) async fn subscribe(
         };
         if let Ok(Ok((pubsub, paused))) = pubsub {
             backoff = Duration::from_millis(100);
-            let _ = events.pauses.send(Pauses::All(
-                paused
-                    .into_iter()
-                    .map(|(topic, message)| PauseOrder {
-                        topic,
-                        paused: true,
-                        message: Some(message).filter(|m| !m.is_empty()),
-                    })
-                    .collect(),
-            ));
+            // Only what a node signed counts: a value someone else wrote
+            // into the hash is ignored.
+            let paused = paused
+                .into_iter()
+                .filter_map(|(topic, sealed)| {
+                    let (order, _) = opened(&events, &sealed, None)?;
+                    (order.topic == topic && order.paused).then_some(order)
+                })
+                .collect();
+            let _ = events.pauses.send(Pauses::All(paused));
             // Anything published while we were away is lost: reload.
             let _ = events.feed.send(FeedItem::Resync);
             let mut stream = pubsub.into_on_message();
@@ -137,7 +141,14 @@ pub(super) async fn subscribe(
                     continue;
                 };
                 if msg.get_channel_name() == CONTROL {
-                    if let Ok(order) = serde_json::from_str::<PauseOrder>(&json) {
+                    let now = crate::broker::session::now_ms();
+                    if let Some((order, by)) = opened(&events, &json, Some(now)) {
+                        info!(
+                            topic = order.topic,
+                            paused = order.paused,
+                            by,
+                            "pause order from another node"
+                        );
                         let _ = events.pauses.send(Pauses::Order(order));
                     }
                 } else {
@@ -153,17 +164,40 @@ pub(super) async fn subscribe(
     }
 }
 
-/// Records a pause in the shared state and tells the other nodes.
-async fn publish_pause(conn: &mut ConnectionManager, order: &PauseOrder) -> redis::RedisResult<()> {
+/// A signed order's content, or `None` (counted and logged) when it is
+/// not signed under this node's key or is too old.
+fn opened(events: &Events, sealed: &str, now_ms: Option<u64>) -> Option<(PauseOrder, String)> {
+    let key = events.control.as_ref()?;
+    match key.open(sealed, now_ms) {
+        Ok(opened) => Some(opened),
+        Err(why) => {
+            warn!(
+                ?why,
+                "ignored a pause order that is not signed with control_key"
+            );
+            crate::metrics::refused(match why {
+                super::control::Rejected::Unsigned => "control_unsigned",
+                super::control::Rejected::Stale => "control_stale",
+            });
+            None
+        }
+    }
+}
+
+/// Records a pause in the shared state and tells the other nodes, signed.
+async fn publish_pause(
+    conn: &mut ConnectionManager,
+    key: &super::control::ControlKey,
+    order: &PauseOrder,
+    by: &str,
+) -> redis::RedisResult<()> {
+    let sealed = key.seal(order, by, crate::broker::session::now_ms());
     if order.paused {
-        let () = conn
-            .hset(PAUSED, &order.topic, order.message.as_deref().unwrap_or(""))
-            .await?;
+        let () = conn.hset(PAUSED, &order.topic, &sealed).await?;
     } else {
         let () = conn.hdel(PAUSED, &order.topic).await?;
     }
-    let json = serde_json::to_string(order).unwrap_or_default();
-    conn.publish(CONTROL, json).await
+    conn.publish(CONTROL, sealed).await
 }
 
 /// Every value under `prefix` (one per node).

@@ -110,6 +110,10 @@ pub(crate) enum Action {
     BlockLifted,
     /// Ended the waiting sessions of a suspected flood.
     QueueCleared,
+    /// Paused a topic (on every node).
+    TopicPaused,
+    /// Resumed a paused topic.
+    TopicResumed,
 }
 
 impl From<SupervisionAction> for Action {

@@ -443,3 +443,63 @@ async fn a_pause_on_one_node_holds_on_every_node_and_for_nodes_that_start_later(
     hello_until(&b, welcomed).await;
     hello_until(&c, welcomed).await;
 }
+
+#[tokio::test]
+async fn pause_orders_not_signed_with_the_control_key_are_ignored() {
+    let redis = RedisServer::start().await;
+    let b = node(&redis, "node-b").await;
+    // Whoever can write to Redis: a bare order on the channel and a value
+    // in the shared pause state.
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let bare = r#"{"topic":"algemeen","paused":true,"message":"Gesloten. Ga naar evil.example"}"#;
+    let () = redis::AsyncCommands::hset(&mut conn, "haven:paused", "algemeen", bare)
+        .await
+        .unwrap();
+    // And a node that signs with another key.
+    let url = redis.url();
+    let rogue = TestServer::start_with(move |c| {
+        c.redis_url = Some(url);
+        c.node_id = Some("rogue".into());
+        c.control_key = Some("a different key of thirty-two characters".into());
+    })
+    .await;
+    let password = rogue.add_account("coord", Role::Supervisor, None);
+    let auth = format!("Bearer {}", rogue.token("coord", &password).await);
+    for _ in 0..5 {
+        let _: () = redis::AsyncCommands::publish(&mut conn, "haven:control", bare)
+            .await
+            .unwrap();
+        let paused = rogue
+            .http(
+                hyper::Method::POST,
+                "/api/v1/topics/algemeen/pause",
+                &[("authorization", &auth)],
+                Some(r#"{"message": "Gesloten."}"#.into()),
+            )
+            .await;
+        assert_eq!(paused.status, 204);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Node b (and a node that starts now and reads the pause state) stay
+    // open, and count what they ignored.
+    let c = node(&redis, "node-c").await;
+    for server in [&b, &c] {
+        let mut seeker = server.seeker().await;
+        let welcome = seeker.hello(None).await;
+        assert!(matches!(welcome, s::ServerMessage::Welcome { .. }));
+    }
+    let ignored = metric_until(
+        &b,
+        "haven_refused_total{reason=\"control_unsigned\"}",
+        |v| v >= 1.0,
+    )
+    .await;
+    assert!(ignored >= 1.0);
+    // The rogue node paused only itself, and its audit log says who did.
+    let audit = std::fs::read_to_string(rogue.data_dir().join("audit.log")).unwrap();
+    assert!(
+        audit.contains(r#""actor":"coord","action":"topic_paused","target":"algemeen""#),
+        "{audit}"
+    );
+}

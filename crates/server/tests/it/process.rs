@@ -113,14 +113,26 @@ fn check_config_prints_the_effective_configuration_without_secrets() {
             .arg("check-config")
             .env("HAVEN_LISTEN", "127.0.0.1:9999")
             .env("HAVEN_REDIS_URL", "redis://:hunter2@10.0.0.5:6379/")
+            .env("HAVEN_CONTROL_KEY", "control-secret-0123456789-abcdefghij")
+            .env("HAVEN_METRICS__TOKEN", "metrics-secret-42")
             .env("HAVEN_SESSION__SEEKER_GRACE", "90s"),
     );
     assert!(ok, "{err}");
     assert!(out.contains("listen = \"127.0.0.1:9999\""), "{out}");
     assert!(out.contains("seeker_grace = \"1m 30s\""), "{out}");
+    for secret in ["hunter2", "control-secret", "metrics-secret"] {
+        assert!(out.contains("<redacted>") && !out.contains(secret), "{out}");
+    }
+    // Redis without a control key is refused, and says why.
+    let (ok, _, err) = output(
+        haven(dir.path())
+            .arg("check-config")
+            .env("HAVEN_REDIS_URL", "redis://10.0.0.5:6379/")
+            .env_remove("HAVEN_CONTROL_KEY"),
+    );
     assert!(
-        out.contains("<redacted>") && !out.contains("hunter2"),
-        "{out}"
+        !ok && err.contains("control_key") && err.contains("HAVEN_CONTROL_KEY"),
+        "{err}"
     );
 }
 
@@ -224,6 +236,7 @@ pub(super) fn serve_command(mut cmd: Command, envs: &[(&str, &str)]) -> Served {
     cmd.env("HAVEN_LISTEN", "127.0.0.1:0")
         .env("HAVEN_LOG__FORMAT", "json")
         .env("HAVEN_METRICS__TOKEN", haven_testkit::METRICS_TOKEN)
+        .env("HAVEN_CONTROL_KEY", haven_testkit::CONTROL_KEY)
         .stderr(Stdio::piped())
         .stdout(Stdio::null());
     for (k, v) in envs {
