@@ -130,6 +130,11 @@ impl Load {
         let _ = writeln!(toml, "max_http_connections = {}", self.connections + 2000);
         let _ = writeln!(
             toml,
+            "source_max_waiting = {}",
+            self.queue + self.connections + 1
+        );
+        let _ = writeln!(
+            toml,
             "source_max_http_connections = {}",
             self.connections + 1000
         );

@@ -122,6 +122,7 @@ test('canned responses, a private note, a raised hand and a warm transfer', asyn
   // Anna leaves; the help-seeker goes on with Bob and never saw the hand
   // or the notes.
   await pane.locator('button.end').click();
+  await anna.locator('#end button[value=end]').click();
   await pane.locator('.msg.note', { hasText: 'handed the chat on' }).or(pane.locator('.msg.note', { hasText: 'ended' })).first().waitFor();
   await chat.fill('#text', 'Nog steeds hier.');
   await chat.press('#text', 'Enter');

@@ -118,6 +118,10 @@ pub enum EndReason {
     /// (Counsellors only.) You handed the session on, or left it to a
     /// colleague; it continues without you.
     Transferred,
+    /// A coordinator cleared the queue of a suspected flood of fake
+    /// help-seekers, and this wait with it. A genuine help-seeker may
+    /// start again.
+    Cleared,
 }
 
 /// A place to turn to instead (an emergency number, another service),

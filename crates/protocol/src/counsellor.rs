@@ -138,6 +138,16 @@ pub struct SessionState {
     pub recovered: bool,
 }
 
+/// A cool-down a counsellor puts on an abusive help-seeker's source with
+/// `end` (see `docs/protocol.md` §7).
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct Block {
+    /// How long, in hours: one of the helpline's `abuse.block_hours`.
+    pub hours: u32,
+    /// Why: one of the helpline's `abuse.block_reasons`.
+    pub reason: String,
+}
+
 /// Where a resuming counsellor's client left off in one session.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub struct ResumePoint {
@@ -254,6 +264,10 @@ pub enum ClientMessage {
     End {
         /// The session.
         session: SessionRef,
+        /// End an abusive chat with a cool-down: the help-seeker's source
+        /// may start no new chat for this long.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        block: Option<Block>,
     },
     /// Application-level keepalive; answered with `pong`.
     Ping,

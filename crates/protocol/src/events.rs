@@ -36,7 +36,8 @@ pub enum EndedBy {
     Seeker,
     /// A counsellor.
     Counsellor,
-    /// Haven: a grace period ran out, or the topic closed.
+    /// Haven: a grace period ran out, the topic closed, or a coordinator
+    /// cleared the queue.
     System,
 }
 
@@ -46,7 +47,9 @@ impl EndedBy {
         match reason {
             EndReason::SeekerEnded => EndedBy::Seeker,
             EndReason::CounsellorEnded | EndReason::Transferred => EndedBy::Counsellor,
-            EndReason::SeekerTimedOut | EndReason::TopicClosed => EndedBy::System,
+            EndReason::SeekerTimedOut | EndReason::TopicClosed | EndReason::Cleared => {
+                EndedBy::System
+            }
         }
     }
 }
@@ -77,6 +80,11 @@ pub enum AlertKind {
     QueueLength,
     /// A topic's longest wait is over the threshold.
     LongWait,
+    /// More help-seekers arrived in a topic in the last minute (or were
+    /// refused because one source had too many waiting) than the
+    /// threshold: a suspected flood of fake help-seekers, which a
+    /// coordinator can clear.
+    Flood,
 }
 
 /// What happened.
@@ -274,6 +282,9 @@ pub enum Event {
         /// The line's length, for `queue_length`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         waiting: Option<u32>,
+        /// Arrivals in the last minute, for `flood`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        arrivals: Option<u32>,
     },
 }
 

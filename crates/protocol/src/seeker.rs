@@ -309,6 +309,10 @@ pub enum Unavailability {
     UnknownTopic,
     /// The language is not one the helpline offers.
     UnknownLanguage,
+    /// A counsellor ended an abusive chat from this connection with a
+    /// cool-down; `opens_at` says when it lapses. The alternatives are
+    /// still there for someone in need.
+    Blocked,
 }
 
 /// A topic's state, as told to those waiting in it.

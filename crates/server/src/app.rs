@@ -70,6 +70,8 @@ pub(crate) struct AppInner {
     pub(crate) logins: Logins,
     pub(crate) cap: Arc<ConnectionCap>,
     pub(crate) sources: SourceLimiter,
+    /// Cool-downs on abusive help-seekers' sources.
+    pub(crate) blocks: crate::blocks::Blocks,
     /// Set when shutdown starts: `/readyz` answers 503 and upgrades stop.
     pub(crate) draining: AtomicBool,
     /// Fires when the broker must stop.
@@ -204,8 +206,12 @@ impl Server {
         })?;
         let state = AppState(Arc::new(AppInner {
             logins,
-            cap: ConnectionCap::new(config.limits.max_connections),
+            cap: ConnectionCap::new(
+                config.limits.max_connections,
+                config.limits.staff_reserved_connections,
+            ),
             sources: SourceLimiter::new(&config.limits),
+            blocks: crate::blocks::Blocks::default(),
             draining: AtomicBool::new(false),
             broker,
             events,
@@ -503,6 +509,7 @@ fn broker_settings(
             ..ReplayLimits::default()
         },
         transcripts: None,
+        source_max_waiting: config.limits.source_max_waiting,
         limits: Limits {
             max_chars: config.session.max_chars,
             max_frame_bytes: config.limits.max_frame_bytes,
@@ -538,6 +545,7 @@ fn routes(state: AppState) -> Router {
         .route("/api/v1/login", post(api::login))
         .route("/api/v1/logout", post(api::logout))
         .route("/api/v1/me", get(api::me))
+        .route("/api/v1/activity", post(api::activity))
         .route("/api/v1/topics", get(api::topics))
         .route("/api/v1/helpline", get(api::helpline))
         .route("/api/v1/console", get(api::console))
@@ -568,6 +576,15 @@ fn routes(state: AppState) -> Router {
         .route(
             "/api/v1/supervisor/accounts/{name}/logout",
             post(supervisor::staff::end_logins),
+        )
+        .route("/api/v1/supervisor/blocks", get(supervisor::abuse::blocks))
+        .route(
+            "/api/v1/supervisor/blocks/{id}/lift",
+            post(supervisor::abuse::lift),
+        )
+        .route(
+            "/api/v1/supervisor/topics/{topic}/clear",
+            post(supervisor::abuse::clear),
         )
         .route("/api/v1/topics/{topic}/pause", post(api::pause))
         .route("/api/v1/topics/{topic}/resume", post(api::resume))

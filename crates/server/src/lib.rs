@@ -14,6 +14,7 @@
 //!   (data plane, the chat hot path).
 //! - `api`: health, readiness and the login API.
 //! - [`accounts`], `auth`: counsellor accounts on disk and live logins.
+//! - `blocks`: cool-downs for abusive help-seekers, on keyed hashes.
 //! - `limits`: the global connection cap and per-source limits keyed by
 //!   rotating hashes.
 //! - `tokens`: random tokens and ids.
@@ -27,6 +28,7 @@ mod api;
 mod app;
 mod assets;
 mod auth;
+mod blocks;
 mod broker;
 pub mod config;
 mod events;

@@ -27,11 +27,13 @@ use crate::config::LimitsConfig;
 /// How often idle entries are purged from the keyed limiter.
 const RETAIN_EVERY: Duration = Duration::from_secs(60);
 
-/// Caps the number of open WebSockets.
+/// Caps the number of open WebSockets. The last `reserved` places are
+/// for staff: help-seekers, however many, never take them.
 #[derive(Debug)]
 pub(crate) struct ConnectionCap {
     open: AtomicUsize,
     max: usize,
+    reserved: usize,
 }
 
 /// Holds one slot of the cap until dropped.
@@ -45,18 +47,25 @@ impl Drop for CapGuard {
 }
 
 impl ConnectionCap {
-    pub(crate) fn new(max: u32) -> Arc<Self> {
+    pub(crate) fn new(max: u32, reserved_for_staff: u32) -> Arc<Self> {
         Arc::new(Self {
             open: AtomicUsize::new(0),
             max: max as usize,
+            reserved: reserved_for_staff as usize,
         })
     }
 
-    /// Takes a slot, or `None` when all are taken.
-    pub(crate) fn try_acquire(self: &Arc<Self>) -> Option<CapGuard> {
+    /// Takes a slot, or `None` when all are taken (for help-seekers: all
+    /// but the staff's).
+    pub(crate) fn try_acquire(self: &Arc<Self>, staff: bool) -> Option<CapGuard> {
+        let limit = if staff {
+            self.max
+        } else {
+            self.max.saturating_sub(self.reserved)
+        };
         self.open
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < self.max).then_some(n + 1)
+                (n < limit).then_some(n + 1)
             })
             .ok()
             .map(|_| CapGuard(self.clone()))
@@ -80,6 +89,8 @@ struct Generation {
     open: DashMap<u64, u32>,
     /// Plain HTTP connections open per source.
     http: DashMap<u64, u32>,
+    /// Help-seekers waiting in a queue per source.
+    waiting: DashMap<u64, u32>,
 }
 
 impl std::fmt::Debug for Generation {
@@ -88,6 +99,7 @@ impl std::fmt::Debug for Generation {
             .field("keys", &self.upgrades.len())
             .field("open", &self.open.len())
             .field("http", &self.http.len())
+            .field("waiting", &self.waiting.len())
             .finish_non_exhaustive()
     }
 }
@@ -102,6 +114,61 @@ pub(crate) struct SourceGuard {
 impl Drop for SourceGuard {
     fn drop(&mut self) {
         release(&self.generation.open, self.key);
+    }
+}
+
+impl SourceGuard {
+    /// The source this socket came from, as a keyed hash, for as long as
+    /// its session needs it (in memory only).
+    pub(crate) fn tag(&self) -> SourceTag {
+        SourceTag {
+            generation: self.generation.clone(),
+            key: self.key,
+        }
+    }
+}
+
+/// A source, as the rotating keyed hash of its network: what a session
+/// remembers of where its help-seeker came from, to count them among that
+/// source's waiting help-seekers and to block it for a while. Never an
+/// address; never written anywhere.
+#[derive(Clone)]
+pub(crate) struct SourceTag {
+    generation: Arc<Generation>,
+    key: u64,
+}
+
+impl std::fmt::Debug for SourceTag {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SourceTag(<hashed>)")
+    }
+}
+
+impl SourceTag {
+    /// Counts one more waiting help-seeker for this source, unless it
+    /// already has `max` waiting.
+    pub(crate) fn wait(&self, max: u32) -> Option<WaitingGuard> {
+        take(&self.generation.waiting, self.key, max).then(|| WaitingGuard(self.clone()))
+    }
+
+    /// Whether `ip` is this source: hashed under the same key.
+    pub(crate) fn matches(&self, ip: IpAddr) -> bool {
+        self.generation.hasher.hash_one(network(ip)) == self.key
+    }
+
+    /// The same source under the same key.
+    pub(crate) fn same(&self, other: &SourceTag) -> bool {
+        Arc::ptr_eq(&self.generation, &other.generation) && self.key == other.key
+    }
+}
+
+/// Counts one waiting help-seeker for its source until dropped.
+#[derive(Debug)]
+pub(crate) struct WaitingGuard(SourceTag);
+
+impl Drop for WaitingGuard {
+    fn drop(&mut self) {
+        release(&self.0.generation.waiting, self.0.key);
     }
 }
 
@@ -227,6 +294,7 @@ impl SourceLimiter {
             upgrades: RateLimiter::keyed(quota),
             open: DashMap::new(),
             http: DashMap::new(),
+            waiting: DashMap::new(),
         }
     }
 
@@ -292,13 +360,34 @@ mod tests {
     }
 
     #[test]
-    fn cap_counts_and_releases() {
-        let cap = ConnectionCap::new(2);
-        let a = cap.try_acquire().unwrap();
-        let _b = cap.try_acquire().unwrap();
-        assert!(cap.try_acquire().is_none());
+    fn cap_counts_and_releases_and_keeps_staff_room() {
+        let cap = ConnectionCap::new(3, 1);
+        let a = cap.try_acquire(false).unwrap();
+        let _b = cap.try_acquire(false).unwrap();
+        // The last place is the staff's.
+        assert!(cap.try_acquire(false).is_none());
+        let staff = cap.try_acquire(true).unwrap();
+        assert!(cap.try_acquire(true).is_none());
+        // A staff socket counts too: with it open, help-seekers have
+        // only what is left below the reserve.
         drop(a);
-        assert!(cap.try_acquire().is_some());
+        assert!(cap.try_acquire(false).is_none());
+        drop(staff);
+        assert!(cap.try_acquire(false).is_some());
+    }
+
+    #[test]
+    fn waiting_help_seekers_per_source_are_capped_and_released() {
+        let limiter = SourceLimiter::new(&cfg(1000, 1000, 100));
+        let ip: IpAddr = "192.0.2.20".parse().unwrap();
+        let socket = limiter.admit(ip).unwrap();
+        let tag = socket.tag();
+        assert!(tag.matches(ip) && !tag.matches("192.0.2.21".parse().unwrap()));
+        let waiting: Vec<_> = (0..2).map(|_| tag.wait(2).unwrap()).collect();
+        assert!(tag.wait(2).is_none());
+        assert!(tag.wait(2).is_none(), "a refusal makes no room");
+        drop(waiting);
+        assert!(tag.wait(2).is_some());
     }
 
     #[test]

@@ -34,7 +34,15 @@ pub fn test_config(data_dir: &Path) -> Config {
     config.limits.source_max_connections = 100_000;
     config.limits.max_http_connections = 100_000;
     config.limits.source_max_http_connections = 50_000;
+    config.limits.source_max_waiting = 100_000;
+    config.limits.staff_reserved_connections = 0;
     config.auth.secure_cookie = false;
+    // Logins too: many bots and counsellors log in from 127.0.0.1. Tests
+    // of the login rules set these back.
+    config.auth.source_logins_per_minute = 100_000;
+    config.auth.source_login_burst = 100_000;
+    config.auth.source_queued_logins = 1024;
+    config.auth.max_queued_logins = 1024;
     config.metrics.token = Some(METRICS_TOKEN.to_owned());
     config.control_key = Some(CONTROL_KEY.to_owned());
     // Acks still take the delayed path, but briefly, so tests that wait for

@@ -296,6 +296,7 @@ impl Codec for Counsellor {
     fn end(&mut self, key: &Key, out: &mut Vec<String>) {
         out.push(json(&counsellor::ClientMessage::End {
             session: SessionRef(key.to_string()),
+            block: None,
         }));
     }
 }

@@ -45,6 +45,52 @@ export function useCanned(list) {
   for (const chat of chats.values()) fillCanned(chat);
 }
 
+/** Hours a block lasts, by choice. @param {number} hours */
+const forHow = (hours) => (hours % 24 === 0 ? `${hours / 24} day${hours === 24 ? '' : 's'}` : `${hours} hours`);
+
+/** The cool-downs the helpline offers for ending an abusive chat.
+ * @param {number[]} hours @param {string[]} reasons */
+export function useBlockChoices(hours, reasons) {
+  const fill = (/** @type {string} */ id, /** @type {[string, string][]} */ items) =>
+    $(id).replaceChildren(
+      ...items.map(([value, text]) => {
+        const option = document.createElement('option');
+        option.value = value;
+        option.textContent = text;
+        return option;
+      }),
+    );
+  fill('end-block-hours', hours.map((h) => [String(h), forHow(h)]));
+  fill('end-block-reason', reasons.map((r) => [r, r.replace(/[_-]/g, ' ')]));
+  const box = /** @type {HTMLInputElement} */ ($('end-block'));
+  box.onchange = () => {
+    /** @type {HTMLFieldSetElement} */ ($('end-block-choices')).disabled = !box.checked;
+  };
+}
+
+/** Asks whether to end `c`, and with a block; sends `end` when so.
+ * @param {Chat} c */
+function askToEnd(c) {
+  const dialog = /** @type {HTMLDialogElement} */ ($('end'));
+  const box = /** @type {HTMLInputElement} */ ($('end-block'));
+  box.checked = false;
+  /** @type {HTMLFieldSetElement} */ ($('end-block-choices')).disabled = true;
+  dialog.onclose = () => {
+    if (dialog.returnValue !== 'end' || c.ended) return;
+    /** @type {Record<string, unknown>} */
+    const frame = { type: 'end', session: c.id };
+    if (box.checked) {
+      frame.block = {
+        hours: Number(/** @type {HTMLSelectElement} */ ($('end-block-hours')).value),
+        reason: /** @type {HTMLSelectElement} */ ($('end-block-reason')).value,
+      };
+    }
+    send(frame);
+  };
+  dialog.returnValue = '';
+  dialog.showModal();
+}
+
 /** @param {string} id */
 const $ = (id) => /** @type {HTMLElement} */ (document.getElementById(id));
 
@@ -179,8 +225,8 @@ function wirePane(c) {
   part(c, '.end').onclick = () => {
     if (c.ended) {
       close(c);
-    } else if (confirm('End this chat?')) {
-      send({ type: 'end', session: c.id });
+    } else {
+      askToEnd(c);
     }
   };
 }

@@ -13,11 +13,12 @@
 
 import { HavenSocket } from '/shared/socket.js';
 import { wireLogin, whoAmI, logOut } from '/shared/login.js';
+import { keepActive } from '/shared/activity.js';
 import { PROTOCOL_VERSION, CLOSE } from '/shared/protocol.js';
 import {
   chats, adopt, about, append, note, select, isCurrent, updateTab, markDelivered, typing,
   confirmSoon, flush, flushAll, endChat, forgetAll, updateEmpty, redraw, describe, minutes,
-  hand, receivedNote, useSender, useCanned, watched, recording,
+  hand, receivedNote, useSender, useCanned, useBlockChoices, watched, recording,
 } from '/console/chats.js';
 import { useTransferTargets } from '/console/transfer.js';
 import { configureRing, ring, ringUntilAnswered, stopRinging, ringChoice, chooseRing } from '/console/ring.js';
@@ -52,6 +53,7 @@ function showLogin() {
 
 /** @param {{name: string, display_name: string}} me */
 async function open(me) {
+  keepActive();
   $('login').hidden = true;
   $('desk').hidden = false;
   $('me').textContent = me.display_name;
@@ -62,6 +64,7 @@ async function open(me) {
   const settings = await fetch('/api/v1/console').then((r) => (r.ok ? r.json() : {}), () => ({}));
   configureRing(settings);
   useCanned(settings.canned ?? []);
+  useBlockChoices(settings.block_hours ?? [], settings.block_reasons ?? []);
   useTransferTargets(settings.topics ?? [], me.name);
   connect();
 }
@@ -269,6 +272,8 @@ function endText(reason) {
       return 'The help-seeker’s connection was gone too long; the chat ended.';
     case 'topic_closed':
       return 'The topic closed; the chat ended.';
+    case 'cleared':
+      return 'A coordinator cleared the queue; the wait ended.';
     case 'transferred':
       return 'You handed the chat on.';
     default:

@@ -298,7 +298,9 @@ function handle(msg) {
         tr('done.unavailable_heading'),
         msg.reason === 'paused' && msg.message
           ? msg.message
-          : tr(`unavailable.${msg.reason}`, { time: msg.opens_at ? clock(msg.opens_at) : '' }),
+          : tr(`unavailable.${msg.reason}`, {
+              time: msg.opens_at ? (msg.reason === 'blocked' ? dayAndClock(msg.opens_at) : clock(msg.opens_at)) : '',
+            }),
       );
       break;
     case 'queued':
@@ -415,6 +417,18 @@ function failed(msg) {
 /** @param {number} ms */
 function clock(ms) {
   return new Date(ms).toLocaleTimeString(document.documentElement.lang, {
+    hour: '2-digit',
+    minute: '2-digit',
+  });
+}
+
+/** A moment days away, with the day: "Friday 12 December, 14:00".
+ * @param {number} ms */
+function dayAndClock(ms) {
+  return new Date(ms).toLocaleString(document.documentElement.lang, {
+    weekday: 'long',
+    day: 'numeric',
+    month: 'long',
     hour: '2-digit',
     minute: '2-digit',
   });

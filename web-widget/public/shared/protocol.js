@@ -58,10 +58,10 @@ export function textLength(text) {
 export const ERROR_CODES = Object.freeze(['malformed', 'unknown_type', 'wrong_role', 'invalid_message', 'binary_not_supported', 'wrong_state', 'unsupported_protocol', 'text_too_long', 'empty_text', 'invalid_id', 'unknown_session', 'no_offer', 'transfer_pending', 'transfer_target_unavailable', 'unknown_topic', 'peer_backlog_full', 'rate_limited', 'unauthorized', 'resume_failed', 'unavailable', 'internal']);
 
 /** Why a session ended. */
-export const END_REASONS = Object.freeze(['seeker_ended', 'counsellor_ended', 'seeker_timed_out', 'topic_closed', 'transferred']);
+export const END_REASONS = Object.freeze(['seeker_ended', 'counsellor_ended', 'seeker_timed_out', 'topic_closed', 'transferred', 'cleared']);
 
 /** Why `hello` was answered with `unavailable`. */
-export const UNAVAILABLE_REASONS = Object.freeze(['closed', 'paused', 'full', 'unknown_topic', 'unknown_language']);
+export const UNAVAILABLE_REASONS = Object.freeze(['closed', 'paused', 'full', 'unknown_topic', 'unknown_language', 'blocked']);
 
 /** States in `topic_status`. */
 export const TOPIC_STATES = Object.freeze(['open', 'closing', 'closed', 'paused']);

@@ -8,7 +8,10 @@
 // node's snapshot updates it, and fresh snapshots keep coming, so the view
 // heals by itself after any loss. Nothing here ever sees message text.
 
+import { fill } from '/supervisor/table.js';
+import { loadBlocks, clearQueue, endLogins } from '/supervisor/abuse.js';
 import { wireLogin, whoAmI, logOut } from '/shared/login.js';
+import { keepActive } from '/shared/activity.js';
 import { tones } from '/shared/tone.js';
 import { watch, stopWatching, watchedSession, wireWatch } from '/supervisor/watch.js';
 
@@ -30,7 +33,7 @@ let here = '';
 
 /** @type {EventSource | null} */
 let source = null;
-/** @type {{id: number, kind: string, text: string}[]} */
+/** @type {{id: number, kind: string, text: string, topic?: string}[]} */
 let alerts = [];
 let nextAlert = 1;
 /** @type {any} */
@@ -67,9 +70,11 @@ function open(me) {
   }
   $('board').hidden = false;
   $('me').textContent = me.display_name;
+  keepActive();
   connect();
   loadHistory();
-  timers = [setInterval(render, 1000), setInterval(loadHistory, 60000)];
+  loadBlocks();
+  timers = [setInterval(render, 1000), setInterval(loadHistory, 60000), setInterval(loadBlocks, 15000)];
 }
 
 async function logout() {
@@ -206,7 +211,7 @@ function apply(ev) {
       break;
     }
     case 'alert':
-      raise(ev.alert, alertText(ev));
+      raise(ev.alert, alertText(ev), ev.alert === 'flood' ? ev.topic : undefined);
       break;
     default:
       break;
@@ -222,6 +227,8 @@ function alertText(ev) {
       return `${ev.waiting} are waiting in ${ev.topic}.`;
     case 'long_wait':
       return `The longest wait in ${ev.topic} is ${clock(ev.waited_secs)}.`;
+    case 'flood':
+      return `Suspected flood of fake help-seekers in ${ev.topic}: ${ev.arrivals} arrived in the last minute.`;
     default:
       return `Alert in ${ev.topic}.`;
   }
@@ -238,9 +245,10 @@ function nameOf(name) {
 
 // ---------------------------------------------------------------- alerts
 
-/** @param {string} kind @param {string} text */
-function raise(kind, text) {
-  alerts.unshift({ id: nextAlert++, kind, text });
+/** @param {string} kind @param {string} text @param {string} [topic] a
+ * flood's topic, which the alert offers to clear */
+function raise(kind, text, topic) {
+  alerts.unshift({ id: nextAlert++, kind, text, topic });
   alerts = alerts.slice(0, 50);
   if (/** @type {HTMLInputElement} */ ($('sound')).checked) tones([988, 784, 988, 784], 0.25, 0.18);
 }
@@ -261,7 +269,22 @@ function renderAlerts() {
         alerts = alerts.filter((x) => x.id !== a.id);
         render();
       };
-      li.append(text, done);
+      li.append(text);
+      if (a.topic) {
+        const clear = document.createElement('button');
+        clear.type = 'button';
+        clear.className = 'secondary';
+        clear.textContent = 'Clear silent newcomers…';
+        clear.onclick = async () => {
+          const n = await clearQueue(a.topic);
+          if (n == null) return;
+          alerts = alerts.filter((x) => x.id !== a.id);
+          raise('info', `${n} silent newcomer${n === 1 ? '' : 's'} cleared from ${a.topic}.`);
+          render();
+        };
+        li.append(clear);
+      }
+      li.append(done);
       return li;
     }),
   );
@@ -279,55 +302,6 @@ function clock(secs) {
   const m = Math.floor(s / 60);
   if (m < 60) return `${m}:${String(s % 60).padStart(2, '0')}`;
   return `${Math.floor(m / 60)}h ${String(m % 60).padStart(2, '0')}m`;
-}
-
-/**
- * @typedef {string | {text: string, cls?: string} | {button: string, label: string, disabled?: boolean, onclick: () => void}} Cell
- * @typedef {{key: string, cls?: string, cells: Cell[]}} Row
- */
-
-/** Updates a table in place: rows are kept by key and cells change only
- * when their content does, so a button is never swapped out from under a
- * click.
- * @param {HTMLElement} table @param {Row[]} rows */
-function fill(table, rows) {
-  const body = /** @type {HTMLElement} */ (table.querySelector('tbody'));
-  /** @type {Map<string, HTMLTableRowElement>} */
-  const old = new Map([...body.querySelectorAll('tr')].map((tr) => [tr.dataset.key ?? '', /** @type {HTMLTableRowElement} */ (tr)]));
-  const next = rows.map((row) => {
-    const tr = old.get(row.key) ?? document.createElement('tr');
-    tr.dataset.key = row.key;
-    tr.className = row.cls ?? '';
-    row.cells.forEach((cell, i) => {
-      let td = /** @type {HTMLTableCellElement | undefined} */ (tr.children[i]);
-      if (!td) {
-        td = document.createElement('td');
-        tr.append(td);
-      }
-      if (typeof cell === 'string') cell = { text: cell };
-      if ('button' in cell) {
-        let button = td.querySelector('button');
-        if (!button) {
-          button = document.createElement('button');
-          button.type = 'button';
-          button.className = 'secondary';
-          td.replaceChildren(button);
-        }
-        if (button.textContent !== cell.button) button.textContent = cell.button;
-        button.setAttribute('aria-label', cell.label);
-        button.disabled = Boolean(cell.disabled);
-        button.onclick = cell.onclick;
-        td.className = '';
-      } else {
-        if (td.firstElementChild || td.textContent !== cell.text) td.textContent = cell.text;
-        td.className = cell.cls ?? '';
-      }
-    });
-    while (tr.children.length > row.cells.length) tr.lastElementChild?.remove();
-    return tr;
-  });
-  const same = next.length === body.children.length && next.every((tr, i) => body.children[i] === tr);
-  if (!same) body.replaceChildren(...next);
 }
 
 function render() {
@@ -408,6 +382,11 @@ function render() {
         { text: /** @type {any} */ (label)[stateOf(c)] ?? c.status, cls: `state-${stateOf(c)}` },
         { text: `${c.active} of ${c.capacity}`, cls: 'num' },
         c.topics.join(', '),
+        {
+          button: 'End login…',
+          label: `End the login of ${c.display_name}`,
+          onclick: () => endLogins(c.counsellor, c.display_name),
+        },
       ],
     })),
   );

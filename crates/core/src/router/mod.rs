@@ -427,6 +427,19 @@ impl Router {
         Ok(())
     }
 
+    /// A coordinator ends a waiting help-seeker's wait (a suspected flood
+    /// of fake help-seekers). Only a session still in line can be cleared:
+    /// one with a counsellor is refused with [`Refusal::NotYours`].
+    pub fn clear_waiting(&mut self, now: Instant, session: SessionId) -> Result<(), Refusal> {
+        let s = self.seekers.get(&session).ok_or(Refusal::UnknownSession)?;
+        if s.phase != Phase::Waiting {
+            return Err(Refusal::NotYours);
+        }
+        self.end(now, session, EndReason::Cleared);
+        self.settle(now);
+        Ok(())
+    }
+
     /// Someone's connection dropped: their grace period starts.
     pub fn detached(&mut self, now: Instant, party: Party) -> Result<(), Refusal> {
         match party {

@@ -191,6 +191,8 @@ pub enum EndReason {
     SeekerTimedOut,
     /// The topic closed and nobody is left to serve the queue.
     TopicClosed,
+    /// A coordinator cleared the line of a suspected flood.
+    Cleared,
 }
 
 /// Why an offer was withdrawn.

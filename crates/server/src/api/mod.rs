@@ -158,8 +158,21 @@ pub(crate) async fn console(
         "ring_repeat_secs": console.ring_repeat.as_secs(),
         "canned": console.canned,
         "topics": topics,
+        "block_hours": state.config.abuse.block_hours,
+        "block_reasons": state.config.abuse.block_reasons,
     }))
     .into_response())
+}
+
+/// `POST /api/v1/activity`: the console or dashboard says its user did
+/// something (typed, clicked), which keeps their login from ending as
+/// idle. Pages send it at most once a minute, and only after input.
+pub(crate) async fn activity(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    authorised(&state, &headers, ANY_ROLE)?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// `GET /api/v1/colleagues`: the counsellors connected now, with their

@@ -58,6 +58,8 @@ pub(crate) struct BrokerSettings {
     pub(crate) metrics: Arc<crate::metrics::Metrics>,
     /// The transcript writers, when some topic records.
     pub(crate) transcripts: Option<Arc<crate::transcripts::Transcripts>>,
+    /// Help-seekers from one source that may wait at once.
+    pub(crate) source_max_waiting: u32,
 }
 
 /// Who a resume token belongs to.
@@ -89,6 +91,9 @@ pub(crate) struct HelloRequest {
     pub(crate) return_code: Option<u64>,
     /// The help-seeker's answer when the topic asks whether to record.
     pub(crate) transcript_consent: bool,
+    /// Where they came from, as a keyed hash (per-source waiting limit,
+    /// blocks).
+    pub(crate) source: crate::limits::SourceTag,
 }
 
 /// Why a hello did not start a session, as the help-seeker is told.
@@ -126,6 +131,8 @@ enum Command {
         last_seq: u64,
         /// The token resumed with.
         used: TokenHash,
+        /// Where the new connection comes from.
+        source: crate::limits::SourceTag,
         /// The token handed out in its place.
         token: String,
         reply: oneshot::Sender<Result<Arc<SessionCell>, ResumeFailed>>,
@@ -197,6 +204,11 @@ enum Command {
     },
     Queues {
         reply: oneshot::Sender<Vec<QueueSummary>>,
+    },
+    ClearQueue {
+        topic: TopicId,
+        within: std::time::Duration,
+        reply: oneshot::Sender<u32>,
     },
     Colleagues {
         reply: oneshot::Sender<Vec<Colleague>>,
@@ -319,6 +331,7 @@ impl Broker {
         used: TokenHash,
         last_seq: u64,
         conn: &ConnHandle,
+        source: crate::limits::SourceTag,
     ) -> Result<Arc<SessionCell>, ResumeFailed> {
         let conn = conn.clone();
         let token = tokens::new_token();
@@ -327,6 +340,7 @@ impl Broker {
             conn,
             last_seq,
             used,
+            source,
             token,
             reply,
         })
@@ -496,6 +510,19 @@ impl Broker {
         self.ask(|reply| Command::Colleagues { reply })
             .await
             .unwrap_or_default()
+    }
+
+    /// Ends the waits in `topic` of help-seekers who arrived within
+    /// `within`, have written nothing and are not returning (a suspected
+    /// flood of fakes). Returns how many.
+    pub(crate) async fn clear_queue(&self, topic: TopicId, within: std::time::Duration) -> u32 {
+        self.ask(|reply| Command::ClearQueue {
+            topic,
+            within,
+            reply,
+        })
+        .await
+        .unwrap_or(0)
     }
 
     /// Every topic's queue at a glance.

@@ -17,6 +17,7 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::limits::{SourceTag, WaitingGuard};
 use axum::extract::ws::Utf8Bytes;
 use haven_core::{Accept, Conversation, CounsellorId, ReplayLimits, ResumeSlot, SessionId, Side};
 use haven_protocol::common::{ChatText, ClientMsgId, SessionRef};
@@ -84,6 +85,12 @@ pub(crate) struct CellState {
     /// The help-seeker's good resume tokens (see [`ResumeSlot`]), to
     /// revoke when the session ends; `None` once it has.
     pub(crate) seeker_keys: Option<ResumeSlot<TokenHash>>,
+    /// Where the help-seeker has connected from (keyed hashes, in memory
+    /// only): the hello's source, then any other a resume came from.
+    pub(crate) sources: Vec<SourceTag>,
+    /// Counts the help-seeker among their source's waiting ones, until the
+    /// session is first answered or ends.
+    pub(crate) waiting: Option<WaitingGuard>,
     /// Supervisors watching silently.
     pub(crate) observers: Vec<super::observe::Observer>,
     /// Supervisors who joined visibly.
@@ -94,7 +101,17 @@ pub(crate) struct CellState {
     pub(crate) recorded: TranscriptState,
 }
 
+/// The most places a session remembers its help-seeker came from.
+const MAX_SOURCES: usize = 4;
+
 impl CellState {
+    /// Remembers that the help-seeker (also) connected from `source`.
+    pub(crate) fn came_from(&mut self, source: SourceTag) {
+        if self.sources.len() < MAX_SOURCES && !self.sources.iter().any(|s| s.same(&source)) {
+            self.sources.push(source);
+        }
+    }
+
     /// The sockets of the connected counsellors.
     pub(crate) fn counsellor_conns(&self) -> impl Iterator<Item = &ConnHandle> {
         self.members.iter().filter_map(|m| m.conn.as_ref())
@@ -228,6 +245,8 @@ impl SessionCell {
                 seeker: Some(seeker),
                 members: Vec::new(),
                 seeker_keys: Some(ResumeSlot::new(seeker_token)),
+                sources: Vec::new(),
+                waiting: None,
                 observers: Vec::new(),
                 guests: Vec::new(),
                 transcript: None,

@@ -74,7 +74,7 @@ impl Config {
         }
         let s = &self.session;
         let l = &self.limits;
-        let checks: [(&'static str, bool, &str); 18] = [
+        let checks: [(&'static str, bool, &str); 20] = [
             ("session.max_chars", s.max_chars >= 1, "must be at least 1"),
             (
                 "session.max_chars",
@@ -124,6 +124,16 @@ impl Config {
             (
                 "limits.max_connections",
                 l.max_connections >= 1,
+                "must be at least 1",
+            ),
+            (
+                "limits.staff_reserved_connections",
+                l.staff_reserved_connections < l.max_connections,
+                "must be below limits.max_connections",
+            ),
+            (
+                "limits.source_max_waiting",
+                l.source_max_waiting >= 1,
                 "must be at least 1",
             ),
             (
@@ -254,6 +264,28 @@ impl Config {
             self.topics.contains_key(t)
         }) {
             return Err(invalid(&key, problem));
+        }
+        let abuse = &self.abuse;
+        if abuse.block_hours.is_empty() || abuse.block_hours.iter().any(|h| !(1..=720).contains(h))
+        {
+            return Err(invalid(
+                "abuse.block_hours",
+                "must list at least one length, each 1 to 720 hours".into(),
+            ));
+        }
+        if abuse.block_reasons.is_empty()
+            || abuse.block_reasons.iter().any(|r| {
+                r.is_empty()
+                    || r.len() > 32
+                    || !r
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+            })
+        {
+            return Err(invalid(
+                "abuse.block_reasons",
+                "must list at least one reason, each a code of letters, digits, '_' or '-'".into(),
+            ));
         }
         let a = &self.auth;
         for (key, value) in [

@@ -102,6 +102,31 @@ pub struct Config {
     pub supervisor: SupervisorConfig,
     /// Who may read `/metrics`.
     pub metrics: MetricsConfig,
+    /// Cool-downs counsellors may put on abusive help-seekers.
+    pub abuse: AbuseConfig,
+}
+
+/// The cool-downs (blocks) a counsellor may choose when ending an abusive
+/// chat.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AbuseConfig {
+    /// The lengths offered, in hours (at most 30 days).
+    pub block_hours: Vec<u32>,
+    /// The reasons offered, as short codes the console and the audit log
+    /// show (letters, digits, `_` and `-`).
+    pub block_reasons: Vec<String>,
+}
+
+impl Default for AbuseConfig {
+    fn default() -> Self {
+        Self {
+            block_hours: vec![24, 168],
+            block_reasons: ["abusive", "sexual", "threats", "prank", "spam"]
+                .map(str::to_owned)
+                .to_vec(),
+        }
+    }
 }
 
 /// Who may read `/metrics`: staffing and queue figures are not for anyone
@@ -185,6 +210,9 @@ pub struct SessionConfig {
 pub struct LimitsConfig {
     /// Most WebSockets at once; above it upgrades get 503.
     pub max_connections: u32,
+    /// Of those, how many only staff may use: help-seekers, however many,
+    /// never take the last ones.
+    pub staff_reserved_connections: u32,
     /// Most plain HTTP connections at once (requests, upgrades in
     /// progress, supervisor feeds); above it new connections are dropped.
     pub max_http_connections: u32,
@@ -223,6 +251,9 @@ pub struct LimitsConfig {
     pub source_upgrade_burst: u32,
     /// WebSockets open at once from one source address.
     pub source_max_connections: u32,
+    /// Help-seekers from one source waiting in a queue at once; more are
+    /// told the queue is full.
+    pub source_max_waiting: u32,
     /// How often the key that hashes source addresses is replaced.
     #[serde(with = "humantime_serde")]
     pub source_key_rotation: Duration,
@@ -313,6 +344,7 @@ impl Default for Config {
             console: ConsoleConfig::default(),
             supervisor: SupervisorConfig::default(),
             metrics: MetricsConfig::default(),
+            abuse: AbuseConfig::default(),
         }
     }
 }
@@ -349,6 +381,7 @@ impl Default for LimitsConfig {
     fn default() -> Self {
         Self {
             max_connections: 5000,
+            staff_reserved_connections: 200,
             max_http_connections: 1024,
             source_max_http_connections: 64,
             max_frame_bytes: 16 * 1024,
@@ -367,6 +400,7 @@ impl Default for LimitsConfig {
             source_upgrades_per_minute: 30,
             source_upgrade_burst: 10,
             source_max_connections: 50,
+            source_max_waiting: 5,
             source_key_rotation: Duration::from_secs(24 * 3600),
             header_timeout: Duration::from_secs(5),
             body_timeout: Duration::from_secs(10),

@@ -22,6 +22,10 @@ pub struct SupervisorConfig {
     pub alert_wait: Duration,
     /// Alert when this many wait in one topic (0: never).
     pub alert_queue_length: u32,
+    /// Alert (suspected flood) when this many help-seekers arrive in one
+    /// topic within a minute, counting those refused for their source's
+    /// waiting limit (0: never).
+    pub alert_arrivals_per_minute: u32,
     /// Where "today" begins and ends, for today's figures.
     pub time_zone: String,
     /// Events waiting to be published; beyond it new ones are dropped and
@@ -44,6 +48,7 @@ impl Default for SupervisorConfig {
             alert_urgent_wait: Duration::from_secs(120),
             alert_wait: Duration::from_secs(600),
             alert_queue_length: 10,
+            alert_arrivals_per_minute: 30,
             time_zone: "Europe/Brussels".to_owned(),
             event_buffer: 1024,
             snapshot_interval: Duration::from_secs(2),

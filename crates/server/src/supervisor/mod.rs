@@ -2,6 +2,7 @@
 //! dashboard ([`feed`]), and watching, whispering in and joining a session
 //! ([`controls`]), each written to the audit log ([`audit`]).
 
+pub(crate) mod abuse;
 pub(crate) mod audit;
 pub(crate) mod controls;
 mod feed;

@@ -343,12 +343,51 @@ fn handle(
 /// ending sessions.
 async fn control(state: &AppState, conn: &ConnHandle, me: &CounsellorLogin, msg: ClientMessage) {
     match msg {
-        ClientMessage::End { session } => {
+        ClientMessage::End { session, block } => {
             let Some(cell) = session_of(state, conn, &session) else {
                 return;
             };
+            let abuse = &state.config.abuse;
+            if let Some(b) = &block
+                && !(abuse.block_hours.contains(&b.hours)
+                    && abuse.block_reasons.contains(&b.reason))
+            {
+                conn.send(counsellor_error(
+                    ErrorCode::InvalidMessage,
+                    Some(session),
+                    None,
+                    Some("block: hours and reason must be among the helpline's".to_owned()),
+                ));
+                return;
+            }
+            // Where the help-seeker came from, taken before the session
+            // (and its memory of it) ends.
+            let sources = cell.lock().sources.clone();
             if state.broker.counsellor_end(me.id, cell.id).await.is_err() {
                 not_yours(conn, session);
+                return;
+            }
+            if let Some(b) = block {
+                let now = crate::broker::session::now_ms();
+                let until = now + u64::from(b.hours) * 3_600_000;
+                let info =
+                    state
+                        .blocks
+                        .add(sources, &me.name, &b.reason, &cell.info.topic, now, until);
+                tracing::info!(counsellor = me.id.0, hours = b.hours, "help-seeker blocked");
+                let detail = format!("{} {}h", b.reason, b.hours);
+                state
+                    .audit
+                    .record(
+                        crate::supervisor::audit::Entry::new(
+                            &me.name,
+                            crate::supervisor::audit::Action::Blocked,
+                        )
+                        .session(&cell.wire.0)
+                        .target(&info.id)
+                        .detail(&detail),
+                    )
+                    .await;
             }
         }
         ClientMessage::RaiseHand { session, raised } => {

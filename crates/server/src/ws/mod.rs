@@ -40,6 +40,9 @@ pub(crate) struct Admission {
     _cap: CapGuard,
     _source: SourceGuard,
     _task: TaskTrackerToken,
+    /// When a block on the source lapses, if one was in force when the
+    /// socket was admitted (help-seekers only).
+    blocked_until: Option<u64>,
 }
 
 /// Checks `Origin`: for help-seekers against `allowed_origins` (exact
@@ -71,11 +74,15 @@ fn admit(
         debug!("upgrade refused: origin not allowed");
         return Err(ApiError::Forbidden("origin not allowed"));
     }
-    let Some(cap) = state.cap.try_acquire() else {
+    let Some(cap) = state.cap.try_acquire(role == Role::Counsellor) else {
         debug!("upgrade refused: connection cap reached");
         return Err(ApiError::Unavailable("server full; try again later"));
     };
     let ip = crate::limits::client_ip(peer, headers, &state.config.trusted_proxies);
+    let blocked_until = match role {
+        Role::Seeker => state.blocks.until(ip, crate::broker::session::now_ms()),
+        Role::Counsellor => None,
+    };
     let source = state.sources.admit(ip).map_err(|why| {
         debug!(reason = ?why, "upgrade refused: source limit");
         match why {
@@ -87,6 +94,7 @@ fn admit(
         _cap: cap,
         _source: source,
         _task: state.sockets.token(),
+        blocked_until,
     })
 }
 
@@ -194,6 +202,17 @@ pub(crate) struct Socket {
 }
 
 impl Socket {
+    /// The source this socket came from, as a keyed hash.
+    pub(crate) fn source(&self) -> crate::limits::SourceTag {
+        self._admission._source.tag()
+    }
+
+    /// When the block on this socket's source lapses, if it was blocked
+    /// when admitted.
+    pub(crate) fn blocked_until(&self) -> Option<u64> {
+        self._admission.blocked_until
+    }
+
     /// Splits the socket, starts its writer and sets up its reader with the
     /// role's limits.
     pub(crate) fn open(

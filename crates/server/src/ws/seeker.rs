@@ -16,6 +16,7 @@ use crate::app::AppState;
 use crate::broker::{
     HelloRefused, HelloRequest, ResumeTarget, SeekerInfo, SessionCell, parse_return_code,
 };
+use crate::limits::SourceTag;
 
 const PONG: &str = r#"{"type":"pong"}"#;
 
@@ -29,7 +30,8 @@ pub(super) async fn run(state: AppState, socket: WebSocket, admission: Admission
     while let Some(text) = socket.reader.next(cell.is_some()).await {
         match &cell {
             None => {
-                cell = Box::pin(greet(&state, &socket.conn, &text)).await;
+                let blocked = socket.blocked_until();
+                cell = Box::pin(greet(&state, &socket.conn, &text, socket.source(), blocked)).await;
                 if cell.is_none() {
                     break;
                 }
@@ -51,7 +53,13 @@ pub(super) async fn run(state: AppState, socket: WebSocket, admission: Admission
 }
 
 /// The first frame must be `hello` or `resume`.
-async fn greet(state: &AppState, conn: &ConnHandle, text: &Utf8Bytes) -> Option<Arc<SessionCell>> {
+async fn greet(
+    state: &AppState,
+    conn: &ConnHandle,
+    text: &Utf8Bytes,
+    source: SourceTag,
+    blocked_until: Option<u64>,
+) -> Option<Arc<SessionCell>> {
     let msg = match decode_seeker(text.as_str()) {
         Ok(msg) => msg,
         Err(e) => {
@@ -66,15 +74,10 @@ async fn greet(state: &AppState, conn: &ConnHandle, text: &Utf8Bytes) -> Option<
         }
     };
     match msg {
-        ClientMessage::Hello {
-            protocol,
-            nickname,
-            topic,
-            language,
-            urgent,
-            return_code,
-            transcript_consent,
-        } => {
+        hello @ ClientMessage::Hello { .. } => {
+            let ClientMessage::Hello { protocol, .. } = hello else {
+                unreachable!("matched above")
+            };
             if protocol != PROTOCOL_VERSION {
                 refuse(
                     conn,
@@ -85,15 +88,7 @@ async fn greet(state: &AppState, conn: &ConnHandle, text: &Utf8Bytes) -> Option<
                 );
                 return None;
             }
-            let request = match hello_request(
-                state,
-                nickname,
-                topic.as_deref(),
-                language,
-                urgent,
-                return_code,
-                transcript_consent,
-            ) {
+            let request = match hello_request(state, hello, source) {
                 Ok(request) => request,
                 Err(Refused::Invalid(why)) => {
                     refuse(
@@ -115,6 +110,17 @@ async fn greet(state: &AppState, conn: &ConnHandle, text: &Utf8Bytes) -> Option<
                     return None;
                 }
             };
+            // A cool-down on this source: a kind answer, with when it
+            // lapses and where else to turn, never a technical error.
+            if let Some(until) = blocked_until {
+                let refused = HelloRefused {
+                    reason: Unavailability::Blocked,
+                    opens_at: Some(until),
+                    message: None,
+                };
+                unavailable(state, conn, Some(request.topic), refused);
+                return None;
+            }
             if state.draining.load(std::sync::atomic::Ordering::Acquire) {
                 refuse(
                     conn,
@@ -140,7 +146,7 @@ async fn greet(state: &AppState, conn: &ConnHandle, text: &Utf8Bytes) -> Option<
             let resumed = match state.broker.resume_target(&token.0) {
                 Some((used, ResumeTarget::Seeker(session))) => state
                     .broker
-                    .seeker_resume(session, used, last_seq, conn)
+                    .seeker_resume(session, used, last_seq, conn, source)
                     .await
                     .ok(),
                 _ => None,
@@ -177,15 +183,25 @@ enum Refused {
     Unavailable(Unavailability),
 }
 
+/// Checks a `hello` and turns it into a request for the broker.
 fn hello_request(
     state: &AppState,
-    nickname: Option<String>,
-    topic: Option<&str>,
-    language: Option<String>,
-    urgent: bool,
-    return_code: Option<String>,
-    transcript_consent: bool,
+    hello: ClientMessage,
+    source: SourceTag,
 ) -> Result<HelloRequest, Refused> {
+    let ClientMessage::Hello {
+        nickname,
+        topic,
+        language,
+        urgent,
+        return_code,
+        transcript_consent,
+        ..
+    } = hello
+    else {
+        return Err(Refused::Invalid("send hello or resume first"));
+    };
+    let topic = topic.as_deref();
     let plan = state.broker.plan();
     let nickname = validate::nickname(nickname).map_err(Refused::Invalid)?;
     // Any name the helpline does not have, whatever it looks like, is
@@ -229,6 +245,7 @@ fn hello_request(
         language,
         return_code,
         transcript_consent,
+        source,
     })
 }
 

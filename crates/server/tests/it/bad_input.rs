@@ -181,12 +181,15 @@ async fn counsellors_get_the_same_treatment_and_cannot_touch_others_sessions() {
         },
         c::ClientMessage::End {
             session: theirs.clone(),
+            block: None,
         },
         c::ClientMessage::End {
             session: SessionRef("0".repeat(32)),
+            block: None,
         },
         c::ClientMessage::End {
             session: SessionRef("not-hex".into()),
+            block: None,
         },
     ] {
         mallory.send(&msg).await;

@@ -173,6 +173,7 @@ async fn a_counsellor_takes_several_up_to_capacity_and_ends_sessions() {
     // Ending one frees the capacity for the third.
     anna.send(&c::ClientMessage::End {
         session: first.clone(),
+        block: None,
     })
     .await;
     let ended = anna

@@ -80,6 +80,7 @@ async fn a_session_life_is_published_in_order_without_text_or_names() {
     .await;
     anna.send(&c::ClientMessage::End {
         session: session.clone(),
+        block: None,
     })
     .await;
     seeker

@@ -5,6 +5,7 @@
 
 #![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
 
+mod abuse;
 mod assets;
 mod bad_input;
 mod chat;

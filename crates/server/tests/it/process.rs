@@ -237,6 +237,8 @@ pub(super) fn serve_command(mut cmd: Command, envs: &[(&str, &str)]) -> Served {
         .env("HAVEN_LOG__FORMAT", "json")
         .env("HAVEN_METRICS__TOKEN", haven_testkit::METRICS_TOKEN)
         .env("HAVEN_CONTROL_KEY", haven_testkit::CONTROL_KEY)
+        // Every client here comes from 127.0.0.1.
+        .env("HAVEN_LIMITS__SOURCE_MAX_WAITING", "100000")
         .stderr(Stdio::piped())
         .stdout(Stdio::null());
     for (k, v) in envs {

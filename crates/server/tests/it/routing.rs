@@ -151,7 +151,11 @@ async fn capacity_can_be_raised_up_to_the_maximum_and_wrap_up_holds_the_next_one
     anna.assigned().await;
     anna.assigned().await;
     // Ending one starts wrap-up: the fourth waits although a seat is free...
-    anna.send(&c::ClientMessage::End { session: first }).await;
+    anna.send(&c::ClientMessage::End {
+        session: first,
+        block: None,
+    })
+    .await;
     let st = status(&mut anna, CounsellorStatus::WrapUp).await;
     assert!(
         matches!(
@@ -482,6 +486,7 @@ async fn a_warm_transfer_keeps_both_until_the_first_leaves_and_a_decline_keeps_t
     // Anna leaves first; the session goes on with Bob.
     anna.send(&c::ClientMessage::End {
         session: session.clone(),
+        block: None,
     })
     .await;
     anna.expect("left", |m| {
@@ -610,7 +615,11 @@ async fn a_return_code_brings_the_seeker_back_to_the_same_counsellor() {
             .is_none_or(|m| !matches!(m, c::ServerMessage::SessionAssigned { .. }))
     );
     // ...and gets her as soon as she is free.
-    anna.send(&c::ClientMessage::End { session: busy }).await;
+    anna.send(&c::ClientMessage::End {
+        session: busy,
+        block: None,
+    })
+    .await;
     let got = anna
         .expect(
             "returning",

@@ -241,7 +241,13 @@ async fn one_source_is_refused_before_any_password_is_checked() {
 
 #[tokio::test]
 async fn wrong_passwords_from_elsewhere_never_lock_the_real_user_out() {
-    let server = TestServer::start().await;
+    let server = TestServer::start_with(|c| {
+        c.auth = haven_server::config::AuthConfig {
+            secure_cookie: false,
+            ..haven_server::config::AuthConfig::default()
+        };
+    })
+    .await;
     let password = server.add_account("anna", haven_server::accounts::Role::Counsellor, Some(2));
     let mut statuses = Vec::new();
     for _ in 0..12 {
@@ -301,8 +307,14 @@ async fn past_a_full_failure_table_guesses_are_refused_not_let_through() {
 
 #[tokio::test]
 async fn a_login_flood_starves_neither_chat_nor_genuine_logins() {
+    // The login rules as shipped, with one checking thread.
     let server = TestServer::start_with(|c| {
-        c.auth.max_concurrent_hashes = 1;
+        let shipped = haven_server::config::AuthConfig::default();
+        c.auth = haven_server::config::AuthConfig {
+            max_concurrent_hashes: 1,
+            secure_cookie: false,
+            ..shipped
+        };
     })
     .await;
     let bram = server.add_account("bram", haven_server::accounts::Role::Counsellor, Some(2));

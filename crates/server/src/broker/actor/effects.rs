@@ -233,6 +233,8 @@ impl Actor {
         let from_name = from.map(|f| self.display(f).to_string());
         let mut st = cell.lock();
         st.phase = Phase::Assigned;
+        // Answered: no longer among their source's waiting help-seekers.
+        st.waiting = None;
         if st.member(c).is_none() {
             st.members.push(Member {
                 id: c,
@@ -371,6 +373,7 @@ impl Actor {
         if let Some(t) = st.transcript.take() {
             t.end(super::super::session::now_ms(), end_reason(reason));
         }
+        st.waiting = None;
         // Watching supervisors' streams end; joined ones are out.
         st.observers.clear();
         st.guests.clear();
@@ -401,5 +404,6 @@ fn end_reason(reason: EndReason) -> &'static str {
         EndReason::CounsellorEnded => "the counsellor ended the chat",
         EndReason::SeekerTimedOut => "the help-seeker did not come back",
         EndReason::TopicClosed => "the topic closed",
+        EndReason::Cleared => "a coordinator cleared the queue",
     }
 }

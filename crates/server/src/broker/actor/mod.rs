@@ -93,6 +93,7 @@ fn wire_reason(reason: EndReason) -> common::EndReason {
         EndReason::CounsellorEnded => common::EndReason::CounsellorEnded,
         EndReason::SeekerTimedOut => common::EndReason::SeekerTimedOut,
         EndReason::TopicClosed => common::EndReason::TopicClosed,
+        EndReason::Cleared => common::EndReason::Cleared,
     }
 }
 
@@ -182,10 +183,15 @@ impl Actor {
                 conn,
                 last_seq,
                 used,
+                source,
                 token,
                 reply,
             } => {
-                let _ = reply.send(self.seeker_resume(session, &conn, last_seq, used, token));
+                let resumed = self.seeker_resume(session, &conn, last_seq, used, token);
+                if let Ok(cell) = &resumed {
+                    cell.lock().came_from(source);
+                }
+                let _ = reply.send(resumed);
             }
             Command::SeekerEnd { session } => {
                 let _ = self.router.seeker_ended(now(), session);
@@ -338,6 +344,13 @@ impl Actor {
                     );
                 }
                 let _ = reply.send(result);
+            }
+            Command::ClearQueue {
+                topic,
+                within,
+                reply,
+            } => {
+                let _ = reply.send(self.clear_queue(topic, within));
             }
             Command::Queues { reply } => {
                 let _ = reply.send(self.queue_summaries());

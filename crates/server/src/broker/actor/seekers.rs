@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use axum::extract::ws::Utf8Bytes;
-use haven_core::{Arrival, Gate, Refusal, SessionId, Side};
+use haven_core::{Arrival, Gate, Refusal, SessionId, Side, Stage, TopicId};
 use haven_protocol::common::ResumeToken;
 use haven_protocol::counsellor::TranscriptState;
 use haven_protocol::seeker::{self, TopicState, Unavailability};
@@ -38,6 +38,17 @@ impl Actor {
             urgent: request.info.urgent,
             prefer,
         };
+        // One source may have only so many waiting at once: a flood from
+        // one address is told the queue is full.
+        let Some(waiting) = request.source.wait(self.shared.settings.source_max_waiting) else {
+            self.supervision.refused_arrival(request.topic, now());
+            crate::metrics::refused("seeker_source_waiting");
+            return Err(HelloRefused {
+                reason: Unavailability::Full,
+                opens_at: None,
+                message: None,
+            });
+        };
         if let Err(refusal) = self.router.seeker_arrived(at, id, arrival) {
             let (reason, opens_at) = match refusal {
                 Refusal::Closed { opens_ms } => (Unavailability::Closed, opens_ms),
@@ -67,6 +78,11 @@ impl Actor {
         let cell = SessionCell::new(id, info, settings.replay, conn.clone(), hash);
         let plan = &settings.plan;
         let topic = plan.topic_plan(request.topic);
+        {
+            let mut st = cell.lock();
+            st.came_from(request.source);
+            st.waiting = Some(waiting);
+        }
         let recorded = self.start_transcript(&cell, topic, request.transcript_consent);
         self.shared.sessions.insert(id, cell.clone());
         self.shared.resume.insert(hash, ResumeTarget::Seeker(id));
@@ -135,6 +151,34 @@ impl Actor {
             failed,
         ));
         true
+    }
+
+    /// Ends the waits in `topic` of newcomers (within `within`) who have
+    /// written nothing and are not returning: what a flood of fakes looks
+    /// like, and what a coordinator clears. Returns how many.
+    pub(super) fn clear_queue(&mut self, topic: TopicId, within: std::time::Duration) -> u32 {
+        let at = now();
+        let newcomers: Vec<SessionId> = self
+            .router
+            .sessions_overview(at)
+            .filter(|o| o.topic == topic)
+            .filter(|o| matches!(o.stage, Stage::Waiting { waited } if waited <= within))
+            .map(|o| o.session)
+            .collect();
+        let mut cleared = 0;
+        for session in newcomers {
+            let silent = self.cell(session).is_some_and(|cell| {
+                !cell.info.returning && cell.lock().conv.last_seq(Side::Counsellor) == 0
+            });
+            if silent && self.router.clear_waiting(at, session).is_ok() {
+                cleared += 1;
+            }
+        }
+        info!(
+            topic = self.shared.settings.plan.topic_name(topic),
+            cleared, "queue cleared of silent newcomers"
+        );
+        cleared
     }
 
     pub(super) fn seeker_resume(

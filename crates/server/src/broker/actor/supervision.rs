@@ -49,6 +49,43 @@ pub(super) struct Alerts {
     urgent: HashSet<SessionId>,
     long_queue: HashSet<TopicId>,
     long_wait: HashSet<TopicId>,
+    flood: HashSet<TopicId>,
+}
+
+/// What a flood alert looks back over.
+const FLOOD_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
+/// Arrival times kept per topic at most (far above any threshold).
+const FLOOD_SAMPLES: usize = 10_000;
+
+/// Per topic, when help-seekers arrived (or were refused for their
+/// source's waiting limit) within the last minute.
+#[derive(Debug, Default)]
+pub(super) struct Arrivals(
+    std::collections::HashMap<TopicId, std::collections::VecDeque<std::time::Instant>>,
+);
+
+impl Arrivals {
+    fn push(&mut self, topic: TopicId, at: std::time::Instant) {
+        let line = self.0.entry(topic).or_default();
+        if line.len() == FLOOD_SAMPLES {
+            line.pop_front();
+        }
+        line.push_back(at);
+    }
+
+    /// Arrivals in `topic` within the window before `now`.
+    fn recent(&mut self, topic: TopicId, now: std::time::Instant) -> u32 {
+        let Some(line) = self.0.get_mut(&topic) else {
+            return 0;
+        };
+        while line
+            .front()
+            .is_some_and(|t| now.saturating_duration_since(*t) > FLOOD_WINDOW)
+        {
+            line.pop_front();
+        }
+        u32::try_from(line.len()).unwrap_or(u32::MAX)
+    }
 }
 
 /// Samples kept per topic for the chart.
@@ -66,6 +103,7 @@ pub(super) struct Supervision {
     pub(super) names: Names,
     pub(super) today: Today,
     alerts: Alerts,
+    arrivals: Arrivals,
 }
 
 fn session_ref(session: SessionId) -> SessionRef {
@@ -73,6 +111,12 @@ fn session_ref(session: SessionId) -> SessionRef {
 }
 
 impl Supervision {
+    /// A help-seeker was refused because their source has too many
+    /// waiting: it counts towards a flood like an arrival.
+    pub(super) fn refused_arrival(&mut self, topic: TopicId, at: std::time::Instant) {
+        self.arrivals.push(topic, at);
+    }
+
     /// Remembers a counsellor's account and display names.
     pub(super) fn name(&mut self, id: CounsellorId, name: &str, display: &Arc<str>) {
         let known = self
@@ -308,6 +352,9 @@ impl Actor {
             ),
             _ => {}
         }
+        if let Event::Queued { topic, .. } = event {
+            self.supervision.arrivals.push(*topic, now());
+        }
         let target = self.shared.settings.supervisor.service_level_target;
         let t = &mut self.supervision.today;
         match event {
@@ -401,6 +448,7 @@ impl Actor {
                     session: Some(session_ref(w.session)),
                     waited_secs: Some(w.waited_secs),
                     waiting: None,
+                    arrivals: None,
                 });
             }
         }
@@ -417,6 +465,7 @@ impl Actor {
                     session: None,
                     waited_secs: None,
                     waiting: Some(t.waiting),
+                    arrivals: None,
                 });
             }
             let slow = t.waiting > 0 && t.longest_wait_secs >= secs(cfg.alert_wait);
@@ -427,6 +476,20 @@ impl Actor {
                     session: None,
                     waited_secs: Some(t.longest_wait_secs),
                     waiting: None,
+                    arrivals: None,
+                });
+            }
+            let arrivals = self.supervision.arrivals.recent(id, now());
+            let flood =
+                cfg.alert_arrivals_per_minute > 0 && arrivals >= cfg.alert_arrivals_per_minute;
+            if crossed(&mut self.supervision.alerts.flood, id, flood) {
+                raised.push(events::Event::Alert {
+                    alert: AlertKind::Flood,
+                    topic: t.topic.clone(),
+                    session: None,
+                    waited_secs: None,
+                    waiting: Some(t.waiting),
+                    arrivals: Some(arrivals),
                 });
             }
         }
