@@ -19,6 +19,9 @@ use serde::{Deserialize, Serialize};
 
 /// File name under the data dir.
 pub const FILE_NAME: &str = "accounts.json";
+/// Where the first start's generated admin password is written when there
+/// is no terminal to show it on; removed when it is changed.
+pub const INITIAL_PASSWORD_FILE: &str = "initial-admin-password";
 
 /// What an account may do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -87,6 +90,20 @@ pub struct Account {
     /// login and device cookie made under an older epoch is void.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub epoch: u64,
+    /// The second factor's TOTP secret (base32), once set up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub totp: Option<String>,
+    /// SHA-256 hashes of the unused recovery codes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recovery_codes: Vec<String>,
+    /// The password was generated for a first start and must be changed at
+    /// the first login.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub must_change_password: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -156,6 +173,9 @@ impl AccountsFile {
             languages: spec.languages.clone(),
             password_hash,
             epoch: 0,
+            totp: None,
+            recovery_codes: Vec::new(),
+            must_change_password: false,
         });
         self.next_id += 1;
         &self.accounts[self.accounts.len() - 1]
@@ -190,9 +210,9 @@ pub enum AccountError {
         "invalid display name {0:?}: use 1 to 64 characters, no control or bidirectional control characters"
     )]
     BadDisplayName(String),
-    /// The password is too short.
-    #[error("the password must be at least 10 characters")]
-    WeakPassword,
+    /// The password is too short, too common, or holds the account's name.
+    #[error("{0}")]
+    WeakPassword(String),
     /// An account with this name exists.
     #[error("account {0:?} already exists")]
     Exists(String),
@@ -369,9 +389,7 @@ impl AccountStore {
             return Err(AccountError::BadName(name.to_owned()));
         }
         check_display_name(spec)?;
-        if password.chars().count() < 10 {
-            return Err(AccountError::WeakPassword);
-        }
+        check_password(password, name)?;
         let password_hash = hash_password(password)?;
         self.update_file(|file| {
             if file.accounts.iter().any(|a| a.name == name) {
@@ -408,9 +426,7 @@ impl AccountStore {
 
     /// Replaces an account's password.
     pub fn set_password(&self, name: &str, password: &str) -> Result<(), AccountError> {
-        if password.chars().count() < 10 {
-            return Err(AccountError::WeakPassword);
-        }
+        check_password(password, name)?;
         let password_hash = hash_password(password)?;
         self.update_file(|file| {
             let account = file
@@ -420,6 +436,7 @@ impl AccountStore {
                 .ok_or_else(|| AccountError::NotFound(name.to_owned()))?;
             account.password_hash = password_hash;
             account.epoch += 1;
+            account.must_change_password = false;
             Ok(())
         })
     }
@@ -453,18 +470,63 @@ impl AccountStore {
         })
     }
 
-    /// Ends every login of an account, on every server reading this data
-    /// dir: raises its credential epoch.
-    pub fn revoke(&self, name: &str) -> Result<Account, AccountError> {
+    /// Sets up a second factor: the TOTP secret and the recovery codes'
+    /// hashes. Ends every earlier login of the account.
+    pub fn set_second_factor(
+        &self,
+        name: &str,
+        secret: &str,
+        recovery_hashes: Vec<String>,
+    ) -> Result<Account, AccountError> {
+        self.change(name, |account| {
+            account.totp = Some(secret.to_owned());
+            account.recovery_codes = recovery_hashes;
+            account.epoch += 1;
+        })
+    }
+
+    /// Removes the second factor (an admin's reset when a phone is lost),
+    /// and ends every login of the account.
+    pub fn clear_second_factor(&self, name: &str) -> Result<Account, AccountError> {
+        self.change(name, |account| {
+            account.totp = None;
+            account.recovery_codes.clear();
+            account.epoch += 1;
+        })
+    }
+
+    /// Strikes a recovery code off (by its hash). Returns whether it was
+    /// there to strike.
+    pub fn use_recovery_code(&self, name: &str, hash: &str) -> Result<bool, AccountError> {
+        let mut found = false;
+        self.change(name, |account| {
+            let before = account.recovery_codes.len();
+            account.recovery_codes.retain(|h| h != hash);
+            found = account.recovery_codes.len() < before;
+        })?;
+        Ok(found)
+    }
+
+    fn change(
+        &self,
+        name: &str,
+        change: impl FnOnce(&mut Account),
+    ) -> Result<Account, AccountError> {
         self.update_file(|file| {
             let account = file
                 .accounts
                 .iter_mut()
                 .find(|a| a.name == name)
                 .ok_or_else(|| AccountError::NotFound(name.to_owned()))?;
-            account.epoch += 1;
+            change(account);
             Ok(account.clone())
         })
+    }
+
+    /// Ends every login of an account, on every server reading this data
+    /// dir: raises its credential epoch.
+    pub fn revoke(&self, name: &str) -> Result<Account, AccountError> {
+        self.change(name, |account| account.epoch += 1)
     }
 
     /// Removes an account.
@@ -516,8 +578,9 @@ impl AccountStore {
     }
 
     /// On first start: when there are no accounts at all, creates `admin`
-    /// with a generated password and returns that password (to be shown
-    /// once). Returns `None` when accounts exist.
+    /// with a generated password, to be changed at the first login, and
+    /// returns that password (to be shown once). Returns `None` when
+    /// accounts exist.
     pub fn ensure_admin(&self) -> Result<Option<String>, AccountError> {
         if !self.list()?.is_empty() {
             return Ok(None);
@@ -528,8 +591,14 @@ impl AccountStore {
             ..AccountSpec::default()
         };
         self.add("admin", Role::Admin, &password, &spec)?;
+        self.change("admin", |account| account.must_change_password = true)?;
         Ok(Some(password))
     }
+}
+
+fn check_password(password: &str, name: &str) -> Result<(), AccountError> {
+    crate::auth::policy::check(password, name)
+        .map_err(|weak| AccountError::WeakPassword(weak.to_string()))
 }
 
 fn check_display_name(spec: &AccountSpec) -> Result<(), AccountError> {
@@ -575,16 +644,26 @@ mod tests {
             a.password_hash
         );
         assert!(matches!(
-            store.add("anna", Role::Admin, "0123456789", &AccountSpec::default()),
+            store.add(
+                "anna",
+                Role::Admin,
+                "0123456789-ok",
+                &AccountSpec::default()
+            ),
             Err(AccountError::Exists(_))
         ));
         assert!(matches!(
-            store.add("Anna!", Role::Admin, "0123456789", &AccountSpec::default()),
+            store.add(
+                "Anna!",
+                Role::Admin,
+                "0123456789-ok",
+                &AccountSpec::default()
+            ),
             Err(AccountError::BadName(_))
         ));
         assert!(matches!(
             store.add("bob", Role::Admin, "short", &AccountSpec::default()),
-            Err(AccountError::WeakPassword)
+            Err(AccountError::WeakPassword(_))
         ));
         for bad in [
             "Anna\u{202E}",
@@ -599,7 +678,7 @@ mod tests {
             };
             assert!(
                 matches!(
-                    store.add("bob", Role::Admin, "0123456789", &spec),
+                    store.add("bob", Role::Admin, "0123456789-ok", &spec),
                     Err(AccountError::BadDisplayName(_))
                 ),
                 "{bad:?}"

@@ -544,6 +544,20 @@ fn routes(state: AppState) -> Router {
         .route("/ws/counsellor", get(ws::counsellor_handler))
         .route("/api/v1/login", post(api::login))
         .route("/api/v1/logout", post(api::logout))
+        .route("/api/v1/login/second-factor", post(api::second_factor))
+        .route("/api/v1/account/password", post(api::change_password))
+        .route(
+            "/api/v1/account/second-factor/start",
+            post(api::second_factor_start),
+        )
+        .route(
+            "/api/v1/account/second-factor/confirm",
+            post(api::second_factor_confirm),
+        )
+        .route(
+            "/api/v1/account/second-factor/remove",
+            post(api::second_factor_remove),
+        )
         .route("/api/v1/me", get(api::me))
         .route("/api/v1/activity", post(api::activity))
         .route("/api/v1/topics", get(api::topics))

@@ -87,6 +87,13 @@ enum AccountCommand {
         /// Login name.
         name: String,
     },
+    /// Remove an account's second factor (a lost phone); it sets up a new
+    /// one at its next login where its role requires one. Ends its logins.
+    #[command(name = "reset-2fa")]
+    ResetSecondFactor {
+        /// Login name.
+        name: String,
+    },
     /// Set a new password. Prints a generated one unless --password-stdin.
     Passwd {
         /// Login name.
@@ -309,7 +316,7 @@ fn show_initial_password(data_dir: &Path, password: &str) -> anyhow::Result<()> 
         eprint!("{text}");
         return Ok(());
     }
-    let path = data_dir.join("initial-admin-password");
+    let path = data_dir.join(haven_server::accounts::INITIAL_PASSWORD_FILE);
     let mut file = haven_server::private::file_options()
         .write(true)
         .create_new(true)
@@ -437,8 +444,9 @@ fn account(config: &Config, cmd: AccountCommand) -> anyhow::Result<()> {
                 let languages = a
                     .languages
                     .map_or_else(|| "all languages".to_owned(), |l| l.join(","));
+                let second = if a.totp.is_some() { "2fa" } else { "no 2fa" };
                 println!(
-                    "{}\t{}\t{}\tcapacity {capacity} (max {max})\t{topics}\t{languages}",
+                    "{}\t{}\t{}\tcapacity {capacity} (max {max})\t{topics}\t{languages}\t{second}",
                     a.name, a.role, a.display_name
                 );
             }
@@ -450,6 +458,10 @@ fn account(config: &Config, cmd: AccountCommand) -> anyhow::Result<()> {
         AccountCommand::Revoke { name } => {
             store.revoke(&name)?;
             println!("ended every login of {name}");
+        }
+        AccountCommand::ResetSecondFactor { name } => {
+            store.clear_second_factor(&name)?;
+            println!("removed the second factor of {name} and ended its logins");
         }
         AccountCommand::Passwd {
             name,

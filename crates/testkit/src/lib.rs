@@ -20,8 +20,10 @@ mod client;
 mod http;
 mod redis;
 mod server;
+mod totp;
 
 pub use client::{Client, CounsellorClient, Event, SeekerClient, WAIT, Ws, WsError};
 pub use http::{HttpResponse, SseStream, request};
 pub use redis::RedisServer;
 pub use server::{CONTROL_KEY, METRICS_TOKEN, TestServer, test_config};
+pub use totp::totp_code;

@@ -14,6 +14,7 @@
 import { HavenSocket } from '/shared/socket.js';
 import { wireLogin, whoAmI, logOut } from '/shared/login.js';
 import { keepActive } from '/shared/activity.js';
+import { setUpSecondFactor } from '/shared/account.js';
 import { PROTOCOL_VERSION, CLOSE } from '/shared/protocol.js';
 import {
   chats, adopt, about, append, note, select, isCurrent, updateTab, markDelivered, typing,
@@ -51,9 +52,15 @@ function showLogin() {
   $('name').focus();
 }
 
-/** @param {{name: string, display_name: string}} me */
+/** @param {{name: string, display_name: string, second_factor?: boolean}} me */
 async function open(me) {
   keepActive();
+  // Two-step login by choice; setting it up ends this login's socket, so
+  // the page starts again with the fresh login.
+  $('two-step').hidden = Boolean(me.second_factor);
+  $('two-step').onclick = async () => {
+    if (await setUpSecondFactor(false)) location.reload();
+  };
   $('login').hidden = true;
   $('desk').hidden = false;
   $('me').textContent = me.display_name;

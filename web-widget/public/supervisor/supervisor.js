@@ -12,6 +12,7 @@ import { fill } from '/supervisor/table.js';
 import { loadBlocks, clearQueue, endLogins } from '/supervisor/abuse.js';
 import { wireLogin, whoAmI, logOut } from '/shared/login.js';
 import { keepActive } from '/shared/activity.js';
+import { setUpSecondFactor } from '/shared/account.js';
 import { tones } from '/shared/tone.js';
 import { watch, stopWatching, watchedSession, wireWatch } from '/supervisor/watch.js';
 
@@ -71,6 +72,10 @@ function open(me) {
   $('board').hidden = false;
   $('me').textContent = me.display_name;
   keepActive();
+  $('two-step').hidden = Boolean(/** @type {any} */ (me).second_factor);
+  $('two-step').onclick = async () => {
+    if (await setUpSecondFactor(false)) location.reload();
+  };
   connect();
   loadHistory();
   loadBlocks();

@@ -20,6 +20,12 @@ pub(crate) enum ApiError {
     TooManyRequests(u64),
     Busy,
     Unavailable(&'static str),
+    /// A second-factor code was wrong.
+    WrongCode,
+    /// The current password given to change it was wrong.
+    WrongPassword,
+    /// A new password the policy refuses, and why.
+    WeakPassword(String),
     /// The request's body did not arrive within `limits.body_timeout`.
     BodyTimeout,
     /// The request's body is over the limit.
@@ -73,6 +79,21 @@ impl ApiError {
                 (*why).to_owned(),
                 Some(5),
             ),
+            ApiError::WrongCode => (
+                StatusCode::UNAUTHORIZED,
+                "wrong_code",
+                "that code is not right; try the newest one from the app".to_owned(),
+                None,
+            ),
+            ApiError::WrongPassword => (
+                StatusCode::FORBIDDEN,
+                "wrong_password",
+                "the current password is not right".to_owned(),
+                None,
+            ),
+            ApiError::WeakPassword(why) => {
+                (StatusCode::BAD_REQUEST, "weak_password", why.clone(), None)
+            }
             ApiError::BodyTimeout => (
                 StatusCode::REQUEST_TIMEOUT,
                 "body_timeout",

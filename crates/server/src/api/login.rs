@@ -10,14 +10,14 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::StatusCode;
 use axum::http::header::{self, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::json;
 use tracing::{info, warn};
 
 use super::ApiError;
 use crate::accounts::{Account, Role};
 use crate::app::AppState;
-use crate::auth::{Attempt, Granted, Login, LoginError};
+use crate::auth::{Attempt, Granted, Login, LoginError, Passed, Stage};
 use crate::limits::client_ip;
 use crate::supervisor::audit::{Action, Entry};
 use crate::tokens;
@@ -62,15 +62,6 @@ impl std::fmt::Debug for LoginRequest {
             .field("name", &self.name)
             .finish_non_exhaustive()
     }
-}
-
-#[derive(Serialize)]
-struct LoginResponse {
-    token: String,
-    expires_in: u64,
-    name: String,
-    display_name: String,
-    role: String,
 }
 
 /// Refuses a browser request from a page that may not use a staff login:
@@ -149,7 +140,7 @@ pub(crate) async fn login(
         password: &req.password,
         device: device.as_deref(),
     };
-    let granted = match state.logins.login(&state.accounts, attempt).await {
+    let passed = match state.logins.login(&state.accounts, attempt).await {
         Ok(ok) => ok,
         Err(LoginError::Invalid) => {
             info!("login refused");
@@ -166,10 +157,36 @@ pub(crate) async fn login(
         Err(LoginError::Busy) => return Err(ApiError::Busy),
         Err(LoginError::Internal) => return Err(ApiError::Internal),
     };
+    match passed {
+        Passed::Granted(granted) => Ok(logged_in(&state, *granted, None).await),
+        // The password was right; the code must follow.
+        Passed::SecondFactor { challenge } => {
+            let mut response = Json(json!({
+                "second_factor": "totp",
+                "challenge": challenge,
+            }))
+            .into_response();
+            response
+                .headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            Ok(response)
+        }
+    }
+}
+
+/// The answer to a successful login (or a fresh one after a change): the
+/// token in the body and the cookie, a device cookie, and what the login
+/// must do first, if anything. Written to the audit log.
+pub(crate) async fn logged_in(
+    state: &AppState,
+    granted: Granted,
+    recovery_codes: Option<Vec<String>>,
+) -> Response {
     let Granted {
         token,
         account,
         device,
+        stage,
     } = granted;
     info!(account = account.id, role = %account.role, "login");
     state
@@ -177,27 +194,33 @@ pub(crate) async fn login(
         .record(Entry::new(&account.name, Action::Login))
         .await;
     let ttl = state.logins.ttl().as_secs();
-    let mut response = Json(LoginResponse {
-        token: token.clone(),
-        expires_in: ttl,
-        name: account.name,
-        display_name: account.display_name,
-        role: account.role.to_string(),
-    })
-    .into_response();
+    let mut body = json!({
+        "token": token,
+        "expires_in": ttl,
+        "name": account.name,
+        "display_name": account.display_name,
+        "role": account.role.to_string(),
+        "second_factor": account.totp.is_some(),
+        "change_password": stage == Stage::ChangePassword,
+        "enrol_second_factor": stage == Stage::EnrolSecondFactor,
+    });
+    if let Some(codes) = recovery_codes {
+        body["recovery_codes"] = json!(codes);
+    }
+    let mut response = Json(body).into_response();
     let headers = response.headers_mut();
-    headers.append(header::SET_COOKIE, auth_cookie(&state, &token, ttl));
+    headers.append(header::SET_COOKIE, auth_cookie(state, &token, ttl));
     headers.append(
         header::SET_COOKIE,
         set_cookie(
-            &state,
+            state,
             device_cookie_name(&state.config),
             &device,
             state.logins.device_ttl().as_secs(),
         ),
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(response)
+    response
 }
 
 /// A wait in whole seconds for `Retry-After`, rounded up, at least one.
@@ -237,12 +260,16 @@ pub(crate) async fn me(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let account = authorised(&state, &headers, ANY_ROLE)?;
+    let (account, login, _) = any_stage(&state, &headers)?;
     Ok(Json(json!({
         "name": account.name,
         "display_name": account.display_name,
         "role": account.role.to_string(),
         "capacity": account.capacity.unwrap_or(state.config.session.default_capacity),
+        "second_factor": account.totp.is_some(),
+        "second_factor_required": state.config.auth.second_factor_roles.contains(&account.role),
+        "change_password": login.stage == Stage::ChangePassword,
+        "enrol_second_factor": login.stage == Stage::EnrolSecondFactor,
     }))
     .into_response())
 }
@@ -264,9 +291,33 @@ pub(crate) fn authorised_login(
     headers: &HeaderMap,
     roles: &[Role],
 ) -> Result<(Account, Arc<Login>), ApiError> {
+    let (account, login, _) = any_stage(state, headers)?;
+    match login.stage {
+        Stage::Full => {}
+        Stage::ChangePassword => {
+            return Err(ApiError::Forbidden("change your password first"));
+        }
+        Stage::EnrolSecondFactor => {
+            return Err(ApiError::Forbidden("set up your second factor first"));
+        }
+    }
+    if !roles.contains(&account.role) {
+        return Err(ApiError::Forbidden("your role may not do this"));
+    }
+    Ok((account, login))
+}
+
+/// The account and login behind a request, whatever the login may do yet
+/// (for what a login that must first change its password or set up a
+/// second factor may do: that, and log out). The request counts as
+/// activity.
+pub(crate) fn any_stage(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<(Account, Arc<Login>, tokens::TokenHash), ApiError> {
     check_staff_page(state, headers)?;
     let token = token_from_headers(state, headers).ok_or(ApiError::Unauthorized)?;
-    let (_, login) = state
+    let (hash, login) = state
         .logins
         .validate(&token)
         .ok_or(ApiError::Unauthorized)?;
@@ -280,11 +331,8 @@ pub(crate) fn authorised_login(
         // The next sweep ends it and hands its sessions on.
         return Err(ApiError::Unauthorized);
     }
-    if !roles.contains(&account.role) {
-        return Err(ApiError::Forbidden("your role may not do this"));
-    }
     state.logins.touch(&login, std::time::Instant::now());
-    Ok((account, login))
+    Ok((account, login, hash))
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 //! at a glance and pausing a topic. Staff login lives in [`login`], the
 //! error type in [`error`].
 
+mod account;
 mod error;
 mod login;
 
@@ -17,6 +18,10 @@ use serde::Deserialize;
 use serde_json::json;
 use tracing::info;
 
+pub(crate) use self::account::{
+    confirm as second_factor_confirm, password as change_password, remove as second_factor_remove,
+    second_factor, start as second_factor_start,
+};
 pub(crate) use self::error::ApiError;
 pub(crate) use self::login::{
     ANY_ROLE, auth_cookie_name, authorised, authorised_login, cookie, login, logout, me,

@@ -15,7 +15,10 @@
 pub(crate) mod device;
 pub(crate) mod hasher;
 pub(crate) mod origin;
+pub(crate) mod policy;
+pub(crate) mod second;
 pub(crate) mod throttle;
+pub(crate) mod totp;
 
 use std::net::IpAddr;
 use std::path::Path;
@@ -51,6 +54,22 @@ pub(crate) struct Login {
     last_active: AtomicU64,
     /// Fires when the login ends, however it ends.
     pub(crate) ended: CancellationToken,
+    /// What the login may do yet.
+    pub(crate) stage: Stage,
+    /// A second factor being set up: its secret, until confirmed.
+    pub(crate) enrolling: std::sync::Mutex<Option<String>>,
+}
+
+/// What a login may do. A login that must first change its password or
+/// set up a second factor may do only that (and log out).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Stage {
+    /// Everything its role allows.
+    Full,
+    /// Change the password first (the first start's generated one).
+    ChangePassword,
+    /// Set up a second factor first (its role requires one).
+    EnrolSecondFactor,
 }
 
 /// Why a login ended.
@@ -113,6 +132,18 @@ pub(crate) struct Granted {
     pub(crate) account: Account,
     /// A fresh device cookie value for the browser.
     pub(crate) device: String,
+    /// What it may do yet.
+    pub(crate) stage: Stage,
+}
+
+/// What a right password leads to.
+#[derive(Debug)]
+pub(crate) enum Passed {
+    /// A login.
+    Granted(Box<Granted>),
+    /// The account has a second factor: the code must follow, with this
+    /// challenge (`POST /api/v1/login/second-factor`).
+    SecondFactor { challenge: String },
 }
 
 /// Why a login was refused.
@@ -143,6 +174,8 @@ pub(crate) struct Logins {
     checks: Arc<AtomicU64>,
     /// What `Login::last_active` counts from.
     base: Instant,
+    /// Second factors: challenges waiting for a code, steps used.
+    second: second::SecondFactors,
 }
 
 impl Drop for Logins {
@@ -170,6 +203,7 @@ impl Logins {
             config,
             checks: Arc::new(AtomicU64::new(0)),
             base: Instant::now(),
+            second: second::SecondFactors::default(),
         })
     }
 
@@ -260,7 +294,7 @@ impl Logins {
         &self,
         store: &Arc<AccountStore>,
         attempt: Attempt<'_>,
-    ) -> Result<Granted, LoginError> {
+    ) -> Result<Passed, LoginError> {
         let account = store.get(attempt.name).map_err(|_| LoginError::Internal)?;
         let device = match (&account, attempt.device) {
             (Some(account), Some(cookie)) => {
@@ -308,13 +342,12 @@ impl Logins {
         match account {
             Some(account) if ok => {
                 self.throttle.succeeded(ticket);
-                let token = self.grant(&account);
-                let device = self.devices.issue(&account);
-                Ok(Granted {
-                    token,
-                    account,
-                    device,
-                })
+                if account.totp.is_some() {
+                    return Ok(Passed::SecondFactor {
+                        challenge: self.challenge(&account),
+                    });
+                }
+                Ok(Passed::Granted(Box::new(self.grant(account))))
             }
             _ => {
                 self.throttle.failed(ticket, Instant::now());
@@ -323,8 +356,17 @@ impl Logins {
         }
     }
 
-    /// Makes a live login for `account` and returns its token.
-    fn grant(&self, account: &Account) -> String {
+    /// Makes a live login for `account`, at the stage its state calls for,
+    /// with a device cookie for the browser.
+    pub(crate) fn grant(&self, account: Account) -> Granted {
+        let stage = if account.must_change_password {
+            Stage::ChangePassword
+        } else if account.totp.is_none() && self.config.second_factor_roles.contains(&account.role)
+        {
+            Stage::EnrolSecondFactor
+        } else {
+            Stage::Full
+        };
         let token = tokens::new_token();
         let now = Instant::now();
         self.live.insert(
@@ -336,9 +378,17 @@ impl Logins {
                 expires: now + self.config.token_ttl,
                 last_active: AtomicU64::new(self.millis(now)),
                 ended: CancellationToken::new(),
+                stage,
+                enrolling: std::sync::Mutex::new(None),
             }),
         );
-        token
+        let device = self.devices.issue(&account);
+        Granted {
+            token,
+            account,
+            device,
+            stage,
+        }
     }
 
     /// The live login for a token, if it has not ended.
@@ -412,6 +462,13 @@ mod tests {
         (dir, store, logins)
     }
 
+    fn granted(passed: Passed) -> Granted {
+        match passed {
+            Passed::Granted(g) => *g,
+            Passed::SecondFactor { .. } => panic!("a second factor was asked for"),
+        }
+    }
+
     fn attempt<'a>(name: &'a str, password: &'a str) -> Attempt<'a> {
         Attempt {
             ip: HOME,
@@ -424,10 +481,12 @@ mod tests {
     #[tokio::test]
     async fn login_validate_logout() {
         let (_dir, store, logins) = setup();
-        let granted = logins
-            .login(&store, attempt("anna", "correct horse battery"))
-            .await
-            .unwrap();
+        let granted = granted(
+            logins
+                .login(&store, attempt("anna", "correct horse battery"))
+                .await
+                .unwrap(),
+        );
         assert_eq!(granted.account.name, "anna");
         let (hash, login) = logins.validate(&granted.token).unwrap();
         assert_eq!(login.account, granted.account.id);
@@ -454,10 +513,12 @@ mod tests {
     #[tokio::test]
     async fn a_known_browser_gets_in_while_its_source_backs_off() {
         let (_dir, store, logins) = setup();
-        let granted = logins
-            .login(&store, attempt("anna", "correct horse battery"))
-            .await
-            .unwrap();
+        let granted = granted(
+            logins
+                .login(&store, attempt("anna", "correct horse battery"))
+                .await
+                .unwrap(),
+        );
         for _ in 0..5 {
             let _ = logins.login(&store, attempt("anna", "nope")).await;
         }

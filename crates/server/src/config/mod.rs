@@ -312,6 +312,10 @@ pub struct AuthConfig {
     /// How long a device cookie marks a browser as known to an account.
     #[serde(with = "humantime_serde")]
     pub device_ttl: Duration,
+    /// Roles that must log in with a second factor (TOTP): an account of
+    /// such a role without one sets it up at its next login, before
+    /// anything else.
+    pub second_factor_roles: Vec<crate::accounts::Role>,
 }
 
 impl Default for Config {
@@ -424,6 +428,7 @@ impl Default for AuthConfig {
             lockout_window: Duration::from_secs(15 * 60),
             max_tracked: 100_000,
             device_ttl: Duration::from_secs(90 * 24 * 3600),
+            second_factor_roles: Vec::new(),
         }
     }
 }

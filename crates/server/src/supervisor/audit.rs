@@ -104,6 +104,8 @@ pub(crate) enum Action {
     SecondFactorEnrolled,
     /// Used a recovery code.
     RecoveryCodeUsed,
+    /// Removed their second factor.
+    SecondFactorRemoved,
     /// Blocked a help-seeker for a while (`detail`: reason and length).
     Blocked,
     /// Lifted a block early.

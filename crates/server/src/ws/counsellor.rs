@@ -82,7 +82,15 @@ fn authenticate(
 ) -> Option<CounsellorLogin> {
     let token = token.map(|t| t.0.as_str()).or(cookie)?;
     let (_, login) = state.logins.validate(token)?;
+    // A login that must first change its password or set up a second
+    // factor takes no chats.
+    if login.stage != crate::auth::Stage::Full {
+        return None;
+    }
     let account = state.accounts.get_by_id(login.account).ok()??;
+    if account.epoch != login.epoch {
+        return None;
+    }
     let plan = state.broker.plan();
     let session = &state.config.session;
     let capacity = account.capacity.unwrap_or(session.default_capacity);

@@ -23,6 +23,7 @@ mod recording;
 mod recovery;
 mod resume;
 mod routing;
+mod second_factor;
 mod security;
 mod shutdown;
 mod sources;
