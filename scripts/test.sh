@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
-# Haven's whole test suite: formatting, lints and every test.
+# Haven's whole test suite: formatting, lints, the dependency policy and
+# every test.
 #
 # This is the command the README names and .ci/run calls. It installs what
 # the suite needs when it is missing: the Rust toolchain's components
-# (rustfmt, clippy), Debian's redis-server for the event tests (each test
-# starts its own on a free port), chromium and Node for the browser tests,
-# and the browser tests' npm packages (playwright-core, axe-core).
+# (rustfmt, clippy; the toolchain itself is the one rust-toolchain.toml
+# names, through rustup), cargo-deny, Debian's redis-server for the event
+# tests (each test starts its own on a free port), chromium and Node for
+# the browser tests, and the browser tests' npm packages (playwright-core,
+# axe-core).
 #
 # Usage: scripts/test.sh            # everything
-#        HAVEN_TEST_QUICK=1 scripts/test.sh   # skip fmt and clippy
+#        HAVEN_TEST_QUICK=1 scripts/test.sh   # skip fmt, clippy and cargo deny
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,13 +27,21 @@ need() {
     fi
 }
 
-need cargo cargo
+# The toolchain rust-toolchain.toml pins, through rustup: never a
+# distribution's older cargo.
+export PATH="$HOME/.cargo/bin:$PATH"
+if ! command -v rustup >/dev/null 2>&1; then
+    echo "Haven builds with the Rust toolchain in rust-toolchain.toml, through rustup;" >&2
+    echo "install rustup (https://rustup.rs) and run this again." >&2
+    exit 1
+fi
 need redis-server redis-server
 need chromium chromium
 need node nodejs
 need npm npm
 if ! cargo fmt --version >/dev/null 2>&1; then rustup component add rustfmt; fi
 if ! cargo clippy --version >/dev/null 2>&1; then rustup component add clippy; fi
+
 
 # Read once and unset: the servers the tests start read every HAVEN_*
 # variable as configuration and refuse unknown ones.
@@ -44,6 +55,22 @@ if [ -z "$QUICK" ]; then
 
     step "cargo clippy -D warnings"
     cargo clippy --workspace --all-targets --locked -- -D warnings
+
+    # cargo-deny, built once into target/tools (deny.toml says what passes).
+    DENY_VERSION=0.20.2
+    DENY=target/tools/bin/cargo-deny
+    if ! "$DENY" --version 2>/dev/null | grep -q "$DENY_VERSION"; then
+        step "installing cargo-deny $DENY_VERSION"
+        cargo install --quiet --locked --root target/tools cargo-deny --version "$DENY_VERSION"
+    fi
+    step "cargo deny (licences, duplicate versions, sources, advisories)"
+    "$DENY" --log-level error check bans licenses sources
+    # The advisory database comes from GitHub; without it, say so and go on.
+    if timeout 120 "$DENY" --log-level error fetch db >/dev/null 2>&1; then
+        "$DENY" --log-level error --offline check advisories
+    else
+        echo "advisories: SKIPPED, the RustSec advisory database could not be fetched (no route to github.com)"
+    fi
 fi
 
 step "cargo test"
