@@ -5,6 +5,8 @@
 // second factor by choice. Each step is a modal dialog built here, so both
 // pages share it.
 
+import { postJson } from '/shared/http.js';
+
 /** @param {string} tag @param {Record<string, string>} [attrs] @param {(Node | string)[]} [children] */
 function el(tag, attrs = {}, children = []) {
   const node = document.createElement(tag);
@@ -13,13 +15,9 @@ function el(tag, attrs = {}, children = []) {
   return node;
 }
 
-/** @param {string} path @param {object} body */
+/** Posts, and reads the answer's JSON. @param {string} path @param {object} body */
 async function post(path, body) {
-  const response = await fetch(path, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify(body),
-  }).catch(() => null);
+  const response = await postJson(path, body);
   const json = response ? await response.json().catch(() => ({})) : {};
   return { ok: Boolean(response?.ok), json };
 }

@@ -5,6 +5,7 @@
 // staff member's logins. Each is in the audit log on the server.
 
 import { fill } from '/supervisor/table.js';
+import { postJson as post } from '/shared/http.js';
 
 /** @param {string} id */
 const $ = (id) => /** @type {HTMLElement} */ (document.getElementById(id));
@@ -14,14 +15,6 @@ function when(ms) {
   return new Date(ms).toLocaleString(undefined, { weekday: 'short', day: 'numeric', month: 'short', hour: '2-digit', minute: '2-digit' });
 }
 
-/** @param {string} path @param {object} [body] */
-async function post(path, body) {
-  return fetch(path, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify(body ?? {}),
-  }).catch(() => null);
-}
 
 /** Shows the blocks in force. */
 export async function loadBlocks() {

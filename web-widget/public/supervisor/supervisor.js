@@ -12,6 +12,7 @@ import { fill } from '/supervisor/table.js';
 import { loadBlocks, clearQueue, endLogins } from '/supervisor/abuse.js';
 import { wireLogin, whoAmI, logOut } from '/shared/login.js';
 import { keepActive } from '/shared/activity.js';
+import { postJson } from '/shared/http.js';
 import { setUpSecondFactor } from '/shared/account.js';
 import { tones } from '/shared/tone.js';
 import { watch, stopWatching, watchedSession, wireWatch } from '/supervisor/watch.js';
@@ -463,11 +464,7 @@ async function resume(topic) {
 
 /** @param {string} path @param {object} body */
 async function post(path, body) {
-  const response = await fetch(path, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify(body),
-  }).catch(() => null);
+  const response = await postJson(path, body);
   if (!response?.ok) raise('error', 'That did not work. Try again.');
 }
 
