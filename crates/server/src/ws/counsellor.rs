@@ -38,31 +38,27 @@ pub(super) async fn run(
     }
     if let Some(me) = &login {
         // The login's end (logout, expiry, idleness, revocation) closes
-        // the socket at once; registered once, not per frame.
-        let ended = me.login.ended.clone().cancelled_owned();
-        tokio::pin!(ended);
-        loop {
-            let text = tokio::select! {
-                biased;
-                text = socket.reader.next(true) => match text {
-                    Some(text) => text,
-                    None => break,
-                },
-                () = &mut ended => {
-                    refuse(
-                        &socket.conn,
-                        Role::Counsellor,
-                        ErrorCode::Unauthorized,
-                        "login ended",
-                        CloseCode::Unauthorized,
-                    );
-                    break;
-                }
-            };
+        // the socket at once. A small task waits for it, so the loop below
+        // reads frames as it always did, with nothing more per frame.
+        let watcher = {
+            let (conn, ended) = (socket.conn.clone(), me.login.ended.clone());
+            tokio::spawn(async move {
+                ended.cancelled().await;
+                refuse(
+                    &conn,
+                    Role::Counsellor,
+                    ErrorCode::Unauthorized,
+                    "login ended",
+                    CloseCode::Unauthorized,
+                );
+            })
+        };
+        while let Some(text) = socket.reader.next(true).await {
             if let Some(msg) = handle(&state, &socket.conn, &mut socket.reader, me, &text) {
                 Box::pin(control(&state, &socket.conn, me, msg)).await;
             }
         }
+        watcher.abort();
     }
     let conn_id = socket.conn.id();
     Box::pin(socket.close(async {
