@@ -225,6 +225,14 @@ pub(super) struct Served {
     pub(super) log: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
+/// A server a failed assertion left running is killed, not left behind.
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 pub(super) fn serve(dir: &Path, envs: &[(&str, &str)]) -> Served {
     let mut cmd = haven(dir);
     cmd.arg("serve");
@@ -406,6 +414,21 @@ pub(super) async fn post_from(
     body: &str,
     bearer: Option<&str>,
 ) -> serde_json::Value {
+    request_from(server, from, hyper::Method::POST, path, body, bearer)
+        .await
+        .1
+}
+
+/// Sends an HTTP request from the given local address: its status and its
+/// JSON body (`Null` when it has none).
+pub(super) async fn request_from(
+    server: std::net::SocketAddr,
+    from: std::net::IpAddr,
+    method: hyper::Method,
+    path: &str,
+    body: &str,
+    bearer: Option<&str>,
+) -> (u16, serde_json::Value) {
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.bind(std::net::SocketAddr::new(from, 0)).unwrap();
     let stream = socket.connect(server).await.unwrap();
@@ -416,7 +439,9 @@ pub(super) async fn post_from(
     .await
     .unwrap();
     tokio::spawn(conn);
-    let mut req = hyper::Request::post(path)
+    let mut req = hyper::Request::builder()
+        .method(method)
+        .uri(path)
         .header("host", "x")
         .header("content-type", "application/json");
     if let Some(token) = bearer {
@@ -428,11 +453,106 @@ pub(super) async fn post_from(
         )))
         .unwrap();
     let resp = tx.send_request(req).await.unwrap();
+    let status = resp.status().as_u16();
     let bytes = http_body_util::BodyExt::collect(resp.into_body())
         .await
         .unwrap()
         .to_bytes();
-    serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null)
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+/// `haven account` run beside a running `haven serve` on the same data dir
+/// ends the logins it should on that server: a revocation, a reset second
+/// factor and a new password each end the account's login within the
+/// sweep's second or so, and leave other accounts' logins alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn account_commands_end_the_logins_of_a_running_server() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["anna", "bob"] {
+        let mut child = haven(dir.path())
+            .args([
+                "account",
+                "add",
+                name,
+                "--role",
+                "counsellor",
+                "--password-stdin",
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b"correct horse battery\n")
+            .unwrap();
+        assert!(child.wait().unwrap().success());
+    }
+    let served = serve(dir.path(), &[]);
+    let home: std::net::IpAddr = "127.0.0.1".parse().unwrap();
+    let login = |name: &'static str| async move {
+        let body = format!(r#"{{"name":"{name}","password":"correct horse battery"}}"#);
+        let answer = post_from(served.addr, home, "/api/v1/login", &body, None).await;
+        answer["token"].as_str().expect("a token").to_owned()
+    };
+    let me = |token: String| async move {
+        request_from(
+            served.addr,
+            home,
+            hyper::Method::GET,
+            "/api/v1/me",
+            "",
+            Some(&token),
+        )
+        .await
+        .0
+    };
+    let ended_soon = |token: String| async move {
+        for _ in 0..50 {
+            if me(token.clone()).await == 401 {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        false
+    };
+
+    let bob = login("bob").await;
+    for command in [
+        vec!["account", "revoke", "anna"],
+        vec!["account", "reset-2fa", "anna"],
+        vec!["account", "passwd", "anna", "--password-stdin"],
+    ] {
+        let anna = login("anna").await;
+        assert_eq!(me(anna.clone()).await, 200);
+        let mut child = haven(dir.path())
+            .args(&command)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The same password again: the point is the new epoch, not the text.
+        let _ = child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b"correct horse battery\n");
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{command:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(ended_soon(anna).await, "{command:?} left anna's login");
+        assert_eq!(me(bob.clone()).await, 200, "{command:?} ended bob's login");
+    }
+    sigterm(&served.child);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
