@@ -6,45 +6,10 @@
 
 use std::time::Duration;
 
+use super::support::Control;
 use haven_protocol::{ErrorCode, SessionRef, counsellor as c, seeker as s};
-use haven_testkit::{CounsellorClient, SeekerClient, TestServer, Ws};
+use haven_testkit::{SeekerClient, TestServer, Ws};
 use tokio_tungstenite::tungstenite::Message;
-
-/// A healthy pair chatting, to prove bad clients do not affect others.
-pub(super) struct Control {
-    seeker: SeekerClient,
-    counsellor: CounsellorClient,
-    session: SessionRef,
-    n: u64,
-}
-
-impl Control {
-    pub(super) async fn start(server: &TestServer) -> Self {
-        let mut seeker = server.seeker().await;
-        seeker.hello(Some("control")).await;
-        let (mut counsellor, _) = server.counsellor("control", 1).await;
-        counsellor.available().await;
-        let session = counsellor.assigned().await;
-        Self {
-            seeker,
-            counsellor,
-            session,
-            n: 0,
-        }
-    }
-
-    pub(super) async fn still_works(&mut self) {
-        self.n += 1;
-        let id = format!("ctl{}", self.n);
-        let seq = self.seeker.say(&id, "nog steeds hier").await;
-        assert_eq!(
-            self.counsellor.heard(&self.session).await,
-            (seq, "nog steeds hier".into())
-        );
-        let seq = self.counsellor.say(&self.session, &id, "ik ook").await;
-        assert_eq!(self.seeker.heard().await, (seq, "ik ook".into()));
-    }
-}
 
 async fn greeted_seeker(server: &TestServer) -> SeekerClient {
     let mut seeker = server.seeker().await;

@@ -5,57 +5,19 @@
 //! `HAVEN_CRASH_RUNS=200` makes the crash test the long run quoted in
 //! `docs/benchmarks.md` (`scripts/crash-transcripts.sh`).
 
-use std::io::Write as _;
-use std::net::Ipv4Addr;
 use std::path::Path;
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use haven_protocol::counsellor::TranscriptState;
 use haven_protocol::{counsellor as c, seeker as s};
-use haven_testkit::{CounsellorClient, Event, SeekerClient, Ws};
+use haven_testkit::{Event, Ws};
 use haven_transcript::{Kind, Role, Verdict};
 use tokio_tungstenite::tungstenite::Message;
 
-use super::process::{Served, haven, post_from, serve};
-use super::recording::{Keys, all_files};
-
-const PASSWORD: &str = "a long enough password";
-
-/// Limits high enough for chats as fast as acks come back, and acks sent
-/// at once instead of waiting to share a write.
-pub(super) const FAST: [(&str, &str); 7] = [
-    ("HAVEN_SESSION__ACK_DELAY", "1ms"),
-    ("HAVEN_LIMITS__SEEKER_MESSAGES_PER_MINUTE", "600000"),
-    ("HAVEN_LIMITS__SEEKER_MESSAGE_BURST", "10000"),
-    ("HAVEN_LIMITS__SEEKER_FRAMES_PER_MINUTE", "600000"),
-    ("HAVEN_LIMITS__SEEKER_FRAME_BURST", "10000"),
-    ("HAVEN_LIMITS__COUNSELLOR_MESSAGES_PER_MINUTE", "600000"),
-    ("HAVEN_LIMITS__COUNSELLOR_FRAMES_PER_MINUTE", "600000"),
-];
-
-pub(super) fn add_account(dir: &Path, name: &str, role: &str, capacity: &str) {
-    add_account_with(dir, name, role, &["--capacity", capacity]);
-}
-
-/// Adds an account with `PASSWORD` and the given `account add` options.
-pub(super) fn add_account_with(dir: &Path, name: &str, role: &str, options: &[&str]) {
-    let mut add = haven(dir)
-        .args(["account", "add", name, "--role", role])
-        .args(options)
-        .arg("--password-stdin")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    add.stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{PASSWORD}\n").as_bytes())
-        .unwrap();
-    assert!(add.wait().unwrap().success());
-}
+use super::support::process::{FAST, add_account, counsellor, seeker};
+use super::support::process::{Served, serve};
+use super::support::recording::{Keys, all_files};
 
 fn recording_server(dir: &Path, keys: &Keys, extra: &[(&str, &str)]) -> Served {
     let mut env: Vec<(&str, &str)> = vec![
@@ -65,45 +27,6 @@ fn recording_server(dir: &Path, keys: &Keys, extra: &[(&str, &str)]) -> Served {
     env.extend(FAST);
     env.extend(extra);
     serve(dir, &env)
-}
-
-pub(super) async fn counsellor(served: &Served, name: &str) -> CounsellorClient {
-    let login = post_from(
-        served.addr,
-        Ipv4Addr::LOCALHOST.into(),
-        "/api/v1/login",
-        &format!(r#"{{"name": "{name}", "password": "{PASSWORD}"}}"#),
-        None,
-    )
-    .await;
-    let token = login["token"].as_str().unwrap().to_owned();
-    let ws = Ws::connect(&format!("ws://{}/ws/counsellor", served.addr), &[])
-        .await
-        .unwrap();
-    let mut client = CounsellorClient::new(ws);
-    client.hello(Some(&token)).await;
-    client.available().await;
-    client
-}
-
-pub(super) async fn seeker(served: &Served, nickname: &str) -> SeekerClient {
-    let ws = Ws::connect(&format!("ws://{}/ws/seeker", served.addr), &[])
-        .await
-        .unwrap();
-    let mut client = SeekerClient::new(ws);
-    client.hello(Some(nickname)).await;
-    client
-}
-
-/// Waits (up to 2 s) until the server's log holds `text`.
-pub(super) async fn logged(served: &Served, text: &str) -> bool {
-    for _ in 0..200 {
-        if served.log.lock().unwrap().contains(text) {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    false
 }
 
 /// What one side of one session sent, and what the broker acked.
@@ -354,7 +277,7 @@ async fn a_write_error_mid_session_stops_the_transcript_visibly_and_the_chat_goe
     cmd.env("HAVEN_DATA_DIR", dir.path().join("data"))
         .env("HAVEN_TRANSCRIPTS", "on")
         .env("HAVEN_TRANSCRIPT_RECIPIENTS", &keys.recipient);
-    let mut served = super::process::serve_command(cmd, &FAST);
+    let mut served = super::support::process::serve_command(cmd, &FAST);
     let mut anna = counsellor(&served, "anna").await;
     let mut sam = seeker(&served, "Sam").await;
     let session = anna.assigned().await;

@@ -10,7 +10,7 @@ use haven_server::accounts::{AccountSpec, Role};
 use haven_testkit::{RedisServer, TestServer};
 use tokio::sync::mpsc;
 
-use super::topics::{hello, waiting};
+use super::support::topics::{hello, waiting};
 
 /// Every message on `haven:events`, raw, from now on.
 async fn subscribe(redis: &RedisServer) -> mpsc::UnboundedReceiver<String> {
@@ -307,7 +307,7 @@ async fn a_snapshot_names_everyone_and_lists_the_longest_waits_first() {
 
 /// A metric's value from `/metrics` (the first series that matches).
 async fn metric(server: &TestServer, series: &str) -> Option<f64> {
-    super::metrics::value(&server.metrics().await, series)
+    super::support::value(&server.metrics().await, series)
 }
 
 /// Polls `/metrics` until `want` holds for `series` (at most 10 s).

@@ -5,7 +5,7 @@ use std::time::Duration;
 use haven_protocol::{ErrorCode, counsellor as c, seeker as s};
 use haven_testkit::TestServer;
 
-use super::topics::{offered, waiting};
+use super::support::topics::{offered, waiting};
 
 fn hand(m: &c::ServerMessage) -> Option<(bool, String)> {
     match m {

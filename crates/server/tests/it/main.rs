@@ -28,7 +28,7 @@ mod security;
 mod shutdown;
 mod sources;
 mod supervision;
-mod topics;
+mod support;
 mod transcripts;
 mod waiting_room;
 mod write_only;

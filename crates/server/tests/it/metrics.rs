@@ -3,15 +3,9 @@
 
 use std::time::Duration;
 
+use super::support::value;
 use haven_protocol::seeker as s;
 use haven_testkit::TestServer;
-
-pub(super) fn value(body: &str, series: &str) -> Option<f64> {
-    body.lines()
-        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-}
 
 #[tokio::test]
 async fn metrics_show_queues_staffing_waits_and_traffic_without_identities() {

@@ -21,12 +21,12 @@ use hyper::Method;
 use rand::rngs::StdRng;
 use rand::{RngExt as _, SeedableRng as _};
 
-use super::crash::{FAST, add_account, add_account_with, counsellor, seeker};
-use super::frames::{
+use super::support::frames::{
     BINARY, CLOSE, CONTINUATION, HELLO, PING, Raw, TEXT, close_payload, frame, whole,
 };
-use super::metrics::value;
-use super::process::{Served, serve};
+use super::support::process::{FAST, add_account, add_account_with, counsellor, seeker};
+use super::support::process::{Served, serve};
+use super::support::value;
 
 /// One random stream of 1 to 6 frames, most of them nearly right, then
 /// mutated: bits flipped, cut short, or bytes thrown in.

@@ -10,7 +10,7 @@ use futures_util::StreamExt;
 use haven_protocol::events::Snapshot;
 use haven_testkit::{RedisServer, SeekerClient, SseStream, Ws};
 
-use super::process::{Served, haven, post_from, serve};
+use super::support::process::{Served, haven, post_from, serve};
 
 fn node(dir: &std::path::Path, redis: &RedisServer, name: &str) -> Served {
     serve(

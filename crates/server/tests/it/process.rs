@@ -2,43 +2,17 @@
 //! accounts, the first-start admin password, SIGTERM, and what ends up in
 //! its logs.
 
-use std::io::{BufRead as _, BufReader, Write as _};
+use std::io::Write as _;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Stdio;
+use std::time::Duration;
 
+use super::support::process::{
+    HAVEN, command, haven, output, post_from, request_from, serve, serve_command, sigterm,
+    wait_exit,
+};
 use haven_protocol::{counsellor as c, seeker as s};
 use haven_testkit::{CounsellorClient, SeekerClient, Ws};
-
-const HAVEN: &str = env!("CARGO_BIN_EXE_haven");
-
-pub(super) fn haven(dir: &Path) -> Command {
-    command(HAVEN, dir)
-}
-
-/// `program` in `dir`, with the data dir there and no other `HAVEN_*`
-/// variables from the test's environment.
-fn command(program: &str, dir: &Path) -> Command {
-    let mut cmd = Command::new(program);
-    cmd.current_dir(dir)
-        .env_remove("RUST_LOG")
-        .env("HAVEN_DATA_DIR", dir.join("data"));
-    for (key, _) in std::env::vars() {
-        if key.starts_with("HAVEN_") && key != "HAVEN_DATA_DIR" {
-            cmd.env_remove(key);
-        }
-    }
-    cmd
-}
-
-pub(super) fn output(cmd: &mut Command) -> (bool, String, String) {
-    let out = cmd.output().unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 #[test]
 fn invalid_configuration_names_the_key_and_the_source() {
@@ -218,87 +192,6 @@ fn accounts_are_managed_from_the_command_line() {
     assert!(hashes.contains("$argon2id$") && !hashes.contains(generated));
 }
 
-/// A `haven serve` process with its stderr (the log) captured.
-pub(super) struct Served {
-    pub(super) child: Child,
-    pub(super) addr: std::net::SocketAddr,
-    pub(super) log: std::sync::Arc<std::sync::Mutex<String>>,
-}
-
-/// A server a failed assertion left running is killed, not left behind.
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-pub(super) fn serve(dir: &Path, envs: &[(&str, &str)]) -> Served {
-    let mut cmd = haven(dir);
-    cmd.arg("serve");
-    serve_command(cmd, envs)
-}
-
-/// Starts `cmd` (which runs `haven serve`) on port 0 with a JSON log.
-pub(super) fn serve_command(mut cmd: Command, envs: &[(&str, &str)]) -> Served {
-    cmd.env("HAVEN_LISTEN", "127.0.0.1:0")
-        .env("HAVEN_LOG__FORMAT", "json")
-        .env("HAVEN_METRICS__TOKEN", haven_testkit::METRICS_TOKEN)
-        .env("HAVEN_CONTROL_KEY", haven_testkit::CONTROL_KEY)
-        // Every client here comes from 127.0.0.1.
-        .env("HAVEN_LIMITS__SOURCE_MAX_WAITING", "100000")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null());
-    for (k, v) in envs {
-        cmd.env(k, v);
-    }
-    let mut child = cmd.spawn().unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-    let (tx, rx) = std::sync::mpsc::channel();
-    let sink = log.clone();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if line.contains("\"listening\"")
-                && let Some(addr) = line
-                    .split("\"addr\":\"")
-                    .nth(1)
-                    .and_then(|r| r.split('"').next())
-            {
-                let _ = tx.send(addr.parse().unwrap());
-            }
-            sink.lock().unwrap().push_str(&line);
-            sink.lock().unwrap().push('\n');
-        }
-    });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(20))
-        .expect("haven serve did not start");
-    Served { child, addr, log }
-}
-
-fn sigterm(child: &Child) {
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-}
-
-fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
-    let started = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        assert!(
-            started.elapsed() < limit,
-            "haven did not exit within {limit:?}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_closes_sockets_with_1001_and_exits_cleanly() {
     let dir = tempfile::tempdir().unwrap();
@@ -404,64 +297,6 @@ fn serve_raises_its_open_file_limit_and_warns_when_it_is_still_too_low() {
         "{}",
         served.log.lock().unwrap()
     );
-}
-
-/// Sends an HTTP POST with a JSON body from the given local address.
-pub(super) async fn post_from(
-    server: std::net::SocketAddr,
-    from: std::net::IpAddr,
-    path: &str,
-    body: &str,
-    bearer: Option<&str>,
-) -> serde_json::Value {
-    request_from(server, from, hyper::Method::POST, path, body, bearer)
-        .await
-        .1
-}
-
-/// Sends an HTTP request from the given local address: its status and its
-/// JSON body (`Null` when it has none).
-pub(super) async fn request_from(
-    server: std::net::SocketAddr,
-    from: std::net::IpAddr,
-    method: hyper::Method,
-    path: &str,
-    body: &str,
-    bearer: Option<&str>,
-) -> (u16, serde_json::Value) {
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.bind(std::net::SocketAddr::new(from, 0)).unwrap();
-    let stream = socket.connect(server).await.unwrap();
-    let (mut tx, conn) = hyper::client::conn::http1::handshake::<
-        _,
-        http_body_util::Full<hyper::body::Bytes>,
-    >(hyper_util::rt::TokioIo::new(stream))
-    .await
-    .unwrap();
-    tokio::spawn(conn);
-    let mut req = hyper::Request::builder()
-        .method(method)
-        .uri(path)
-        .header("host", "x")
-        .header("content-type", "application/json");
-    if let Some(token) = bearer {
-        req = req.header("authorization", format!("Bearer {token}"));
-    }
-    let req = req
-        .body(http_body_util::Full::new(hyper::body::Bytes::from(
-            body.to_owned(),
-        )))
-        .unwrap();
-    let resp = tx.send_request(req).await.unwrap();
-    let status = resp.status().as_u16();
-    let bytes = http_body_util::BodyExt::collect(resp.into_body())
-        .await
-        .unwrap()
-        .to_bytes();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
-    )
 }
 
 /// `haven account` run beside a running `haven serve` on the same data dir

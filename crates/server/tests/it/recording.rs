@@ -3,7 +3,6 @@
 //! transfers are recorded; a transcript that cannot be written stops
 //! visibly. (`recovery.rs`: what happens to the files at start.)
 
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use haven_protocol::counsellor::TranscriptState;
@@ -11,42 +10,11 @@ use haven_protocol::{counsellor as c, seeker as s};
 use haven_server::accounts::{AccountSpec, Role};
 use haven_server::config::{Config, TopicConfig, TranscriptMode};
 use haven_testkit::{SeekerClient, TestServer};
-use haven_transcript::{Identity, Kind, Verdict};
+use haven_transcript::{Kind, Verdict};
 use hyper::Method;
 
-use super::process::{haven, output};
-
-/// A key pair for a test: the identity in a file outside the server's
-/// data dir, and the recipient the server gets.
-pub(super) struct Keys {
-    pub(super) dir: tempfile::TempDir,
-    pub(super) identity: Identity,
-    pub(super) recipient: String,
-}
-
-impl Keys {
-    pub(super) fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let identity = Identity::generate();
-        std::fs::write(dir.path().join("identity.txt"), identity.to_text()).unwrap();
-        let recipient = identity.recipient().to_text();
-        Self {
-            dir,
-            identity,
-            recipient,
-        }
-    }
-
-    pub(super) fn file(&self) -> PathBuf {
-        self.dir.path().join("identity.txt")
-    }
-
-    /// Opens a transcript with this identity.
-    pub(super) fn read(&self, data: &[u8]) -> haven_transcript::Opened {
-        let identity = Identity::parse(&self.identity.to_text()).unwrap();
-        haven_transcript::read(data, &[identity])
-    }
-}
+use super::support::process::{haven, output};
+use super::support::recording::{Keys, all_files, finished};
 
 fn recording(keys: &Keys, mode: TranscriptMode) -> impl FnOnce(&mut Config) {
     let recipient = keys.recipient.clone();
@@ -54,39 +22,6 @@ fn recording(keys: &Keys, mode: TranscriptMode) -> impl FnOnce(&mut Config) {
         config.transcripts = mode;
         config.transcript_recipients = vec![recipient];
     }
-}
-
-/// Waits until the finished transcript of `session` exists, and returns
-/// its path.
-pub(super) async fn finished(data: &Path, topic: &str, session: &str) -> PathBuf {
-    let path = data
-        .join("transcripts")
-        .join(topic)
-        .join(format!("{session}.haven"));
-    for _ in 0..200 {
-        if path.exists() {
-            return path;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("no finished transcript at {}", path.display());
-}
-
-/// Every file under `dir`, recursively.
-pub(super) fn all_files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_owned()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                out.push(path);
-            }
-        }
-    }
-    out
 }
 
 async fn post(server: &TestServer, auth: &str, path: &str, body: &str) -> hyper::StatusCode {

@@ -8,7 +8,7 @@ use haven_server::config::{TopicConfig, TranscriptMode};
 use haven_testkit::TestServer;
 use haven_transcript::{Body, Kind, Sealer, Verdict, file_header};
 
-use super::recording::Keys;
+use super::support::recording::Keys;
 
 /// Seals a small transcript for `session` straight into `path`.
 fn write_transcript(path: &Path, keys: &Keys, session: [u8; 16], end: bool) -> Vec<u8> {

@@ -11,7 +11,7 @@ use haven_protocol::{ChatText, ClientMsgId, ErrorCode, counsellor as c, seeker a
 use haven_server::config::TopicConfig;
 use haven_testkit::TestServer;
 
-use super::topics::{hello, offered, skills, status, two_topics, waiting};
+use super::support::topics::{hello, offered, skills, status, two_topics, waiting};
 
 #[tokio::test]
 async fn sessions_go_only_to_counsellors_with_the_topic_and_language() {

@@ -417,7 +417,7 @@ async fn everything_in_the_data_dir_is_private_to_the_server() {
     let data = parent.path().join("data");
     std::fs::create_dir(&data).unwrap();
     std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let keys = super::recording::Keys::new();
+    let keys = super::support::recording::Keys::new();
     let recipient = keys.recipient.clone();
     let dir = data.clone();
     let server = TestServer::start_with(move |c| {
@@ -444,7 +444,7 @@ async fn everything_in_the_data_dir_is_private_to_the_server() {
     let session = anna.assigned().await;
     sam.say("m1", "hallo").await;
     sam.send(&s::ClientMessage::End).await;
-    super::recording::finished(&data, "algemeen", &session.0).await;
+    super::support::recording::finished(&data, "algemeen", &session.0).await;
 
     let mut checked = 0;
     for path in std::iter::once(data.clone()).chain(walk(&data)) {

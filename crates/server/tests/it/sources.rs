@@ -203,7 +203,7 @@ async fn login_from(
 }
 
 async fn password_checks(server: &TestServer) -> f64 {
-    super::metrics::value(&server.metrics().await, "haven_password_checks_total").unwrap_or(0.0)
+    super::support::value(&server.metrics().await, "haven_password_checks_total").unwrap_or(0.0)
 }
 
 #[tokio::test]

@@ -5,7 +5,7 @@ use std::os::unix::fs::PermissionsExt as _;
 
 use haven_transcript::{Body, Kind, Recipient, Role, Sealer, file_header};
 
-use super::process::{haven, output};
+use super::support::process::{haven, output};
 
 #[test]
 fn keygen_decrypt_and_verify_from_the_command_line() {

@@ -10,7 +10,7 @@ use haven_server::config::{AlternativeConfig, HoursConfig, TopicConfig};
 use haven_testkit::TestServer;
 use hyper::Method;
 
-use super::topics::{hello, skills, two_topics, waiting};
+use super::support::topics::{hello, skills, two_topics, waiting};
 
 /// Brussels wall time now, as "HH:MM", offset by `minutes`.
 fn brussels_time(minutes: i64) -> String {

@@ -9,9 +9,9 @@ use haven_protocol::seeker as s;
 use haven_testkit::RedisServer;
 use haven_transcript::{Identity, Verdict};
 
-use super::crash::{add_account, counsellor, logged, seeker};
-use super::process::serve;
-use super::recording::{Keys, all_files};
+use super::support::process::serve;
+use super::support::process::{add_account, counsellor, logged, seeker};
+use super::support::recording::{Keys, all_files};
 
 /// Reads `/proc/<pid>/environ` of a running server.
 fn environment(pid: u32) -> Vec<u8> {
@@ -73,7 +73,8 @@ async fn nothing_the_server_holds_decrypts_and_a_canary_stays_out_of_files_logs_
     anna.say(&session, "a1", "canary-9d42 ik hoor je").await;
     sam.heard().await;
     sam.send(&s::ClientMessage::End).await;
-    let path = super::recording::finished(&dir.path().join("data"), "algemeen", &session.0).await;
+    let path =
+        super::support::recording::finished(&dir.path().join("data"), "algemeen", &session.0).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     // Everything the process can reach: its config, its environment, its
@@ -214,7 +215,8 @@ async fn sighup_seals_the_next_records_to_a_new_key_and_old_ones_still_open_with
     sam.say("m2", "na de wissel").await;
     anna.say(&session, "a1", "ook na de wissel").await;
     sam.send(&s::ClientMessage::End).await;
-    let path = super::recording::finished(&dir.path().join("data"), "algemeen", &session.0).await;
+    let path =
+        super::support::recording::finished(&dir.path().join("data"), "algemeen", &session.0).await;
     let data = std::fs::read(&path).unwrap();
     let old_id = Identity::parse(&old.identity.to_text()).unwrap();
     let new_id = Identity::parse(&new.identity.to_text()).unwrap();

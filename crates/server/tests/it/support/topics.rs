@@ -1,5 +1,4 @@
-//! Helpers shared by the routing and waiting-room tests: topic and skill
-//! set-ups, and a help-seeker saying hello.
+//! Topic and skill set-ups, and a help-seeker saying hello to a topic.
 
 use std::time::Duration;
 
