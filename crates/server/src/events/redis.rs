@@ -1,5 +1,10 @@
 //! The Redis side of the event bus: one publisher task and one subscriber
 //! task per node, each reconnecting by itself.
+//!
+//! Keys and channels: `haven:events` (every node's events), `haven:control`
+//! (signed pause orders), `haven:paused` (the pause state), and per node
+//! `haven:node:<node>` (its snapshot, expiring with it) and
+//! `haven:history:<node>` (its queue history, kept a day).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -12,10 +17,24 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use super::{
-    CHANNEL, CONTROL, Events, FeedItem, HISTORY_PREFIX, HISTORY_TTL, Outgoing, PAUSED, PauseOrder,
-    Pauses, SNAPSHOT_PREFIX,
-};
+use tokio_util::task::TaskTracker;
+
+use super::{Events, FeedItem, PauseOrder, Pauses};
+use crate::config::Config;
+
+/// The Redis channel events are published on.
+const CHANNEL: &str = "haven:events";
+/// The Redis key prefix of node snapshots.
+pub(super) const SNAPSHOT_PREFIX: &str = "haven:node:";
+/// The Redis key prefix of node histories.
+pub(super) const HISTORY_PREFIX: &str = "haven:history:";
+/// How long a history outlives its node in Redis, in seconds.
+const HISTORY_TTL: u64 = 24 * 3600;
+/// The Redis channel pause and resume orders travel on, between nodes.
+const CONTROL: &str = "haven:control";
+/// The Redis hash of paused topics and their messages: the state a node
+/// takes on when it (re)connects.
+const PAUSED: &str = "haven:paused";
 
 /// How long one Redis command may take before it counts as failed.
 const COMMAND_TIMEOUT: Duration = Duration::from_millis(500);
@@ -23,6 +42,86 @@ const COMMAND_TIMEOUT: Duration = Duration::from_millis(500);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// Longest pause between subscriber reconnection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// What the publisher task writes to Redis.
+#[derive(Debug)]
+pub(super) enum Outgoing {
+    Event(Arc<str>),
+    Snapshot(Arc<str>),
+    History(Arc<str>),
+    /// A pause order and the account that gave it.
+    Pause(PauseOrder, String),
+}
+
+/// The bus's way to Redis: a client, and the bounded buffer the publisher
+/// task reads.
+#[derive(Debug)]
+pub(super) struct Bus {
+    client: redis::Client,
+    outbox: mpsc::Sender<Outgoing>,
+}
+
+impl Bus {
+    /// The bus's Redis side and the publisher's end of its buffer, when
+    /// `redis_url` is set.
+    pub(super) fn new(config: &Config) -> Option<(Self, mpsc::Receiver<Outgoing>)> {
+        // The URL was checked with the config; a client is only a parsed URL.
+        let client = redis::Client::open(config.redis_url.as_deref()?).ok()?;
+        let (outbox, rx) = mpsc::channel(config.supervisor.event_buffer as usize);
+        Some((Self { client, outbox }, rx))
+    }
+
+    /// Queues an event for the other nodes; `false` when the buffer is full.
+    pub(super) fn event(&self, json: Arc<str>) -> bool {
+        self.outbox.try_send(Outgoing::Event(json)).is_ok()
+    }
+
+    /// Queues this node's snapshot; skipped when the buffer is full (a
+    /// later one follows).
+    pub(super) fn snapshot(&self, json: Arc<str>) {
+        let _ = self.outbox.try_send(Outgoing::Snapshot(json));
+    }
+
+    /// Queues this node's history; skipped when the buffer is full.
+    pub(super) fn history(&self, json: Arc<str>) {
+        let _ = self.outbox.try_send(Outgoing::History(json));
+    }
+
+    /// Queues a pause order; `false` when the buffer is full.
+    pub(super) fn order_pause(&self, order: PauseOrder, by: &str) -> bool {
+        self.outbox
+            .try_send(Outgoing::Pause(order, by.to_owned()))
+            .is_ok()
+    }
+
+    /// Every value under `prefix` (one per node).
+    pub(super) async fn read_all(&self, prefix: &str) -> redis::RedisResult<Vec<Arc<str>>> {
+        read_all(&self.client, prefix).await
+    }
+}
+
+/// Starts the publisher and the subscriber on `tracker`.
+pub(super) fn start(
+    events: &Arc<Events>,
+    outgoing: mpsc::Receiver<Outgoing>,
+    ttl_secs: u64,
+    shutdown: &CancellationToken,
+    tracker: &TaskTracker,
+) {
+    let Some(bus) = &events.redis else { return };
+    tracker.spawn(publish(
+        events.clone(),
+        bus.client.clone(),
+        outgoing,
+        ttl_secs,
+        shutdown.clone(),
+    ));
+    tracker.spawn(subscribe(
+        events.clone(),
+        bus.client.clone(),
+        shutdown.clone(),
+    ));
+}
 
 fn manager(client: redis::Client) -> redis::RedisResult<ConnectionManager> {
     let config = ConnectionManagerConfig::new()
@@ -35,7 +134,7 @@ fn manager(client: redis::Client) -> redis::RedisResult<ConnectionManager> {
 
 /// Publishes events and writes snapshots until shutdown. A failed command
 /// drops its event (counted) and the manager reconnects in the background.
-pub(super) async fn publish(
+async fn publish(
     events: Arc<Events>,
     client: redis::Client,
     mut rx: mpsc::Receiver<Outgoing>,
@@ -96,12 +195,14 @@ pub(super) async fn publish(
 }
 
 /// Follows `haven:events` into the node's feed until shutdown, resubscribing
-/// after any failure and telling the feed to resync each time.
-pub(super) async fn subscribe(
-    events: Arc<Events>,
-    client: redis::Client,
-    shutdown: CancellationToken,
-) {
+/// after any failure and telling the feed to resync each time. This node's
+/// own events are on the feed already and are skipped.
+async fn subscribe(events: Arc<Events>, client: redis::Client, shutdown: CancellationToken) {
+    // A record starts with its node (`Record`'s first field).
+    let own = format!(
+        "{{\"node\":{},",
+        serde_json::to_string(events.node()).unwrap_or_default()
+    );
     let mut backoff = Duration::from_millis(100);
     loop {
         let attempt = async {
@@ -151,7 +252,7 @@ pub(super) async fn subscribe(
                         );
                         let _ = events.pauses.send(Pauses::Order(order));
                     }
-                } else {
+                } else if !json.starts_with(&own) {
                     let _ = events.feed.send(FeedItem::Event(Arc::from(json)));
                 }
             }
@@ -201,10 +302,7 @@ async fn publish_pause(
 }
 
 /// Every value under `prefix` (one per node).
-pub(super) async fn read_all(
-    client: &redis::Client,
-    prefix: &str,
-) -> redis::RedisResult<Vec<Arc<str>>> {
+async fn read_all(client: &redis::Client, prefix: &str) -> redis::RedisResult<Vec<Arc<str>>> {
     let work = async {
         let mut conn = client.get_multiplexed_async_connection().await?;
         let pattern = format!("{prefix}*");

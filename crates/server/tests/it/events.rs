@@ -353,6 +353,23 @@ async fn a_redis_outage_leaves_chat_alone_and_events_resume_after_it() {
     second.hello(None).await;
     metric_until(&server, "haven_redis_connected", |v| v == 0.0).await;
     let dropped = metric_until(&server, "haven_events_dropped_total", |v| v > 0.0).await;
+    // This node's dashboard does not go blank: its own snapshot and its
+    // own events still come, Redis or not.
+    let password = server.add_account("coord", Role::Supervisor, None);
+    let auth = format!("Bearer {}", server.token("coord", &password).await);
+    let mut feed = server
+        .sse("/api/v1/supervisor/feed", &[("authorization", &auth)])
+        .await;
+    assert_eq!(feed.status, 200);
+    let snapshot = feed.expect("snapshot", |_| true).await;
+    let nodes: Vec<Snapshot> = serde_json::from_value(snapshot["nodes"].clone()).unwrap();
+    assert_eq!(nodes.len(), 1, "{snapshot}");
+    assert_eq!(nodes[0].node, "node-a");
+    let mut third = server.seeker().await;
+    third.hello(None).await;
+    let queued = feed.expect("event", |e| e["type"] == "queued").await;
+    assert_eq!(queued["node"], "node-a");
+    drop(feed);
 
     // Back: the publisher reconnects by itself, events flow again and the
     // snapshot is rewritten.
