@@ -18,6 +18,9 @@
 //!   idempotent retries and the bounded replay buffer that makes resume
 //!   lose nothing. Each session has its own, so chat never funnels through
 //!   one global owner.
+//! - [`session`]: one session's rules around its conversation: its phase,
+//!   who is in it, what each party may do, and what a counsellor who joins
+//!   receives.
 //! - [`resume`]: which resume tokens bring a party back.
 //! - [`ids`]: the newtype ids they share.
 
@@ -27,6 +30,7 @@ pub mod ids;
 pub mod queue;
 pub mod resume;
 pub mod router;
+pub mod session;
 
 pub use conversation::{Accept, Conversation, ReplayLimits, Resume};
 pub use ids::{CounsellorId, LangId, Party, SessionId, Side, TopicId};
@@ -36,3 +40,4 @@ pub use router::{
     Gate, Notice, Profile, Refusal, Router, RouterConfig, SessionOverview, Stage, Status,
     TopicRules, TopicStats, TopicSummary, Transfer,
 };
+pub use session::{Joined, Member, Phase, Refused, Session};

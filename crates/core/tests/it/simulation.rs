@@ -1,8 +1,9 @@
 //! A deterministic simulation of many help-seekers and counsellors.
 //!
-//! It drives the [`Router`] and one [`Conversation`] per session the way
-//! the server does, over a simulated transport that loses everything in
-//! flight when a connection drops. Clients behave as the protocol asks:
+//! It drives the [`Router`] and one core [`Session`] per session the way
+//! the server does (the same calls on the same types: who may send, what a
+//! new counsellor is given, what a resume replays), over a simulated
+//! transport that loses everything in flight when a connection drops. Clients behave as the protocol asks:
 //! they confirm what they receive, resume with the last `seq` they saw and
 //! retry unacknowledged messages with the same id.
 //!
@@ -17,15 +18,16 @@
 //!   back in while its session lives ([`ResumeSlot`]); such lost
 //!   handshakes happen, and are retried with the old token;
 //! - counsellors never exceed capacity, and when arrivals stop everyone is
-//!   eventually served or gone.
+//!   eventually served or gone;
+//! - a counsellor can never write into a session that is not theirs.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use haven_core::{
-    Accept, Activity, Arrival, Assignment, Conversation, CounsellorId, Effect, EndReason, LangId,
-    Party, Profile, ReplayLimits, ResumeSlot, Router, RouterConfig, SessionId, Side, Status,
-    TopicId, TopicRules,
+    Accept, Activity, Arrival, Assignment, CounsellorId, Effect, EndReason, LangId, Party, Profile,
+    ReplayLimits, ResumeSlot, Router, RouterConfig, Session, SessionId, Side, Status, TopicId,
+    TopicRules,
 };
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
@@ -95,7 +97,7 @@ struct Sim {
     rng: StdRng,
     now: Instant,
     router: Router,
-    convs: HashMap<SessionId, Conversation<Payload>>,
+    sessions: HashMap<SessionId, Session<Payload, ()>>,
     seekers: HashMap<SessionId, SeekerClient>,
     counsellors: Vec<CounsellorClient>,
     next_uid: u64,
@@ -111,6 +113,8 @@ struct Sim {
     next_token: u64,
     /// Resumes whose answer the client never read.
     lost_handshakes: usize,
+    /// Attempts to write into someone else's session.
+    intrusions: usize,
 }
 
 const TICK: Duration = Duration::from_millis(250);
@@ -184,7 +188,7 @@ impl Sim {
             rng,
             now,
             router: Router::new(config, now),
-            convs: HashMap::new(),
+            sessions: HashMap::new(),
             seekers: HashMap::new(),
             counsellors: list,
             next_uid: 0,
@@ -196,6 +200,7 @@ impl Sim {
             counsellor_keys: HashMap::new(),
             next_token: 0,
             lost_handshakes: 0,
+            intrusions: 0,
         }
     }
 
@@ -224,13 +229,17 @@ impl Sim {
                     let c = &mut self.counsellors[ci];
                     assert!(c.sessions.len() < c.capacity as usize, "capacity exceeded");
                     c.sessions.insert(session, CounsellorView::default());
+                    // A new counsellor gets what the help-seeker said that
+                    // nobody confirmed yet.
+                    let joined = self
+                        .sessions
+                        .get_mut(&session)
+                        .unwrap()
+                        .join(counsellor, ())
+                        .expect("assigned to an ended session");
                     if c.link.connected {
                         c.link.inbox.push_back(Frame::Assigned);
-                        // A new counsellor gets what the help-seeker said that
-                        // nobody confirmed yet.
-                        let conv = self.convs.get_mut(&session).unwrap();
-                        let r = conv.resume(Side::Counsellor, 0);
-                        for &&(seq, uid) in &r.replay {
+                        for &&(seq, uid) in &joined.backlog {
                             c.link.inbox.push_back(Frame::Message { session, seq, uid });
                         }
                     }
@@ -252,7 +261,9 @@ impl Sim {
                         let ci = self.counsellor_index(c);
                         self.counsellors[ci].sessions.remove(&session);
                     }
-                    let conv = self.convs.remove(&session).unwrap();
+                    let mut ended = self.sessions.remove(&session).unwrap();
+                    ended.end();
+                    let conv = ended.conversation();
                     if reason != EndReason::SeekerTimedOut
                         && conv.backlog(Side::Seeker) == 0
                         && conv.backlog(Side::Counsellor) == 0
@@ -291,6 +302,18 @@ impl Sim {
                 } => {
                     let ci = self.counsellor_index(counsellor);
                     self.counsellors[ci].sessions.remove(&session);
+                    if let Some(s) = self.sessions.get_mut(&session) {
+                        s.leave(counsellor);
+                    }
+                }
+                Effect::Queued {
+                    session,
+                    requeued: true,
+                    ..
+                } => {
+                    if let Some(s) = self.sessions.get_mut(&session) {
+                        s.requeue();
+                    }
                 }
                 Effect::Load {
                     counsellor,
@@ -324,8 +347,8 @@ impl Sim {
         self.router
             .seeker_arrived(self.now, session, arrival)
             .unwrap();
-        self.convs
-            .insert(session, Conversation::new(ReplayLimits::default()));
+        self.sessions
+            .insert(session, Session::new(ReplayLimits::default()));
         let to_send = self.rng.random_range(1..12);
         let token = self.new_token();
         self.seeker_keys.insert(session, ResumeSlot::new(token));
@@ -347,14 +370,25 @@ impl Sim {
         );
     }
 
-    /// A client sends (or retries) a message; the shell relays it.
-    fn send(&mut self, session: SessionId, from: Side, id: u64, uid: u64) {
-        let Some(conv) = self.convs.get_mut(&session) else {
+    /// A client sends (or retries) a message; the shell relays it. `by`
+    /// is the counsellor sending, if one is.
+    fn send(&mut self, session: SessionId, by: Option<CounsellorId>, id: u64, uid: u64) {
+        let Some(s) = self.sessions.get_mut(&session) else {
             return;
         };
         let weight = 16;
-        match conv.accept(from, &id.to_string(), weight, |seq| (seq, uid)) {
-            Accept::New { seq, .. } => {
+        let (from, accepted) = match by {
+            None => (
+                Side::Seeker,
+                s.seeker_says(&id.to_string(), weight, |seq| (seq, uid)),
+            ),
+            Some(c) => (
+                Side::Counsellor,
+                s.counsellor_says(c, &id.to_string(), weight, |seq| (seq, uid)),
+            ),
+        };
+        match accepted {
+            Ok(Accept::New { seq, .. }) => {
                 self.acked
                     .entry((session, from.peer()))
                     .or_default()
@@ -363,8 +397,10 @@ impl Sim {
                 self.deliver(session, from.peer(), Frame::Message { session, seq, uid });
                 self.deliver(session, from, Frame::Ack { session, id });
             }
-            Accept::Duplicate { .. } => self.deliver(session, from, Frame::Ack { session, id }),
-            Accept::BacklogFull => {}
+            Ok(Accept::Duplicate { .. }) => {
+                self.deliver(session, from, Frame::Ack { session, id });
+            }
+            Ok(Accept::BacklogFull) | Err(_) => {}
         }
     }
 
@@ -427,15 +463,19 @@ impl Sim {
                         }
                         s.token = next_token;
                         s.link.connected = true;
-                        let conv = self.convs.get_mut(&session).unwrap();
-                        let r = conv.resume(Side::Seeker, s.last_seq);
+                        let r = self
+                            .sessions
+                            .get_mut(&session)
+                            .unwrap()
+                            .resume(Side::Seeker, s.last_seq)
+                            .expect("a living session");
                         assert!(r.recovered, "a seeker with its own state must recover");
                         for &&(seq, uid) in &r.replay {
                             s.link.inbox.push_back(Frame::Message { session, seq, uid });
                         }
                         let retry = s.unacked.clone();
                         for (id, uid) in retry {
-                            self.send(session, Side::Seeker, id, uid);
+                            self.send(session, None, id, uid);
                         }
                     } else {
                         s.done = true;
@@ -464,8 +504,8 @@ impl Sim {
                 }
             }
             let up_to = s.last_seq;
-            if let Some(conv) = self.convs.get_mut(&session) {
-                conv.confirm(Side::Seeker, up_to);
+            if let Some(s) = self.sessions.get_mut(&session) {
+                let _ = s.confirm(Side::Seeker, None, up_to);
             }
             if roll < 0.01 {
                 // The connection drops: everything in flight is lost.
@@ -484,7 +524,7 @@ impl Sim {
                 self.next_uid += 1;
                 let uid = self.next_uid;
                 s.unacked.push((id, uid));
-                self.send(session, Side::Seeker, id, uid);
+                self.send(session, None, id, uid);
             } else if roll < 0.201 && !s.assigned {
                 // Gives up waiting.
                 s.done = true;
@@ -536,8 +576,11 @@ impl Sim {
                     for session in held {
                         let view = c.sessions.entry(session).or_default();
                         let known = view.last_seq > 0;
-                        let conv = self.convs.get_mut(&session).unwrap();
-                        let r = conv.resume(Side::Counsellor, view.last_seq);
+                        let held = self.sessions.get_mut(&session).unwrap();
+                        held.reattach(cid, ()).expect("a living session");
+                        let r = held
+                            .resume(Side::Counsellor, view.last_seq)
+                            .expect("a living session");
                         assert!(
                             !known || r.recovered,
                             "a counsellor with its own state must recover"
@@ -552,7 +595,7 @@ impl Sim {
                         .flat_map(|(s, v)| v.unacked.iter().map(move |(id, uid)| (*s, *id, *uid)))
                         .collect();
                     for (session, id, uid) in retries {
-                        self.send(session, Side::Counsellor, id, uid);
+                        self.send(session, Some(cid), id, uid);
                     }
                     self.run_effects();
                 }
@@ -622,8 +665,8 @@ impl Sim {
             let confirms: Vec<(SessionId, u64)> =
                 c.sessions.iter().map(|(s, v)| (*s, v.last_seq)).collect();
             for (session, up_to) in confirms {
-                if let Some(conv) = self.convs.get_mut(&session) {
-                    conv.confirm(Side::Counsellor, up_to);
+                if let Some(s) = self.sessions.get_mut(&session) {
+                    let _ = s.confirm(Side::Counsellor, Some(cid), up_to);
                 }
             }
             if roll < 0.005 {
@@ -638,6 +681,29 @@ impl Sim {
                     .unwrap();
                 continue;
             }
+            // Now and then, write into a session that is not (or no
+            // longer) this counsellor's: it must be refused.
+            if roll > 0.99 {
+                let mut others: Vec<SessionId> = self
+                    .sessions
+                    .keys()
+                    .filter(|s| !self.counsellors[ci].sessions.contains_key(s))
+                    .filter(|s| self.router.counsellor_of(**s) != Some(cid))
+                    .copied()
+                    .collect();
+                others.sort_unstable();
+                if !others.is_empty() {
+                    let other = others[self.rng.random_range(0..others.len())];
+                    let s = self.sessions.get_mut(&other).unwrap();
+                    assert!(
+                        s.counsellor_says(cid, "intruder", 1, |seq| (seq, 0))
+                            .is_err()
+                            && !s.may_act(Side::Counsellor, Some(cid)),
+                        "a counsellor wrote into a session not theirs"
+                    );
+                    self.intrusions += 1;
+                }
+            }
             // Reply in, or end, one session.
             let mut sessions: Vec<SessionId> =
                 self.counsellors[ci].sessions.keys().copied().collect();
@@ -647,10 +713,10 @@ impl Sim {
             }
             let session = sessions[self.rng.random_range(0..sessions.len())];
             let sent = self.counsellors[ci].sessions[&session].sent;
-            let quiet = self
-                .convs
-                .get(&session)
-                .is_some_and(|c| c.backlog(Side::Seeker) == 0 && c.backlog(Side::Counsellor) == 0);
+            let quiet = self.sessions.get(&session).is_some_and(|s| {
+                let c = s.conversation();
+                c.backlog(Side::Seeker) == 0 && c.backlog(Side::Counsellor) == 0
+            });
             if sent >= 6 && quiet && self.counsellors[ci].sessions[&session].unacked.is_empty() {
                 self.router
                     .counsellor_ended(self.now, cid, session)
@@ -664,7 +730,7 @@ impl Sim {
                 let view = c.sessions.get_mut(&session).unwrap();
                 view.sent += 1;
                 view.unacked.push((id, uid));
-                self.send(session, Side::Counsellor, id, uid);
+                self.send(session, Some(cid), id, uid);
             }
         }
     }
@@ -713,6 +779,11 @@ fn run(seed: u64) {
         sim.lost_handshakes > 20,
         "seed {seed}: only {} lost resume handshakes",
         sim.lost_handshakes
+    );
+    assert!(
+        sim.intrusions > 20,
+        "seed {seed}: only {} intrusions tried",
+        sim.intrusions
     );
     for session in &sim.clean_ends {
         for side in [Side::Seeker, Side::Counsellor] {

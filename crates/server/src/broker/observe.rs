@@ -15,7 +15,7 @@ use haven_transcript::{Body, Kind, Role};
 use serde_json::json;
 use tokio::sync::{mpsc, oneshot};
 
-use super::session::{CellState, Phase, SendRefused, SessionCell, now_ms};
+use super::session::{CellState, SendRefused, SessionCell, Speaker, now_ms};
 use crate::ws::frames::{encode_counsellor, encode_seeker};
 
 /// Items buffered for one watching supervisor.
@@ -76,7 +76,7 @@ impl Drop for Watch {
         let mut st = self.cell.lock();
         let before = st.observers.len();
         st.observers.retain(|o| o.id != self.id);
-        if st.phase == Phase::Assigned && st.observers.len() < before {
+        if st.session.open_to_guests() && st.observers.len() < before {
             st.to_counsellors(&encode_counsellor(&counsellor::ServerMessage::Observed {
                 session: self.cell.wire.clone(),
                 by: self.by.to_string(),
@@ -91,13 +91,17 @@ impl SessionCell {
     /// told; the help-seeker is not.
     pub(crate) fn observe(self: &Arc<Self>, by: &str) -> Option<Watch> {
         let mut st = self.lock();
-        if st.phase != Phase::Assigned {
+        if !st.session.open_to_guests() {
             return None;
         }
         let (tx, rx) = mpsc::channel(OBSERVER_BUFFER);
         let id = NEXT_OBSERVER.fetch_add(1, Ordering::Relaxed);
         // Who is in it, so the watcher knows whom they are watching.
-        let members: Vec<String> = st.members.iter().map(|m| m.name.to_string()).collect();
+        let members: Vec<String> = st
+            .members()
+            .iter()
+            .map(|m| m.link.name.to_string())
+            .collect();
         let _ = tx.try_send(item(&json!({
             "type": "watching",
             "session": self.wire.0,
@@ -124,7 +128,7 @@ impl SessionCell {
     /// session has counsellors to receive it.
     pub(crate) fn whisper(&self, by: &str, text: &ChatText) -> bool {
         let mut st = self.lock();
-        if st.phase != Phase::Assigned {
+        if !st.session.open_to_guests() {
             return false;
         }
         let at = now_ms();
@@ -144,7 +148,7 @@ impl SessionCell {
     /// told, and the supervisor may then write to the help-seeker.
     pub(crate) fn join(&self, account: &str, display: &str) -> bool {
         let mut st = self.lock();
-        if st.phase != Phase::Assigned {
+        if !st.session.open_to_guests() {
             return false;
         }
         if st.guests.iter().any(|g| g.account.as_ref() == account) {
@@ -178,7 +182,7 @@ impl SessionCell {
             return false;
         };
         let guest = st.guests.remove(i);
-        if st.phase == Phase::Assigned {
+        if st.session.open_to_guests() {
             if let Some(conn) = &st.seeker {
                 conn.send(encode_seeker(&seeker::ServerMessage::CounsellorLeft {
                     counsellor: guest.display.to_string(),
@@ -212,7 +216,7 @@ impl SessionCell {
     ) -> Result<oneshot::Receiver<u64>, SendRefused> {
         let mut guard = self.lock();
         let st: &mut CellState = &mut guard;
-        if st.phase != Phase::Assigned {
+        if !st.session.open_to_guests() {
             return Err(SendRefused::WrongState);
         }
         let Some(guest) = st
@@ -227,10 +231,9 @@ impl SessionCell {
         let (tx, rx) = oneshot::channel();
         self.relay_to_seeker(
             st,
-            &key,
+            Speaker::Guest(&key),
             (Role::Supervisor, &guest.display),
             text,
-            None,
             move |seq, _| {
                 let _ = tx.send(seq);
             },

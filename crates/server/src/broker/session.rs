@@ -1,5 +1,6 @@
-//! One session's shared cell: its [`Conversation`] and who is attached to
-//! each end, behind a short std mutex.
+//! One session's shared cell: its core [`Session`] (phase, members and
+//! conversation, with the rules of who may do what) and who is attached
+//! to each end, behind a short std mutex.
 //!
 //! This is the chat hot path. A help-seeker's socket task holds its cell
 //! directly; a counsellor's finds it in the session index. Sending a message
@@ -19,7 +20,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::limits::{SourceTag, WaitingGuard};
 use axum::extract::ws::Utf8Bytes;
-use haven_core::{Accept, Conversation, CounsellorId, ReplayLimits, ResumeSlot, SessionId, Side};
+use haven_core::{
+    Accept, CounsellorId, Member, Phase, Refused, ReplayLimits, ResumeSlot, Session, SessionId,
+    Side,
+};
 use haven_protocol::common::{ChatText, ClientMsgId, SessionRef};
 use haven_protocol::counsellor::TranscriptState;
 use haven_protocol::{ErrorCode, counsellor, fast, seeker};
@@ -50,22 +54,9 @@ impl std::fmt::Debug for SeekerInfo {
     }
 }
 
-/// Where a session is in its life, as far as the data plane cares.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Phase {
-    /// In the queue. The help-seeker may already write; the first
-    /// counsellor receives it.
-    Waiting,
-    /// With one or more counsellors.
-    Assigned,
-    /// Over; every further message is refused.
-    Ended,
-}
-
-/// A counsellor in a session.
+/// What the cell keeps for a counsellor in the session.
 #[derive(Clone, Debug)]
-pub(crate) struct Member {
-    pub(crate) id: CounsellorId,
+pub(crate) struct MemberLink {
     /// Their live socket, if connected.
     pub(crate) conn: Option<ConnHandle>,
     /// The name help-seekers see.
@@ -75,13 +66,11 @@ pub(crate) struct Member {
 /// The mutable part of a cell.
 #[derive(Debug)]
 pub(crate) struct CellState {
-    pub(crate) conv: Conversation<Utf8Bytes>,
-    pub(crate) phase: Phase,
+    /// The session: its phase, its counsellors and its conversation (each
+    /// message stored as the receiver's encoded frame).
+    pub(crate) session: Session<Utf8Bytes, MemberLink>,
     /// The help-seeker's live socket, if connected.
     pub(crate) seeker: Option<ConnHandle>,
-    /// The counsellors in the session, longest first. Invariant: non-empty
-    /// exactly when `phase == Assigned`.
-    pub(crate) members: Vec<Member>,
     /// The help-seeker's good resume tokens (see [`ResumeSlot`]), to
     /// revoke when the session ends; `None` once it has.
     pub(crate) seeker_keys: Option<ResumeSlot<TokenHash>>,
@@ -112,17 +101,19 @@ impl CellState {
         }
     }
 
+    /// Where the session is in its life.
+    pub(crate) fn phase(&self) -> Phase {
+        self.session.phase()
+    }
+
+    /// The counsellors in the session.
+    pub(crate) fn members(&self) -> &[Member<MemberLink>] {
+        self.session.members()
+    }
+
     /// The sockets of the connected counsellors.
     pub(crate) fn counsellor_conns(&self) -> impl Iterator<Item = &ConnHandle> {
-        self.members.iter().filter_map(|m| m.conn.as_ref())
-    }
-
-    pub(crate) fn member(&self, id: CounsellorId) -> Option<&Member> {
-        self.members.iter().find(|m| m.id == id)
-    }
-
-    pub(crate) fn member_mut(&mut self, id: CounsellorId) -> Option<&mut Member> {
-        self.members.iter_mut().find(|m| m.id == id)
+        self.members().iter().filter_map(|m| m.link.conn.as_ref())
     }
 
     /// Sends a frame to every connected counsellor.
@@ -191,6 +182,16 @@ pub(crate) struct SessionCell {
     state: Mutex<CellState>,
 }
 
+/// Who writes to the help-seeker.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Speaker<'a> {
+    /// A counsellor in the session, with their message's client id.
+    Counsellor(CounsellorId, &'a str),
+    /// A supervisor who joined, with the key their message is
+    /// deduplicated under.
+    Guest(&'a str),
+}
+
 /// Why a `send` was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum SendRefused {
@@ -200,6 +201,16 @@ pub(crate) enum SendRefused {
     NotYours,
     /// The receiver's backlog is full; retry later.
     BacklogFull,
+}
+
+impl From<Refused> for SendRefused {
+    fn from(refused: Refused) -> Self {
+        match refused {
+            Refused::WrongState => SendRefused::WrongState,
+            Refused::NotYours => SendRefused::NotYours,
+            Refused::BacklogFull => SendRefused::BacklogFull,
+        }
+    }
 }
 
 impl SendRefused {
@@ -212,8 +223,8 @@ impl SendRefused {
     }
 }
 
-/// The sequence number to ack for an offered message, or why it was
-/// refused. A retry gets its original number.
+/// The sequence number to ack for an accepted message: a retry gets its
+/// original number.
 fn accepted_seq(accepted: &Accept<'_, Utf8Bytes>) -> Result<u64, SendRefused> {
     match *accepted {
         Accept::New { seq, .. } | Accept::Duplicate { seq } => Ok(seq),
@@ -240,10 +251,8 @@ impl SessionCell {
             wire: SessionRef(id.to_string()),
             info,
             state: Mutex::new(CellState {
-                conv: Conversation::new(limits),
-                phase: Phase::Waiting,
+                session: Session::new(limits),
                 seeker: Some(seeker),
-                members: Vec::new(),
                 seeker_keys: Some(ResumeSlot::new(seeker_token)),
                 sources: Vec::new(),
                 waiting: None,
@@ -273,15 +282,15 @@ impl SessionCell {
     ) -> Result<(), SendRefused> {
         let mut guard = self.lock();
         let st: &mut CellState = &mut guard;
-        if st.phase == Phase::Ended {
+        if st.phase() == Phase::Ended {
             return Err(SendRefused::WrongState);
         }
         let reserved = st.reserve()?;
         let wire = &self.wire;
         let at = now_ms();
-        let accepted = st.conv.accept(Side::Seeker, &id.0, text.0.len(), |seq| {
+        let accepted = st.session.seeker_says(&id.0, text.0.len(), |seq| {
             fast::counsellor_message(&wire.0, seq, &text.0, at).into()
-        });
+        })?;
         let seq = accepted_seq(&accepted)?;
         let new = matches!(accepted, Accept::New { .. });
         if let Accept::New { payload, .. } = accepted {
@@ -316,31 +325,24 @@ impl SessionCell {
     ) -> Result<(), SendRefused> {
         let mut guard = self.lock();
         let st: &mut CellState = &mut guard;
-        if st.phase == Phase::Ended {
+        if st.phase() == Phase::Ended {
             return Err(SendRefused::WrongState);
         }
-        let Some(name) = st.member(from).map(|m| m.name.clone()) else {
+        let Some(name) = st.session.member(from).map(|m| m.link.name.clone()) else {
             return Err(SendRefused::NotYours);
         };
-        // Ids are the sender's own: two counsellors in a session (together,
-        // or one after the other) may pick the same one.
-        let mut key = String::with_capacity(24 + id.0.len());
-        key.push_str(itoa::Buffer::new().format(from.0));
-        key.push('/');
-        key.push_str(&id.0);
         let session = self.wire.clone();
-        let id = id.clone();
+        let client_id = id.clone();
         let conn = conn.clone();
         self.relay_to_seeker(
             st,
-            &key,
+            Speaker::Counsellor(from, &id.0),
             (Role::Counsellor, &name),
             text,
-            Some(from),
             move |seq, lazy| {
                 send_ack(
                     &conn,
-                    fast::counsellor_ack(&session.0, &id.0, seq).into(),
+                    fast::counsellor_ack(&session.0, &client_id.0, seq).into(),
                     lazy,
                 );
             },
@@ -348,26 +350,30 @@ impl SessionCell {
     }
 
     /// A message to the help-seeker from someone in the session (a
-    /// counsellor, or a supervisor who joined), deduplicated by `key`: it
-    /// is numbered, sent, echoed to the counsellors other than `except`,
-    /// and shown to watching supervisors. `acked` gets its seq (the
+    /// counsellor, or a supervisor who joined), deduplicated as the core
+    /// session does for `speaker`: it is numbered, sent, echoed to the
+    /// other counsellors, and shown to watching supervisors. `acked` gets its seq (the
     /// original one for a retry) once the broker has it, and in a
     /// recorded session once its record is durable (see
     /// [`ack_when_durable`] for the flag).
     pub(crate) fn relay_to_seeker(
         &self,
         st: &mut CellState,
-        key: &str,
+        speaker: Speaker<'_>,
         (role, name): (Role, &str),
         text: ChatText,
-        except: Option<CounsellorId>,
         acked: impl FnOnce(u64, bool) + Send + 'static,
     ) -> Result<(), SendRefused> {
         let reserved = st.reserve()?;
         let at = now_ms();
-        let accepted = st.conv.accept(Side::Counsellor, key, text.0.len(), |seq| {
-            fast::seeker_message(seq, &text.0, at, name).into()
-        });
+        let make = |seq| fast::seeker_message(seq, &text.0, at, name).into();
+        let (accepted, except) = match speaker {
+            Speaker::Counsellor(from, id) => (
+                st.session.counsellor_says(from, id, text.0.len(), make)?,
+                Some(from),
+            ),
+            Speaker::Guest(key) => (st.session.guest_says(key, text.0.len(), make)?, None),
+        };
         let seq = accepted_seq(&accepted)?;
         let new = matches!(accepted, Accept::New { .. });
         if let Accept::New { payload, .. } = accepted {
@@ -381,15 +387,15 @@ impl SessionCell {
             }
             // Colleagues in the session see what was said (copied only
             // when there are some).
-            if st.members.iter().any(|m| Some(m.id) != except) {
+            if st.members().iter().any(|m| Some(m.id) != except) {
                 let said = encode_counsellor(&counsellor::ServerMessage::Said {
                     session: self.wire.clone(),
                     from: name.to_owned(),
                     text: text.clone(),
                     at,
                 });
-                for m in st.members.iter().filter(|m| Some(m.id) != except) {
-                    if let Some(conn) = &m.conn {
+                for m in st.members().iter().filter(|m| Some(m.id) != except) {
+                    if let Some(conn) = &m.link.conn {
                         conn.send(said.clone());
                     }
                 }
@@ -428,7 +434,7 @@ impl SessionCell {
         active: bool,
     ) -> bool {
         let st = self.lock();
-        if !Self::may_act(&st, from, counsellor) {
+        if !st.session.may_act(from, counsellor) {
             return false;
         }
         match from {
@@ -451,12 +457,12 @@ impl SessionCell {
     /// and tells the sender side its messages were delivered.
     pub(crate) fn confirm(&self, by: Side, counsellor: Option<CounsellorId>, up_to: u64) -> bool {
         let mut st = self.lock();
-        if !Self::may_act(&st, by, counsellor) {
+        let Ok(mark) = st.session.confirm(by, counsellor, up_to) else {
             return false;
-        }
+        };
         // Delivery marks are bookkeeping: they may wait a moment to share a
         // write with the next frame.
-        if let Some(mark) = st.conv.confirm(by, up_to) {
+        if let Some(mark) = mark {
             match by {
                 Side::Seeker => {
                     let frame = encode_counsellor(&counsellor::ServerMessage::Delivered {
@@ -477,16 +483,5 @@ impl SessionCell {
             }
         }
         true
-    }
-
-    /// Whether `side` (and for counsellors, which one) may act on this
-    /// session now.
-    fn may_act(st: &CellState, side: Side, counsellor: Option<CounsellorId>) -> bool {
-        match side {
-            Side::Seeker => st.phase != Phase::Ended,
-            Side::Counsellor => {
-                st.phase == Phase::Assigned && counsellor.is_some_and(|me| st.member(me).is_some())
-            }
-        }
     }
 }

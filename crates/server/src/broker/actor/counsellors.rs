@@ -9,7 +9,7 @@ use haven_protocol::common::ResumeToken;
 use haven_protocol::counsellor::{self, ResumePoint, SessionInfo, SessionState};
 use tracing::{debug, info};
 
-use super::super::session::{CellState, Member, SessionCell};
+use super::super::session::{CellState, MemberLink, SessionCell};
 use super::super::{Colleague, CounsellorLogin, ResumeFailed, ResumeTarget, secs};
 use super::{Actor, Link, now, wire_status};
 use crate::tokens::{self, TokenHash};
@@ -95,18 +95,24 @@ impl Actor {
         let mut states = Vec::with_capacity(cells.len());
         let mut replays = Vec::with_capacity(cells.len());
         for (cell, st) in cells.iter().zip(guards.iter_mut()) {
-            match st.member_mut(id) {
-                Some(member) => member.conn = Some(conn.clone()),
-                None => st.members.push(Member {
-                    id,
-                    conn: Some(conn.clone()),
-                    name: display.clone(),
-                }),
+            // The name they were shown under stays.
+            let name = st
+                .session
+                .member(id)
+                .map_or_else(|| display.clone(), |m| m.link.name.clone());
+            let link = MemberLink {
+                conn: Some(conn.clone()),
+                name,
+            };
+            if st.session.reattach(id, link).is_none() {
+                continue;
             }
             let last_seen = known.get(&cell.wire.0).copied().unwrap_or(0);
-            let delivered = st.conv.delivered(Side::Counsellor);
+            let delivered = st.session.conversation().delivered(Side::Counsellor);
             let info = self.session_info(at, cell, st);
-            let resume = st.conv.resume(Side::Counsellor, last_seen);
+            let Some(resume) = st.session.resume(Side::Counsellor, last_seen) else {
+                continue;
+            };
             states.push(SessionState {
                 info,
                 last_seq: resume.last_seq,
@@ -181,9 +187,9 @@ impl Actor {
             .map(|c| c.sessions);
         for session in sessions.unwrap_or_default() {
             if let Some(cell) = self.cell(session)
-                && let Some(member) = cell.lock().member_mut(counsellor)
+                && let Some(member) = cell.lock().session.member_mut(counsellor)
             {
-                member.conn = None;
+                member.link.conn = None;
             }
         }
         debug!(counsellor = counsellor.0, "counsellor disconnected");

@@ -10,7 +10,10 @@ use haven_protocol::seeker::{self, TopicState};
 use haven_transcript::{Body, Kind, Role};
 use tracing::{debug, info};
 
-use super::super::session::{Member, Phase};
+use axum::extract::ws::Utf8Bytes;
+use haven_core::Joined;
+
+use super::super::session::MemberLink;
 use super::super::{returns, secs};
 use super::{Actor, now, wire_reason, wire_status};
 use crate::ws::frames::{encode_counsellor, encode_seeker};
@@ -33,14 +36,18 @@ impl Actor {
                         continue;
                     };
                     let mut st = cell.lock();
-                    if requeued && st.phase == Phase::Assigned {
-                        st.phase = Phase::Waiting;
-                        for m in std::mem::take(&mut st.members) {
+                    let out = if requeued {
+                        st.session.requeue()
+                    } else {
+                        Vec::new()
+                    };
+                    if !out.is_empty() {
+                        for m in out {
                             st.record(
                                 Kind::Leave,
                                 Body {
                                     role: Some(Role::Counsellor),
-                                    from: Some(m.name.to_string()),
+                                    from: Some(m.link.name.to_string()),
                                     ..Body::default()
                                 },
                             );
@@ -232,15 +239,19 @@ impl Actor {
         let note = self.notes.remove(&session);
         let from_name = from.map(|f| self.display(f).to_string());
         let mut st = cell.lock();
-        st.phase = Phase::Assigned;
         // Answered: no longer among their source's waiting help-seekers.
         st.waiting = None;
-        if st.member(c).is_none() {
-            st.members.push(Member {
-                id: c,
-                conn: conn.clone(),
-                name: name.clone(),
-            });
+        let link = MemberLink {
+            conn: conn.clone(),
+            name: name.clone(),
+        };
+        // What the help-seeker wrote while waiting, or that nobody has
+        // confirmed yet, goes to the counsellor who takes over.
+        let Some(Joined { new, backlog }) = st.session.join(c, link) else {
+            return;
+        };
+        let backlog: Vec<Utf8Bytes> = backlog.into_iter().cloned().collect();
+        if new {
             let body = Body {
                 role: Some(Role::Counsellor),
                 ..Body::default()
@@ -275,8 +286,8 @@ impl Actor {
             counsellor: name.to_string(),
             joined: true,
         });
-        for m in st.members.iter().filter(|m| m.id != c) {
-            if let Some(other) = &m.conn {
+        for m in st.members().iter().filter(|m| m.id != c) {
+            if let Some(other) = &m.link.conn {
                 other.send(joined.clone());
             }
         }
@@ -289,11 +300,8 @@ impl Actor {
                     note,
                 },
             ));
-            // What the help-seeker wrote while waiting, or that nobody has
-            // confirmed yet, goes to the counsellor who takes over.
-            let resume = st.conv.resume(Side::Counsellor, 0);
-            for frame in resume.replay {
-                conn.send(frame.clone());
+            for frame in backlog {
+                conn.send(frame);
             }
         }
     }
@@ -304,11 +312,7 @@ impl Actor {
         };
         let name = self.display(c);
         let mut st = cell.lock();
-        let member = st
-            .members
-            .iter()
-            .position(|m| m.id == c)
-            .map(|i| st.members.remove(i));
+        let member = st.session.leave(c);
         if member.is_some() {
             st.record(
                 Kind::Leave,
@@ -319,7 +323,7 @@ impl Actor {
                 },
             );
         }
-        if let Some(conn) = member.and_then(|m| m.conn) {
+        if let Some(conn) = member.and_then(|m| m.link.conn) {
             conn.send(encode_counsellor(
                 &counsellor::ServerMessage::SessionEnded {
                     session: cell.wire.clone(),
@@ -368,8 +372,8 @@ impl Actor {
             _ => None,
         };
         let mut st = cell.lock();
-        st.phase = Phase::Ended;
         // After every message: sends check the phase under this lock.
+        let members = st.session.end();
         if let Some(t) = st.transcript.take() {
             t.end(super::super::session::now_ms(), end_reason(reason));
         }
@@ -392,8 +396,9 @@ impl Actor {
             session: cell.wire.clone(),
             reason,
         });
-        st.to_counsellors(&frame);
-        st.members.clear();
+        for conn in members.iter().filter_map(|m| m.link.conn.as_ref()) {
+            conn.send(frame.clone());
+        }
     }
 }
 

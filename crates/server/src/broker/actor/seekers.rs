@@ -10,7 +10,9 @@ use haven_protocol::seeker::{self, TopicState, Unavailability};
 use haven_transcript::{Body, Role};
 use tracing::info;
 
-use super::super::session::{Phase, SessionCell};
+use haven_core::Phase;
+
+use super::super::session::SessionCell;
 use super::super::{HelloRefused, HelloRequest, ResumeFailed, ResumeTarget, secs};
 use super::{Actor, now};
 use crate::config::TranscriptMode;
@@ -168,7 +170,13 @@ impl Actor {
         let mut cleared = 0;
         for session in newcomers {
             let silent = self.cell(session).is_some_and(|cell| {
-                !cell.info.returning && cell.lock().conv.last_seq(Side::Counsellor) == 0
+                !cell.info.returning
+                    && cell
+                        .lock()
+                        .session
+                        .conversation()
+                        .last_seq(Side::Counsellor)
+                        == 0
             });
             if silent && self.router.clear_waiting(at, session).is_ok() {
                 cleared += 1;
@@ -193,7 +201,7 @@ impl Actor {
         let hash = tokens::hash(&token);
         {
             let mut st = cell.lock();
-            if st.phase == Phase::Ended {
+            if st.phase() == Phase::Ended {
                 return Err(ResumeFailed);
             }
             // The token resumed with stays good until the new one is used
@@ -212,8 +220,11 @@ impl Actor {
                 old.close_now(haven_protocol::CloseCode::Replaced);
             }
 
-            let delivered = st.conv.delivered(Side::Seeker);
-            let resume = st.conv.resume(Side::Seeker, last_seq);
+            let delivered = st.session.conversation().delivered(Side::Seeker);
+            let resume = st
+                .session
+                .resume(Side::Seeker, last_seq)
+                .ok_or(ResumeFailed)?;
             conn.send(encode_seeker(&seeker::ServerMessage::Resumed {
                 token: ResumeToken(token),
                 recovered: resume.recovered,
@@ -221,7 +232,7 @@ impl Actor {
                 delivered,
             }));
             let replay: Vec<Utf8Bytes> = resume.replay.into_iter().cloned().collect();
-            match st.phase {
+            match st.phase() {
                 Phase::Waiting => {
                     let position = self.router.position(session).unwrap_or(1);
                     let wait = self.router.estimated_wait(session);
@@ -232,9 +243,9 @@ impl Actor {
                     }));
                 }
                 Phase::Assigned => {
-                    for member in &st.members {
+                    for member in st.members() {
                         conn.send(encode_seeker(&seeker::ServerMessage::Assigned {
-                            counsellor: member.name.to_string(),
+                            counsellor: member.link.name.to_string(),
                         }));
                     }
                     conn.send(encode_seeker(&seeker::ServerMessage::Peer {
