@@ -22,6 +22,8 @@
 //!   who is in it, what each party may do, and what a counsellor who joins
 //!   receives.
 //! - [`resume`]: which resume tokens bring a party back.
+//! - [`supervision`]: today's figures per topic and the alerts, decided
+//!   once from the router's events.
 //! - [`ids`]: the newtype ids they share.
 
 pub mod conversation;
@@ -31,6 +33,7 @@ pub mod queue;
 pub mod resume;
 pub mod router;
 pub mod session;
+pub mod supervision;
 
 pub use conversation::{Accept, Conversation, ReplayLimits, Resume};
 pub use ids::{CounsellorId, LangId, Party, SessionId, Side, TopicId};
@@ -38,6 +41,6 @@ pub use resume::ResumeSlot;
 pub use router::{
     Activity, Arrival, Assignment, CounsellorOverview, CounsellorView, Effect, EndReason, Event,
     Gate, Notice, Profile, Refusal, Router, RouterConfig, SessionOverview, Stage, Status,
-    TopicRules, TopicStats, TopicSummary, Transfer,
+    TopicRules, TopicSummary, Transfer,
 };
 pub use session::{Joined, Member, Phase, Refused, Session};

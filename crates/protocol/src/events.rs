@@ -126,6 +126,11 @@ pub enum Event {
         /// Why: they left, their connection did not come back, or the
         /// topic closed.
         reason: EndReason,
+        /// Whether today's figures count it as abandoned (not when a
+        /// counsellor had answered them before they were put back in
+        /// line).
+        #[serde(default)]
+        counted: bool,
     },
     /// A session was offered to a counsellor.
     Offered {
@@ -178,6 +183,13 @@ pub enum Event {
         waited_secs: u32,
         /// Whether their triage answer said it is urgent.
         urgent: bool,
+        /// Whether today's figures count it as answered (a session put
+        /// back in line and taken again counted the first time only).
+        #[serde(default)]
+        counted: bool,
+        /// Whether it counts as answered within the service-level target.
+        #[serde(default)]
+        in_target: bool,
     },
     /// A session was handed on: to a colleague, or back to a topic's line.
     Transferred {

@@ -162,14 +162,15 @@ function apply(ev) {
       break;
     case 'abandoned':
       n.waiting.delete(ev.session);
-      topicOf(n, ev.topic).abandoned += 1;
+      // The server says whether today's figures count it.
+      if (ev.counted) topicOf(n, ev.topic).abandoned += 1;
       break;
     case 'session_started': {
       n.waiting.delete(ev.session);
       n.sessions.set(ev.session, { topic: ev.topic, counsellors: [ev.counsellor], since: ev.at, urgent: ev.urgent, hand_raised: false });
       const t = topicOf(n, ev.topic);
-      t.answered += 1;
-      if (ev.waited_secs <= n.target) t.answered_in_target += 1;
+      if (ev.counted) t.answered += 1;
+      if (ev.counted && ev.in_target) t.answered_in_target += 1;
       break;
     }
     case 'requeued': {

@@ -293,12 +293,8 @@ impl Router {
         s.declined.clear();
         s.announced = None;
         let waited = s.waited_before;
-        let topic = usize::from(s.topic.0);
-        if !s.answered {
-            s.answered = true;
-            self.stats[topic].answered += 1;
-            self.stats[topic].answered_wait += waited;
-        }
+        let first = !s.answered;
+        s.answered = true;
         let topic_id = s.topic;
         self.place(session);
         if from.is_none() {
@@ -307,6 +303,7 @@ impl Router {
                 topic: topic_id,
                 counsellor: c,
                 waited,
+                first,
             });
         }
         self.take_on(now, session, c, waited, from, warm);
@@ -402,15 +399,12 @@ impl Router {
             Phase::Waiting => {
                 self.lines[topic].remove(s.key);
                 waited += now.saturating_duration_since(s.waiting_since);
-                if !s.answered {
-                    self.stats[topic].abandoned += 1;
-                    self.stats[topic].abandoned_wait += waited;
-                }
                 self.emit(Event::Abandoned {
                     session,
                     topic: s.topic,
                     waited,
                     reason,
+                    answered: s.answered,
                 });
                 Vec::new()
             }

@@ -48,6 +48,10 @@ pub enum Event {
         waited: Duration,
         /// Why (they left, their connection did not come back, closing).
         reason: EndReason,
+        /// Whether a counsellor had answered them before (they were put
+        /// back in line and left it): then they count as answered, not
+        /// abandoned.
+        answered: bool,
     },
     /// A session was offered to a counsellor.
     Offered {
@@ -97,6 +101,9 @@ pub enum Event {
         counsellor: CounsellorId,
         /// How long they waited in all.
         waited: Duration,
+        /// Whether this is the first time a counsellor answers them (a
+        /// session put back in line and taken again is answered once).
+        first: bool,
     },
     /// A session was handed on.
     Transferred {

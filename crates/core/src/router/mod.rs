@@ -53,7 +53,7 @@ use std::time::{Duration, Instant};
 pub use self::events::Event;
 pub use self::types::{
     Activity, Arrival, Assignment, CounsellorOverview, CounsellorView, Effect, EndReason, Gate,
-    Notice, Profile, Refusal, RouterConfig, SessionOverview, Stage, Status, TopicRules, TopicStats,
+    Notice, Profile, Refusal, RouterConfig, SessionOverview, Stage, Status, TopicRules,
     TopicSummary, Transfer, TransferFailed, Withdrawn,
 };
 use self::waits::WaitModel;
@@ -235,7 +235,6 @@ pub struct Router {
     /// arrivals and those put back), if they are still waiting then.
     to_announce: Vec<SessionId>,
     waits: Vec<WaitModel>,
-    stats: Vec<TopicStats>,
     returns: HashMap<u64, (CounsellorId, Instant)>,
     /// Whether a position tick is scheduled.
     ticking: bool,
@@ -277,7 +276,6 @@ impl Router {
             dirty_counsellors: Vec::new(),
             to_announce: Vec::new(),
             waits,
-            stats: vec![TopicStats::default(); topics],
             returns: HashMap::new(),
             ticking: false,
             config,

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use super::{
     CounsellorOverview, CounsellorView, Link, Phase, Refusal, Router, SessionOverview, Stage,
-    Status, TopicStats, TopicSummary, count,
+    Status, TopicSummary, count,
 };
 use crate::ids::{CounsellorId, SessionId, TopicId};
 use crate::queue::Line;
@@ -241,11 +241,6 @@ impl Router {
             }
         }
         (staffed, free)
-    }
-
-    /// Running totals for a topic.
-    pub fn stats(&self, topic: TopicId) -> Option<TopicStats> {
-        self.stats.get(usize::from(topic.0)).copied()
     }
 
     /// How many help-seekers wait, in all topics.

@@ -481,17 +481,3 @@ pub struct TopicSummary {
     /// staffs the topic.
     pub estimated_wait: Option<Duration>,
 }
-
-/// Running totals per topic, for supervisor metrics.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct TopicStats {
-    /// Sessions that reached a counsellor.
-    pub answered: u64,
-    /// Help-seekers who left the queue before reaching one (or whose
-    /// connection never came back while waiting).
-    pub abandoned: u64,
-    /// Total time waited by those answered.
-    pub answered_wait: Duration,
-    /// Total time waited by those who left.
-    pub abandoned_wait: Duration,
-}

@@ -93,7 +93,8 @@ fn a_session_lifecycle_is_told_step_by_step() {
                 session: s(1),
                 topic: ALGEMEEN,
                 counsellor: CLEM,
-                waited
+                waited,
+                first: true
             },
         ]
     );
@@ -166,7 +167,8 @@ fn leaving_the_queue_is_an_abandon_with_the_time_waited() {
             session: s(1),
             topic: JONGEREN,
             waited: secs(45),
-            reason: EndReason::SeekerEnded
+            reason: EndReason::SeekerEnded,
+            answered: false
         })
     );
 }

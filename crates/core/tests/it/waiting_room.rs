@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use haven_core::router::{Refusal, TopicStats};
+use haven_core::router::{Event, Refusal, Transfer};
+use haven_core::supervision::{Counted, Figures, Today};
 use haven_core::{Arrival, Effect, EndReason, Gate, Notice, Party, Status, TopicRules};
 
 use super::support::*;
@@ -184,13 +185,70 @@ fn abandonment_is_recorded_with_the_time_waited() {
     h.staff(ANNA, &[ALGEMEEN], &[NL], 1);
     let fx = h.effects();
     assert!(fx.iter().any(|e| matches!(e, Effect::Ended { session, counsellors, waited, .. } if *session == s(1) && counsellors.is_empty() && *waited == secs(90))));
+    let mut today = Figures::new(2, secs(60));
+    today.roll(());
+    let counted: Vec<Counted> = std::iter::from_fn(|| h.router.poll_event())
+        .map(|e| today.count(&e))
+        .filter(|c| *c != Counted::Not)
+        .collect();
     assert_eq!(
-        h.router.stats(ALGEMEEN),
-        Some(TopicStats {
+        counted,
+        [Counted::Abandoned, Counted::Answered { in_target: false }]
+    );
+    assert_eq!(
+        today.today(ALGEMEEN),
+        Today {
             answered: 1,
-            abandoned: 1,
-            answered_wait: secs(90),
-            abandoned_wait: secs(90)
+            answered_in_target: 0,
+            abandoned: 1
+        }
+    );
+}
+
+#[test]
+fn a_help_seeker_put_back_in_line_is_answered_once_and_never_abandoned() {
+    let mut h = Harness::simple();
+    h.staff(ANNA, &[ALGEMEEN], &[NL], 1);
+    h.arrive(s(1), ALGEMEEN, None);
+    // Back to the line, taken again, back again, and gone from it.
+    for _ in 0..2 {
+        h.router
+            .transfer(h.now, ANNA, s(1), Transfer::ToTopic(ALGEMEEN))
+            .unwrap();
+        h.effects();
+    }
+    h.router
+        .set_status(h.now, ANNA, haven_core::Status::Away)
+        .unwrap();
+    h.router
+        .transfer(h.now, ANNA, s(1), Transfer::ToTopic(ALGEMEEN))
+        .unwrap();
+    h.router.seeker_ended(h.now, s(1)).unwrap();
+    let events: Vec<Event> = std::iter::from_fn(|| h.router.poll_event()).collect();
+    let firsts: Vec<bool> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Started { first, .. } => Some(*first),
+            _ => None,
         })
+        .collect();
+    assert_eq!(firsts, [true, false, false], "{events:?}");
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::Abandoned { answered: true, .. }))
+    );
+    let mut today = Figures::new(2, secs(60));
+    today.roll(());
+    for e in &events {
+        today.count(e);
+    }
+    assert_eq!(
+        today.today(ALGEMEEN),
+        Today {
+            answered: 1,
+            answered_in_target: 1,
+            abandoned: 0
+        }
     );
 }

@@ -224,6 +224,70 @@ async fn without_redis_the_feed_carries_this_node_alone() {
     assert_eq!(server.get("/api/v1/supervisor/history").await.status, 401);
 }
 
+/// A help-seeker put back in line and taken again is answered once, and
+/// one who then leaves the line is not abandoned: the events say how
+/// today's figures counted them, and the snapshot agrees.
+#[tokio::test]
+async fn figures_count_each_help_seeker_once_and_events_say_how() {
+    let server = TestServer::start_with(|c| {
+        c.supervisor.snapshot_interval = Duration::from_millis(100);
+    })
+    .await;
+    let password = server.add_account("coord", Role::Supervisor, None);
+    let auth = format!("Bearer {}", server.token("coord", &password).await);
+    let mut feed = server
+        .sse("/api/v1/supervisor/feed", &[("authorization", &auth)])
+        .await;
+    feed.expect("snapshot", |_| true).await;
+    let (mut anna, _) = server.counsellor("anna", 1).await;
+    anna.available().await;
+    let mut sam = server.seeker().await;
+    sam.hello(None).await;
+    let session = anna.assigned().await;
+    let first = feed
+        .expect("event", |e| e["type"] == "session_started")
+        .await;
+    assert_eq!(
+        (&first["counted"], &first["in_target"]),
+        (&true.into(), &true.into())
+    );
+    let back = c::ClientMessage::Transfer {
+        session: session.clone(),
+        to_counsellor: None,
+        to_topic: Some("algemeen".into()),
+        warm: false,
+        note: None,
+    };
+    anna.send(&back).await;
+    let again = feed
+        .expect("event", |e| e["type"] == "session_started")
+        .await;
+    assert_eq!(again["counted"], false, "{again}");
+    // Anna steps away; back in line once more, Sam gives up.
+    anna.send(&c::ClientMessage::SetStatus {
+        status: haven_protocol::counsellor::CounsellorStatus::Away,
+    })
+    .await;
+    anna.send(&back).await;
+    feed.expect("event", |e| e["type"] == "transferred").await;
+    sam.send(&s::ClientMessage::End).await;
+    let gone = feed.expect("event", |e| e["type"] == "abandoned").await;
+    assert_eq!(gone["counted"], false, "{gone}");
+    let snapshot = feed
+        .expect("snapshot", |s| s["nodes"][0]["topics"][0]["waiting"] == 0)
+        .await;
+    let topic = &snapshot["nodes"][0]["topics"][0];
+    assert_eq!(
+        (
+            &topic["answered"],
+            &topic["answered_in_target"],
+            &topic["abandoned"]
+        ),
+        (&1.into(), &1.into(), &0.into()),
+        "{snapshot}"
+    );
+}
+
 #[tokio::test]
 async fn a_snapshot_names_everyone_and_lists_the_longest_waits_first() {
     let server = TestServer::start_with(|c| {

@@ -117,7 +117,10 @@ impl Actor {
             hours_due: None,
             queues_sent: HashMap::new(),
             queues_seen: Vec::new(),
-            supervision: supervision::Supervision::default(),
+            supervision: supervision::Supervision::new(
+                topics,
+                shared.settings.supervisor.service_level_target,
+            ),
             shared,
         }
     }

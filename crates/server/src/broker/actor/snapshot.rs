@@ -218,9 +218,9 @@ impl Actor {
                     staffed_seats: s.staffed,
                     free_seats: s.free,
                     paused: s.paused,
-                    answered: today.answered(i),
-                    answered_in_target: today.in_target(i),
-                    abandoned: today.abandoned(i),
+                    answered: today.today(t).answered,
+                    answered_in_target: today.today(t).answered_in_target,
+                    abandoned: today.today(t).abandoned,
                 })
             })
             .collect();

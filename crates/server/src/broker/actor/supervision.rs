@@ -1,10 +1,10 @@
 //! What the actor tells the supervisor view: each router event as a
-//! published record, today's figures per topic, alerts, and the node's
-//! snapshot.
+//! published record (with how core's figures counted it), today's figures
+//! per topic, alerts, and the node's snapshot.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
+use haven_core::supervision::{Alert, AlertRules, Alerts, Counted, Figures, Line, Waiting};
 use haven_core::{CounsellorId, Event, SessionId, TopicId};
 use haven_protocol::SessionRef;
 use haven_protocol::events::{self, AlertKind, EndedBy, Snapshot};
@@ -13,86 +13,11 @@ use super::super::secs;
 use super::snapshot::{Draft, Names};
 use super::{Actor, now, wire_reason, wire_status};
 
-/// Today's figures per topic, and what they have counted so far.
-#[derive(Debug, Default)]
-pub(super) struct Today {
-    /// The local date they are for.
-    date: Option<jiff::civil::Date>,
-    answered: Vec<u32>,
-    in_target: Vec<u32>,
-    abandoned: Vec<u32>,
-    /// Sessions counted as answered (a session put back in line and taken
-    /// again counts once).
-    counted: HashSet<SessionId>,
-}
-
-impl Today {
-    /// Help-seekers of topic `i` who reached a counsellor today.
-    pub(super) fn answered(&self, i: usize) -> u32 {
-        self.answered.get(i).copied().unwrap_or(0)
-    }
-
-    /// Of them, those who reached one within the service-level target.
-    pub(super) fn in_target(&self, i: usize) -> u32 {
-        self.in_target.get(i).copied().unwrap_or(0)
-    }
-
-    /// Help-seekers of topic `i` who left the line today.
-    pub(super) fn abandoned(&self, i: usize) -> u32 {
-        self.abandoned.get(i).copied().unwrap_or(0)
-    }
-}
-
-/// Alerts raised and not yet cleared, so each is told once.
-#[derive(Debug, Default)]
-pub(super) struct Alerts {
-    urgent: HashSet<SessionId>,
-    long_queue: HashSet<TopicId>,
-    long_wait: HashSet<TopicId>,
-    flood: HashSet<TopicId>,
-}
-
-/// What a flood alert looks back over.
-const FLOOD_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
-/// Arrival times kept per topic at most (far above any threshold).
-const FLOOD_SAMPLES: usize = 10_000;
-
-/// Per topic, when help-seekers arrived (or were refused for their
-/// source's waiting limit) within the last minute.
-#[derive(Debug, Default)]
-pub(super) struct Arrivals(
-    std::collections::HashMap<TopicId, std::collections::VecDeque<std::time::Instant>>,
-);
-
-impl Arrivals {
-    fn push(&mut self, topic: TopicId, at: std::time::Instant) {
-        let line = self.0.entry(topic).or_default();
-        if line.len() == FLOOD_SAMPLES {
-            line.pop_front();
-        }
-        line.push_back(at);
-    }
-
-    /// Arrivals in `topic` within the window before `now`.
-    fn recent(&mut self, topic: TopicId, now: std::time::Instant) -> u32 {
-        let Some(line) = self.0.get_mut(&topic) else {
-            return 0;
-        };
-        while line
-            .front()
-            .is_some_and(|t| now.saturating_duration_since(*t) > FLOOD_WINDOW)
-        {
-            line.pop_front();
-        }
-        u32::try_from(line.len()).unwrap_or(u32::MAX)
-    }
-}
-
 /// Samples kept per topic for the chart.
 const HISTORY_SAMPLES: usize = 720;
 
 /// The actor's supervision state.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct Supervision {
     /// Per topic, oldest first: `[at_ms, waiting, longest_wait_secs]`.
     history: std::collections::BTreeMap<String, std::collections::VecDeque<[u64; 3]>>,
@@ -101,9 +26,9 @@ pub(super) struct Supervision {
     /// Account and display names of counsellors seen, for events about
     /// them after they left.
     pub(super) names: Names,
-    pub(super) today: Today,
+    /// Today's figures per topic.
+    pub(super) today: Figures<jiff::civil::Date>,
     alerts: Alerts,
-    arrivals: Arrivals,
 }
 
 fn session_ref(session: SessionId) -> SessionRef {
@@ -111,10 +36,21 @@ fn session_ref(session: SessionId) -> SessionRef {
 }
 
 impl Supervision {
+    /// Supervision of `topics` topics, with the service-level `target`.
+    pub(super) fn new(topics: usize, target: std::time::Duration) -> Self {
+        Self {
+            history: std::collections::BTreeMap::new(),
+            sampled: None,
+            names: Names::default(),
+            today: Figures::new(topics, target),
+            alerts: Alerts::default(),
+        }
+    }
+
     /// A help-seeker was refused because their source has too many
     /// waiting: it counts towards a flood like an arrival.
     pub(super) fn refused_arrival(&mut self, topic: TopicId, at: std::time::Instant) {
-        self.arrivals.push(topic, at);
+        self.alerts.arrived(topic, at);
     }
 
     /// Remembers a counsellor's account and display names.
@@ -151,8 +87,8 @@ impl Actor {
     /// Publishes every event the router queued, in order.
     pub(super) fn publish_events(&mut self) {
         while let Some(event) = self.router.poll_event() {
-            self.count_today(&event);
-            let event = self.wire_event(event);
+            let counted = self.count_today(&event);
+            let event = self.wire_event(event, counted);
             self.emit(event);
         }
     }
@@ -161,7 +97,7 @@ impl Actor {
         self.shared.settings.events.emit(event);
     }
 
-    fn wire_event(&self, event: Event) -> events::Event {
+    fn wire_event(&self, event: Event, counted: Counted) -> events::Event {
         use events::Event as W;
         match event {
             Event::Queued {
@@ -191,11 +127,13 @@ impl Actor {
                 topic,
                 waited,
                 reason,
+                ..
             } => W::Abandoned {
                 session: session_ref(session),
                 topic: self.topic_name(topic),
                 waited_secs: secs(waited),
                 reason: wire_reason(reason),
+                counted: counted == Counted::Abandoned,
             },
             Event::Offered {
                 session,
@@ -240,12 +178,15 @@ impl Actor {
                 topic,
                 counsellor,
                 waited,
+                ..
             } => W::SessionStarted {
                 session: session_ref(session),
                 topic: self.topic_name(topic),
                 counsellor: self.counsellor_name(counsellor),
                 waited_secs: secs(waited),
                 urgent: self.cell(session).is_some_and(|c| c.info.urgent),
+                counted: matches!(counted, Counted::Answered { .. }),
+                in_target: counted == Counted::Answered { in_target: true },
             },
             Event::Transferred {
                 session,
@@ -323,21 +264,14 @@ impl Actor {
     fn roll_day(&mut self) {
         let tz = jiff::tz::TimeZone::get(&self.shared.settings.supervisor.time_zone)
             .unwrap_or(jiff::tz::TimeZone::UTC);
-        let today = jiff::Timestamp::now().to_zoned(tz).date();
-        let topics = self.shared.settings.plan.topics.len();
-        let t = &mut self.supervision.today;
-        if t.date != Some(today) {
-            *t = Today {
-                date: Some(today),
-                answered: vec![0; topics],
-                in_target: vec![0; topics],
-                abandoned: vec![0; topics],
-                counted: std::mem::take(&mut t.counted),
-            };
-        }
+        self.supervision
+            .today
+            .roll(jiff::Timestamp::now().to_zoned(tz).date());
     }
 
-    fn count_today(&mut self, event: &Event) {
+    /// Counts one router event in today's figures, the wait histograms
+    /// and the alerts' memory; says how the figures counted it.
+    fn count_today(&mut self, event: &Event) -> Counted {
         self.roll_day();
         match event {
             Event::Started { topic, waited, .. } => self.shared.settings.metrics.observe_wait(
@@ -352,42 +286,8 @@ impl Actor {
             ),
             _ => {}
         }
-        if let Event::Queued { topic, .. } = event {
-            self.supervision.arrivals.push(*topic, now());
-        }
-        let target = self.shared.settings.supervisor.service_level_target;
-        let t = &mut self.supervision.today;
-        match event {
-            Event::Started {
-                session,
-                topic,
-                waited,
-                ..
-            } if t.counted.insert(*session) => {
-                let i = usize::from(topic.0);
-                if let Some(n) = t.answered.get_mut(i) {
-                    *n += 1;
-                }
-                if *waited <= target
-                    && let Some(n) = t.in_target.get_mut(i)
-                {
-                    *n += 1;
-                }
-            }
-            Event::Abandoned { session, topic, .. } => {
-                if !t.counted.remove(session)
-                    && let Some(n) = t.abandoned.get_mut(usize::from(topic.0))
-                {
-                    *n += 1;
-                }
-                self.supervision.alerts.urgent.remove(session);
-            }
-            Event::Ended { session, .. } => {
-                t.counted.remove(session);
-                self.supervision.alerts.urgent.remove(session);
-            }
-            _ => {}
-        }
+        self.supervision.alerts.observe(now(), event);
+        self.supervision.today.count(event)
     }
 
     /// Takes the node's snapshot, raises the alerts it shows, and hands
@@ -437,74 +337,83 @@ impl Actor {
     }
 
     fn raise_alerts(&mut self, draft: &Draft) {
-        let cfg = self.shared.settings.supervisor.clone();
-        let mut raised = Vec::new();
-        let urgent_limit = secs(cfg.alert_urgent_wait);
-        for w in draft.waiting().iter().filter(|w| w.urgent) {
-            if w.waited_secs >= urgent_limit && self.supervision.alerts.urgent.insert(w.session) {
-                raised.push(events::Event::Alert {
-                    alert: AlertKind::UrgentWaiting,
-                    topic: self.topic_name(w.topic),
-                    session: Some(session_ref(w.session)),
-                    waited_secs: Some(w.waited_secs),
-                    waiting: None,
-                    arrivals: None,
-                });
-            }
-        }
-        for (i, t) in draft.head().topics.iter().enumerate() {
-            let Ok(id) = u16::try_from(i).map(TopicId) else {
-                continue;
-            };
-            let alerts = &mut self.supervision.alerts;
-            let long = cfg.alert_queue_length > 0 && t.waiting >= cfg.alert_queue_length;
-            if crossed(&mut alerts.long_queue, id, long) {
-                raised.push(events::Event::Alert {
-                    alert: AlertKind::QueueLength,
-                    topic: t.topic.clone(),
-                    session: None,
-                    waited_secs: None,
-                    waiting: Some(t.waiting),
-                    arrivals: None,
-                });
-            }
-            let slow = t.waiting > 0 && t.longest_wait_secs >= secs(cfg.alert_wait);
-            if crossed(&mut alerts.long_wait, id, slow) {
-                raised.push(events::Event::Alert {
-                    alert: AlertKind::LongWait,
-                    topic: t.topic.clone(),
-                    session: None,
-                    waited_secs: Some(t.longest_wait_secs),
-                    waiting: None,
-                    arrivals: None,
-                });
-            }
-            let arrivals = self.supervision.arrivals.recent(id, now());
-            let flood =
-                cfg.alert_arrivals_per_minute > 0 && arrivals >= cfg.alert_arrivals_per_minute;
-            if crossed(&mut self.supervision.alerts.flood, id, flood) {
-                raised.push(events::Event::Alert {
-                    alert: AlertKind::Flood,
-                    topic: t.topic.clone(),
-                    session: None,
-                    waited_secs: None,
-                    waiting: Some(t.waiting),
-                    arrivals: Some(arrivals),
-                });
-            }
-        }
+        let cfg = &self.shared.settings.supervisor;
+        let rules = AlertRules {
+            urgent_wait: cfg.alert_urgent_wait,
+            queue_length: cfg.alert_queue_length,
+            long_wait: cfg.alert_wait,
+            arrivals_per_minute: cfg.alert_arrivals_per_minute,
+        };
+        let waiting = draft.waiting().iter().map(|w| Waiting {
+            session: w.session,
+            topic: w.topic,
+            urgent: w.urgent,
+            waited: std::time::Duration::from_secs(u64::from(w.waited_secs)),
+        });
+        let lines = draft.head().topics.iter().enumerate().filter_map(|(i, t)| {
+            Some(Line {
+                topic: TopicId(u16::try_from(i).ok()?),
+                waiting: t.waiting,
+                longest_wait: std::time::Duration::from_secs(u64::from(t.longest_wait_secs)),
+            })
+        });
+        let raised = self.supervision.alerts.check(now(), &rules, waiting, lines);
         for alert in raised {
+            let alert = self.wire_alert(alert);
             self.emit(alert);
         }
     }
-}
 
-/// Whether `on` newly holds for `id`, remembering it in `set`.
-fn crossed(set: &mut HashSet<TopicId>, id: TopicId, on: bool) -> bool {
-    if on {
-        set.insert(id)
-    } else {
-        set.remove(&id);
-        false
+    fn wire_alert(&self, alert: Alert) -> events::Event {
+        let (alert, topic, session, waited, waiting, arrivals) = match alert {
+            Alert::UrgentWaiting {
+                session,
+                topic,
+                waited,
+            } => (
+                AlertKind::UrgentWaiting,
+                topic,
+                Some(session_ref(session)),
+                Some(secs(waited)),
+                None,
+                None,
+            ),
+            Alert::QueueLength { topic, waiting } => (
+                AlertKind::QueueLength,
+                topic,
+                None,
+                None,
+                Some(waiting),
+                None,
+            ),
+            Alert::LongWait { topic, waited } => (
+                AlertKind::LongWait,
+                topic,
+                None,
+                Some(secs(waited)),
+                None,
+                None,
+            ),
+            Alert::Flood {
+                topic,
+                waiting,
+                arrivals,
+            } => (
+                AlertKind::Flood,
+                topic,
+                None,
+                None,
+                Some(waiting),
+                Some(arrivals),
+            ),
+        };
+        events::Event::Alert {
+            alert,
+            topic: self.topic_name(topic),
+            session,
+            waited_secs: waited,
+            waiting,
+            arrivals,
+        }
     }
 }
