@@ -103,6 +103,11 @@ close_codes! {
     /// A newer connection took this one's place (a resume elsewhere, or the
     /// same counsellor connecting again). This socket must not reconnect.
     Replaced = 4504, "replaced by a newer connection";
+    /// The service restarted (or stopped) and nothing could carry what this
+    /// socket held over: its sessions ended (each party was told, with the
+    /// reason `service_restarted`) and a counsellor's login with them.
+    /// Start anew: a help-seeker with `hello`, staff by logging in.
+    Restarted = 4505, "service restarted, start anew";
 }
 
 impl CloseCode {
@@ -135,6 +140,7 @@ mod tests {
         assert_eq!(CloseCode::SlowConsumer.reconnect(), Reconnect::Resume);
         assert_eq!(CloseCode::Replaced.reconnect(), Reconnect::No);
         assert_eq!(CloseCode::ResumeFailed.reconnect(), Reconnect::No);
+        assert_eq!(CloseCode::Restarted.reconnect(), Reconnect::No);
         // Codes this version does not know are classified by range.
         assert_eq!(Reconnect::for_code(4321), Reconnect::Resume);
         assert_eq!(Reconnect::for_code(4999), Reconnect::No);

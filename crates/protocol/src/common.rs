@@ -122,6 +122,10 @@ pub enum EndReason {
     /// help-seekers, and this wait with it. A genuine help-seeker may
     /// start again.
     Cleared,
+    /// The service restarted (or stopped) and could not carry the session
+    /// over. Nothing can be resumed; a help-seeker may start a new chat
+    /// at once.
+    ServiceRestarted,
 }
 
 /// A place to turn to instead (an emergency number, another service),

@@ -36,8 +36,8 @@ pub enum EndedBy {
     Seeker,
     /// A counsellor.
     Counsellor,
-    /// Haven: a grace period ran out, the topic closed, or a coordinator
-    /// cleared the queue.
+    /// Haven: a grace period ran out, the topic closed, a coordinator
+    /// cleared the queue, or the service restarted.
     System,
 }
 
@@ -47,9 +47,10 @@ impl EndedBy {
         match reason {
             EndReason::SeekerEnded => EndedBy::Seeker,
             EndReason::CounsellorEnded | EndReason::Transferred => EndedBy::Counsellor,
-            EndReason::SeekerTimedOut | EndReason::TopicClosed | EndReason::Cleared => {
-                EndedBy::System
-            }
+            EndReason::SeekerTimedOut
+            | EndReason::TopicClosed
+            | EndReason::Cleared
+            | EndReason::ServiceRestarted => EndedBy::System,
         }
     }
 }

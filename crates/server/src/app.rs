@@ -359,8 +359,12 @@ impl Server {
                     phase = Phase::Draining(tokio::time::Instant::now() + config.drain_delay);
                 }
                 () = sleep_until_phase(phase), if matches!(phase, Phase::Draining(_)) => {
-                    info!(sockets = state.connections.len(), "closing sockets");
-                    state.connections.close_all(CloseCode::GoingAway);
+                    // Nothing carries this node's sessions over: each ends
+                    // with the reason, and every socket is told to start
+                    // anew rather than to resume what will be gone.
+                    info!(sockets = state.connections.len(), "ending sessions and closing sockets");
+                    state.broker.end_all().await;
+                    state.connections.close_all(CloseCode::Restarted);
                     state.shutdown.cancel();
                     state.sockets.close();
                     phase = Phase::Closing(tokio::time::Instant::now() + config.shutdown_timeout);

@@ -121,6 +121,11 @@ function connect() {
         showLogin();
       } else if (code === CLOSE.Replaced) {
         $('connection').textContent = 'This console was opened in another window.';
+      } else if (code === CLOSE.Restarted) {
+        // The chats stay on screen, ended, to be read; the login is gone.
+        stopRinging();
+        $('offers').replaceChildren();
+        $('connection').textContent = 'Haven restarted and your chats ended. Reload this page to log in again.';
       } else {
         $('connection').textContent = `Disconnected (${code}). Reload to reconnect.`;
       }
@@ -281,6 +286,8 @@ function endText(reason) {
       return 'The topic closed; the chat ended.';
     case 'cleared':
       return 'A coordinator cleared the queue; the wait ended.';
+    case 'service_restarted':
+      return 'Haven restarted and this chat ended. The help-seeker was told and offered a new chat.';
     case 'transferred':
       return 'You handed the chat on.';
     default:

@@ -248,6 +248,8 @@ function closed(code) {
     finish(tr('done.expired_heading'), tr('done.expired'));
   } else if (code === CLOSE.Replaced) {
     finish(tr('done.replaced_heading'), tr('done.replaced'));
+  } else if (code === CLOSE.Restarted) {
+    finish(tr('done.ended_heading'), tr('done.ended.service_restarted'));
   } else if (code !== CLOSE.Normal) {
     finish(tr('done.error_heading'), tr('done.error'));
   } else if (!$('done').hidden) {

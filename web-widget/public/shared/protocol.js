@@ -23,6 +23,7 @@ export const CLOSE = Object.freeze({
   Unauthorized: 4501,
   ResumeFailed: 4503,
   Replaced: 4504,
+  Restarted: 4505,
 });
 
 /** Close-code ranges after which a client reconnects and resumes; after
@@ -58,7 +59,7 @@ export function textLength(text) {
 export const ERROR_CODES = Object.freeze(['malformed', 'unknown_type', 'wrong_role', 'invalid_message', 'binary_not_supported', 'wrong_state', 'unsupported_protocol', 'text_too_long', 'empty_text', 'invalid_id', 'unknown_session', 'no_offer', 'transfer_pending', 'transfer_target_unavailable', 'unknown_topic', 'peer_backlog_full', 'rate_limited', 'unauthorized', 'resume_failed', 'unavailable', 'internal']);
 
 /** Why a session ended. */
-export const END_REASONS = Object.freeze(['seeker_ended', 'counsellor_ended', 'seeker_timed_out', 'topic_closed', 'transferred', 'cleared']);
+export const END_REASONS = Object.freeze(['seeker_ended', 'counsellor_ended', 'seeker_timed_out', 'topic_closed', 'transferred', 'cleared', 'service_restarted']);
 
 /** Why `hello` was answered with `unavailable`. */
 export const UNAVAILABLE_REASONS = Object.freeze(['closed', 'paused', 'full', 'unknown_topic', 'unknown_language', 'blocked']);

@@ -438,6 +438,18 @@ impl Router {
         Ok(())
     }
 
+    /// The service stops and no other node can carry its sessions on:
+    /// every session, waiting or with a counsellor, ends with
+    /// [`EndReason::ServiceStopped`], so each party is told the truth
+    /// instead of being sent to resume a session that will be gone.
+    pub fn stop(&mut self, now: Instant) {
+        let mut sessions: Vec<SessionId> = self.seekers.keys().copied().collect();
+        sessions.sort_unstable();
+        for session in sessions {
+            self.end(now, session, EndReason::ServiceStopped);
+        }
+    }
+
     /// Someone's connection dropped: their grace period starts.
     pub fn detached(&mut self, now: Instant, party: Party) -> Result<(), Refusal> {
         match party {

@@ -193,6 +193,9 @@ pub enum EndReason {
     TopicClosed,
     /// A coordinator cleared the line of a suspected flood.
     Cleared,
+    /// The service stopped (shut down or restarted) with the session on
+    /// it, and nothing could carry the session over.
+    ServiceStopped,
 }
 
 /// Why an offer was withdrawn.

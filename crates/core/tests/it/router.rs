@@ -361,3 +361,40 @@ fn counsellor_back_within_grace_keeps_everything() {
     }));
     assert_eq!(assigned(&fx), [(s(2), ANNA)]);
 }
+
+#[test]
+fn stopping_ends_every_session_with_a_counsellor_or_in_line_and_tells_why() {
+    let mut h = Harness::simple();
+    h.staff(ANNA, &[ALGEMEEN], &[NL], 1);
+    h.arrive(s(1), ALGEMEEN, None);
+    h.arrive(s(2), ALGEMEEN, None);
+    h.router.detached(h.now, Party::Seeker(s(2))).unwrap();
+    h.arrive(s(3), ALGEMEEN, None);
+    h.effects();
+    h.router.stop(h.now);
+    let fx = h.effects();
+    let ended: Vec<_> = fx
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Ended {
+                session,
+                counsellors,
+                reason,
+                ..
+            } => Some((*session, counsellors.clone(), *reason)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        ended,
+        [
+            (s(1), vec![ANNA], EndReason::ServiceStopped),
+            (s(2), vec![], EndReason::ServiceStopped),
+            (s(3), vec![], EndReason::ServiceStopped),
+        ]
+    );
+    // Nobody is handed the line on the way out, and nothing is left.
+    assert!(assigned(&fx).is_empty(), "{fx:?}");
+    assert_eq!(h.router.session_count(), 0);
+    assert_eq!(h.router.queue_len(), 0);
+}

@@ -164,6 +164,9 @@ enum Command {
     Ready {
         counsellor: CounsellorId,
     },
+    EndAll {
+        reply: oneshot::Sender<()>,
+    },
     Answer {
         counsellor: CounsellorId,
         session: SessionId,
@@ -393,6 +396,13 @@ impl Broker {
             capacity,
         })
         .await;
+    }
+
+    /// The service stops and nothing carries its sessions over: every
+    /// session ends with the reason `service_restarted`, and returns once
+    /// each party's farewell is queued on their socket.
+    pub(crate) async fn end_all(&self) {
+        self.ask(|reply| Command::EndAll { reply }).await;
     }
 
     /// A counsellor ends their wrap-up early.

@@ -193,7 +193,7 @@ fn accounts_are_managed_from_the_command_line() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigterm_closes_sockets_with_1001_and_exits_cleanly() {
+async fn sigterm_ends_sessions_saying_why_and_exits_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let mut served = serve(dir.path(), &[("HAVEN_SHUTDOWN_TIMEOUT", "5s")]);
     // Not a terminal: the first admin password went to a private file.
@@ -232,7 +232,18 @@ async fn sigterm_closes_sockets_with_1001_and_exits_cleanly() {
     .await;
     ws.recv_text().await;
     sigterm(&served.child);
-    assert_eq!(ws.closed().await, Some(1001));
+    // The session cannot outlive this process: it ends, and says why.
+    let ended = loop {
+        let text = ws.recv_text().await;
+        if text.contains("\"type\":\"ended\"") {
+            break text;
+        }
+    };
+    assert!(
+        ended.contains("\"reason\":\"service_restarted\""),
+        "{ended}"
+    );
+    assert_eq!(ws.closed().await, Some(1000));
     let status = wait_exit(&mut served.child, Duration::from_secs(8));
     assert!(status.success(), "{status:?}");
     assert!(served.log.lock().unwrap().contains("SIGTERM received"));
@@ -266,7 +277,7 @@ async fn on_one_cpu_it_serves_from_a_single_thread_and_still_shuts_down_cleanly(
     }
     sigterm(&served.child);
     for mut seeker in seekers {
-        assert_eq!(seeker.closed().await, Some(1001));
+        assert_eq!(seeker.closed().await, Some(1000));
     }
     let status = wait_exit(&mut served.child, Duration::from_secs(8));
     assert!(status.success(), "{status:?}");

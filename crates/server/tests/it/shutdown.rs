@@ -1,13 +1,17 @@
-//! Graceful shutdown: readiness turns 503, every socket gets 1001 "going
-//! away, reconnect", and the server stops within its deadline.
+//! Graceful shutdown of a node that carries its sessions alone: readiness
+//! turns 503 while chats go on, then every session ends with the reason
+//! `service_restarted` (told to each party), every socket closes with 4505
+//! "start anew" instead of a 1001 that would send clients to resume what
+//! is gone, and the server stops within its deadline.
 
 use std::time::Duration;
 
-use haven_protocol::seeker as s;
+use haven_protocol::common::EndReason;
+use haven_protocol::{counsellor as c, seeker as s};
 use haven_testkit::{TestServer, Ws, WsError};
 
 #[tokio::test]
-async fn shutdown_drains_then_closes_every_socket_with_1001() {
+async fn shutdown_drains_then_ends_every_session_and_says_why() {
     let mut server = TestServer::start_with(|c| {
         // Long enough for the checks below on a loaded machine.
         c.drain_delay = Duration::from_secs(2);
@@ -19,6 +23,9 @@ async fn shutdown_drains_then_closes_every_socket_with_1001() {
     let (mut anna, _) = server.counsellor("anna", 1).await;
     anna.available().await;
     let session = anna.assigned().await;
+    // Anna's one seat is taken: this one waits.
+    let mut waiting = server.seeker().await;
+    waiting.hello(None).await;
     let mut idle = Ws::connect(&server.url("/ws/seeker"), &[]).await.unwrap();
 
     server.begin_shutdown();
@@ -35,10 +42,40 @@ async fn shutdown_drains_then_closes_every_socket_with_1001() {
     anna.say(&session, "last", "tot zo").await;
     assert_eq!(seeker.heard().await, (1, "tot zo".into()));
 
-    // Then every socket is told to go away and come back.
-    assert_eq!(seeker.closed().await, Some(1001));
-    assert_eq!(anna.closed().await, Some(1001));
-    assert_eq!(idle.closed().await, Some(1001));
+    // Then each help-seeker, in a chat or waiting, is told the service
+    // restarted, and their socket closes normally: nothing to resume.
+    for s in [&mut seeker, &mut waiting] {
+        let ended = s
+            .expect("ended", |m| matches!(m, s::ServerMessage::Ended { .. }))
+            .await;
+        assert!(
+            matches!(
+                ended,
+                s::ServerMessage::Ended {
+                    reason: EndReason::ServiceRestarted,
+                    return_code: None
+                }
+            ),
+            "{ended:?}"
+        );
+        assert_eq!(s.closed().await, Some(1000));
+    }
+    // The counsellor is told their chat ended and why, then to start anew
+    // (their login lived in this process too).
+    let ended = anna
+        .expect("session_ended", |m| {
+            matches!(m, c::ServerMessage::SessionEnded { .. })
+        })
+        .await;
+    assert_eq!(
+        ended,
+        c::ServerMessage::SessionEnded {
+            session,
+            reason: EndReason::ServiceRestarted
+        }
+    );
+    assert_eq!(anna.closed().await, Some(4505));
+    assert_eq!(idle.closed().await, Some(4505));
     let took = server.stopped().await;
     assert!(took < Duration::from_secs(5), "shutdown took {took:?}");
 }

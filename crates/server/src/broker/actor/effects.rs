@@ -410,5 +410,6 @@ fn end_reason(reason: EndReason) -> &'static str {
         EndReason::SeekerTimedOut => "the help-seeker did not come back",
         EndReason::TopicClosed => "the topic closed",
         EndReason::Cleared => "a coordinator cleared the queue",
+        EndReason::ServiceStopped => "the service restarted",
     }
 }

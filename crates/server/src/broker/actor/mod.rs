@@ -94,6 +94,7 @@ fn wire_reason(reason: EndReason) -> common::EndReason {
         EndReason::SeekerTimedOut => common::EndReason::SeekerTimedOut,
         EndReason::TopicClosed => common::EndReason::TopicClosed,
         EndReason::Cleared => common::EndReason::Cleared,
+        EndReason::ServiceStopped => common::EndReason::ServiceRestarted,
     }
 }
 
@@ -195,6 +196,13 @@ impl Actor {
                     cell.lock().came_from(source);
                 }
                 let _ = reply.send(resumed);
+            }
+            Command::EndAll { reply } => {
+                self.router.stop(now());
+                // The farewells are queued before the caller closes the
+                // sockets.
+                self.run_effects();
+                let _ = reply.send(());
             }
             Command::SeekerEnd { session } => {
                 let _ = self.router.seeker_ended(now(), session);

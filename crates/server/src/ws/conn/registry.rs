@@ -1,17 +1,18 @@
 //! Every open socket, for shutdown.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
 
 use dashmap::DashMap;
 use haven_protocol::CloseCode;
 
 use super::ConnHandle;
 
-/// Every open socket, so that shutdown can close them all with 1001.
+/// Every open socket, so that shutdown can close them all.
 #[derive(Debug, Default)]
 pub(crate) struct Registry {
     open: DashMap<u64, ConnHandle>,
-    closing: AtomicBool,
+    /// Set when shutdown closed every socket: the code new ones get too.
+    closing: OnceLock<CloseCode>,
 }
 
 impl Registry {
@@ -19,8 +20,8 @@ impl Registry {
     /// closed at once.
     pub(crate) fn add(&self, conn: &ConnHandle) {
         self.open.insert(conn.id(), conn.clone());
-        if self.closing.load(Ordering::SeqCst) {
-            conn.close_now(CloseCode::GoingAway);
+        if let Some(&code) = self.closing.get() {
+            conn.close_now(code);
         }
     }
 
@@ -29,11 +30,13 @@ impl Registry {
         self.open.remove(&conn.id());
     }
 
-    /// Closes every socket, now and from now on, with `code`.
+    /// Closes every socket, now and from now on, with `code`: each once
+    /// what is already queued on it went out (a farewell such as a
+    /// session's end), or at once when its queue is full.
     pub(crate) fn close_all(&self, code: CloseCode) {
-        self.closing.store(true, Ordering::SeqCst);
+        let _ = self.closing.set(code);
         for entry in &self.open {
-            entry.value().close_now(code);
+            entry.value().close_after_queued(code);
         }
     }
 
