@@ -1,0 +1,3 @@
+//! haven-cluster against a real `redis-server`.
+
+mod conversation;
