@@ -8,6 +8,10 @@
 //! same rules as [`haven_core::Conversation`] (a differential property
 //! test runs both on the same random operations against a real Redis).
 //!
+//! One node at a time runs the router, under a [`lease`] whose epoch
+//! fences every write it makes, so a leader that stalled past its lease
+//! cannot act after a successor took over.
+//!
 //! Redis never holds anything readable that a person wrote: a message is
 //! sealed under its session's own key before it leaves the node, and a
 //! client's message id is stored only as a keyed MAC ([`seal`]). The
@@ -15,7 +19,9 @@
 //! from a client's resume token, which Redis never sees.
 
 pub mod conversation;
+pub mod lease;
 pub mod seal;
 
 pub use conversation::{Appended, Conversations, Resumed};
+pub use lease::{FENCED, Grant, Lease, is_fenced};
 pub use seal::{IdMac, SessionKey, TokenKeys};

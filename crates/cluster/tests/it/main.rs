@@ -1,3 +1,4 @@
 //! haven-cluster against a real `redis-server`.
 
 mod conversation;
+mod lease;
