@@ -44,6 +44,7 @@ mod counsellors;
 mod dispatch;
 mod events;
 mod queries;
+mod snapshot;
 mod types;
 mod waits;
 
@@ -51,6 +52,9 @@ use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 pub use self::events::Event;
+pub use self::snapshot::{
+    CounsellorSnapshot, OfferSnapshot, Offset, PhaseSnapshot, RouterSnapshot, SeekerSnapshot,
+};
 pub use self::types::{
     Activity, Arrival, Assignment, CounsellorOverview, CounsellorView, Effect, EndReason, Gate,
     Notice, Profile, Refusal, RouterConfig, SessionOverview, Stage, Status, TopicRules,

@@ -56,6 +56,16 @@ impl WaitModel {
         }
     }
 
+    /// The measured mean seat time, if any session was measured yet.
+    pub(super) fn mean(&self) -> Option<Duration> {
+        self.mean
+    }
+
+    /// Sets the measured mean (a restored router).
+    pub(super) fn set_mean(&mut self, mean: Option<Duration>) {
+        self.mean = mean;
+    }
+
     /// A session of this length just ended (or was handed on).
     pub(super) fn observe(&mut self, held: Duration) {
         self.mean = Some(match self.mean {

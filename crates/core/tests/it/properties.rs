@@ -21,6 +21,10 @@
 //! - **the overviews the supervisor snapshot is built from** (every
 //!   session, every counsellor, every topic in one pass) say what the
 //!   one-at-a-time queries say.
+//!
+//! A second property runs a router beside a copy that is snapshotted and
+//! restored, again and again, on a clock that reads something else: both
+//! must answer, decide and time everything alike.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
@@ -591,6 +595,174 @@ proptest! {
             }
             check(&mut model, &mut router, now, &cfg)?;
             model.seeker_gone.retain(|s, _| !model.ended.contains(s));
+        }
+    }
+}
+
+fn drained(router: &mut Router) -> (Vec<Effect>, Vec<Event>) {
+    (
+        std::iter::from_fn(|| router.poll_effect()).collect(),
+        std::iter::from_fn(|| router.poll_event()).collect(),
+    )
+}
+
+/// The session an operation acts on, chosen from what `guide` (the
+/// original router) holds, as the other property test does.
+fn target(guide: &Router, op: &Op, now: Instant, all: &[SessionId]) -> Option<SessionId> {
+    let owned = |c: usize| -> Vec<SessionId> {
+        all.iter()
+            .copied()
+            .filter(|&s| guide.counsellors_of(s).contains(&CounsellorId(c as u64)))
+            .collect()
+    };
+    let offered = |c: usize| -> Vec<SessionId> {
+        all.iter()
+            .copied()
+            .filter(|&s| {
+                guide
+                    .pending_offer(now, s)
+                    .is_some_and(|(to, ..)| to == CounsellorId(c as u64))
+            })
+            .collect()
+    };
+    match *op {
+        Op::SeekerEnd(i) | Op::DetachSeeker(i) | Op::ReattachSeeker(i) | Op::RaiseHand(_, i, _) => {
+            pick(all, i)
+        }
+        Op::Accept(c, i) | Op::Decline(c, i) => pick(&offered(c), i),
+        Op::CounsellorEnd(c, i) | Op::TransferTo(c, i, ..) | Op::TransferToTopic(c, i, _) => {
+            pick(&owned(c), i)
+        }
+        _ => None,
+    }
+}
+
+/// Applies one operation at `now` to `target`; whether it was accepted,
+/// or `None` when it had nothing to act on.
+fn apply(
+    router: &mut Router,
+    op: &Op,
+    now: Instant,
+    next: SessionId,
+    target: Option<SessionId>,
+) -> Option<bool> {
+    let id = |c: usize| CounsellorId(c as u64);
+    Some(match *op {
+        Op::Arrive {
+            topic,
+            language,
+            urgent,
+        } => {
+            let arrival = Arrival {
+                topic: TopicId(topic),
+                language: language.map(LangId),
+                urgent,
+                prefer: None,
+            };
+            router.seeker_arrived(now, next, arrival).is_ok()
+        }
+        Op::SeekerEnd(_) => router.seeker_ended(now, target?).is_ok(),
+        Op::DetachSeeker(_) => router.detached(now, Party::Seeker(target?)).is_ok(),
+        Op::ReattachSeeker(_) => router.seeker_reattached(now, target?).is_ok(),
+        Op::Connect(c) => {
+            router.counsellor_connected(now, id(c), profile(c));
+            true
+        }
+        Op::DetachCounsellor(c) => router.detached(now, Party::Counsellor(id(c))).is_ok(),
+        Op::SetStatus(c, available) => router
+            .set_status(
+                now,
+                id(c),
+                if available {
+                    Status::Available
+                } else {
+                    Status::Away
+                },
+            )
+            .is_ok(),
+        Op::SetCapacity(c, n) => router.set_capacity(now, id(c), n).is_ok(),
+        Op::EndWrapUp(c) => router.end_wrap_up(now, id(c)).is_ok(),
+        Op::Accept(c, _) => router.accept(now, id(c), target?).is_ok(),
+        Op::Decline(c, _) => router.decline(now, id(c), target?).is_ok(),
+        Op::CounsellorEnd(c, _) => router.counsellor_ended(now, id(c), target?).is_ok(),
+        Op::TransferTo(c, _, d, warm) => router
+            .transfer(
+                now,
+                id(c),
+                target?,
+                Transfer::ToCounsellor { to: id(d), warm },
+            )
+            .is_ok(),
+        Op::TransferToTopic(c, _, t) => router
+            .transfer(now, id(c), target?, Transfer::ToTopic(TopicId(t)))
+            .is_ok(),
+        Op::RaiseHand(c, _, raised) => router.raise_hand(id(c), target?, raised).is_ok(),
+        Op::Advance(_) => return None,
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 600, ..ProptestConfig::default() })]
+
+    /// A router restored from a snapshot, on a clock that reads something
+    /// else, carries on exactly as the original: the same answers, effects,
+    /// events and next timer, after any sequence of operations, restored
+    /// again and again.
+    #[test]
+    fn a_restored_router_carries_on_exactly_as_the_original(
+        ops in prop::collection::vec(op(), 1..150),
+        restores in prop::collection::vec(prop::bool::weighted(0.15), 150),
+    ) {
+        let topics = vec![
+            TopicRules { wrap_up: WRAP_UP, ..TopicRules::default() },
+            TopicRules { assignment: Assignment::Offer { timeout: OFFER_TIMEOUT }, ..TopicRules::default() },
+        ];
+        let cfg = RouterConfig { topics, ..RouterConfig::default() };
+        let mut now = Instant::now();
+        // The copy's clock runs ahead, and jumps at each restore, as on
+        // another machine.
+        let mut shift = Duration::ZERO;
+        let mut original = Router::new(cfg.clone(), now);
+        let mut copy = Router::new(cfg.clone(), now);
+        let mut all: Vec<SessionId> = Vec::new();
+        for (n, op) in ops.iter().enumerate() {
+            if restores[n] {
+                let snapshot = copy.snapshot(now + shift);
+                shift += Duration::from_secs(1000 + n as u64);
+                copy = Router::restore(cfg.clone(), &snapshot, now + shift);
+                prop_assert_eq!(&copy.snapshot(now + shift), &snapshot);
+            }
+            if let Op::Advance(secs) = *op {
+                let until = now + Duration::from_secs(secs);
+                while let Some(at) = original.poll_timeout() {
+                    if at > until {
+                        break;
+                    }
+                    now = now.max(at);
+                    original.handle_timeout(now);
+                    copy.handle_timeout(now + shift);
+                    prop_assert_eq!(drained(&mut original), drained(&mut copy), "op {}", n);
+                }
+                now = until;
+                original.handle_timeout(now);
+                copy.handle_timeout(now + shift);
+            } else {
+                let next = SessionId(all.len() as u128 + 1);
+                let on = target(&original, op, now, &all);
+                let want = apply(&mut original, op, now, next, on);
+                let got = apply(&mut copy, op, now + shift, next, on);
+                prop_assert_eq!(got, want, "op {} {:?}", n, op);
+                if matches!(op, Op::Arrive { .. }) && want == Some(true) {
+                    all.push(next);
+                }
+            }
+            prop_assert_eq!(drained(&mut original), drained(&mut copy), "op {} {:?}", n, op);
+            prop_assert_eq!(
+                original.poll_timeout().map(|t| t - now),
+                copy.poll_timeout().map(|t| t - (now + shift)),
+                "op {}", n
+            );
+            prop_assert_eq!(original.snapshot(now), copy.snapshot(now + shift), "op {}", n);
         }
     }
 }
