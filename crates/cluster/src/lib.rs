@@ -10,7 +10,10 @@
 //!
 //! One node at a time runs the router, under a [`lease`] whose epoch
 //! fences every write it makes, so a leader that stalled past its lease
-//! cannot act after a successor took over.
+//! cannot act after a successor took over. Each of its steps is committed
+//! with the router's changed state and the effects for the nodes in one
+//! atomic script ([`routing`]), so the next leader restores the router
+//! exactly where the last committed step left it.
 //!
 //! Redis never holds anything readable that a person wrote: a message is
 //! sealed under its session's own key before it leaves the node, and a
@@ -20,8 +23,10 @@
 
 pub mod conversation;
 pub mod lease;
+pub mod routing;
 pub mod seal;
 
 pub use conversation::{Appended, Conversations, Resumed};
 pub use lease::{FENCED, Grant, Lease, is_fenced};
+pub use routing::{RouterStore, Stored};
 pub use seal::{IdMac, SessionKey, TokenKeys};

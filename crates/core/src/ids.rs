@@ -7,6 +7,7 @@ use std::fmt;
 /// The shell makes these from 128 random bits; nothing about the
 /// help-seeker goes into them.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct SessionId(pub u128);
 
 impl fmt::Display for SessionId {
@@ -45,14 +46,17 @@ impl SessionId {
 
 /// A counsellor account, as numbered by the shell.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct CounsellorId(pub u64);
 
 /// A topic (queue), numbered by its place in the configuration.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct TopicId(pub u16);
 
 /// A language, numbered by its place in the configuration.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct LangId(pub u16);
 
 /// The two ends of a conversation.

@@ -2,3 +2,4 @@
 
 mod conversation;
 mod lease;
+mod routing;

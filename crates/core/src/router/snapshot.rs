@@ -3,10 +3,13 @@
 //! A node that runs the router can die; the node that takes over rebuilds
 //! the router from the last snapshot its predecessor stored (and the
 //! inputs since). A snapshot holds ids, counts, skills and times, nothing
-//! a person wrote; times are kept relative to the moment it was taken, so
-//! it can be restored in another process, on another machine, whose
-//! clock (`Instant`) means something else. A restored router behaves
-//! exactly as the original would have from that moment (a property test
+//! a person wrote. Times are kept relative to the router's origin (the
+//! moment it was first created), a frame that stays put for its whole
+//! life: a record that did not change reads the same in every snapshot,
+//! so the shell can store only what changed, and the shell maps the
+//! origin to the wall clock to restore it in another process, on another
+//! machine, whose clock (`Instant`) means something else. A restored
+//! router behaves exactly as the original would have (a property test
 //! runs both side by side on random inputs and compares every effect and
 //! event).
 //!
@@ -24,8 +27,7 @@ use super::{
 use crate::ids::{CounsellorId, LangId, SessionId, TopicId};
 use crate::queue::Key;
 
-/// A moment relative to when the snapshot was taken, in nanoseconds
-/// (negative: before).
+/// A moment relative to the router's origin, in nanoseconds.
 pub type Offset = i64;
 
 fn offset(at: Instant, t: Instant) -> Offset {
@@ -36,18 +38,18 @@ fn offset(at: Instant, t: Instant) -> Offset {
     }
 }
 
-/// The instant `off` from `now`; a past too far back for this machine's
-/// clock is clamped to the earliest the clock can hold near `now`.
-fn moment(now: Instant, off: Offset) -> Instant {
+/// The instant `off` from `origin`.
+fn moment(origin: Instant, off: Offset) -> Instant {
     let by = Duration::from_nanos(off.unsigned_abs());
     if off >= 0 {
-        now + by
+        origin + by
     } else {
-        now.checked_sub(by).unwrap_or(now)
+        origin.checked_sub(by).unwrap_or(origin)
     }
 }
 
 /// Where a session is, in a snapshot.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PhaseSnapshot {
     /// In its topic's line.
@@ -62,6 +64,7 @@ pub enum PhaseSnapshot {
 }
 
 /// A pending offer, in a snapshot.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct OfferSnapshot {
     /// Offered to.
@@ -75,6 +78,7 @@ pub struct OfferSnapshot {
 }
 
 /// A help-seeker's session, in a snapshot.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SeekerSnapshot {
     /// The session.
@@ -83,8 +87,8 @@ pub struct SeekerSnapshot {
     pub topic: TopicId,
     /// The language asked for.
     pub language: Option<LangId>,
-    /// Place in line: virtual arrival (ms from the router's origin, see
-    /// [`RouterSnapshot::origin`]) and arrival number.
+    /// Place in line: virtual arrival (ms from the router's origin, less
+    /// any head start) and arrival number.
     pub key: (i64, u64),
     /// First arrival, virtual ms.
     pub arrived_ms: i64,
@@ -115,6 +119,7 @@ pub struct SeekerSnapshot {
 }
 
 /// A counsellor, in a snapshot.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CounsellorSnapshot {
     /// Who.
@@ -136,10 +141,9 @@ pub struct CounsellorSnapshot {
 }
 
 /// Everything a router holds, as plain data.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RouterSnapshot {
-    /// The router's origin, from which virtual times count.
-    pub origin: Offset,
     /// Every session, by id.
     pub seekers: Vec<SeekerSnapshot>,
     /// Every counsellor, by id.
@@ -157,9 +161,17 @@ pub struct RouterSnapshot {
 }
 
 impl Router {
-    /// The router's state at `now`, as plain data.
-    pub fn snapshot(&self, now: Instant) -> RouterSnapshot {
-        let at = |t: Instant| offset(now, t);
+    /// The moment the router's times count from; a restored router keeps
+    /// the original's (as read on its own clock).
+    pub fn origin(&self) -> Instant {
+        self.origin
+    }
+
+    /// The router's state, as plain data. Take it at rest: after the
+    /// effects and events were drained.
+    pub fn snapshot(&self) -> RouterSnapshot {
+        let origin = self.origin;
+        let at = |t: Instant| offset(origin, t);
         let gone = |link: Link| match link {
             Link::Connected => None,
             Link::Gone { deadline } => Some(at(deadline)),
@@ -221,7 +233,6 @@ impl Router {
             .collect();
         returns.sort_unstable();
         RouterSnapshot {
-            origin: at(self.origin),
             seekers,
             counsellors,
             topics: self.topics.iter().map(|t| (t.gate, t.paused)).collect(),
@@ -236,25 +247,12 @@ impl Router {
         }
     }
 
-    /// A router with `config` in the state `snapshot` describes, as of
-    /// `now`. Lines, ready lists and timers are rebuilt from it.
-    pub fn restore(config: RouterConfig, snapshot: &RouterSnapshot, now: Instant) -> Self {
-        let mut router = Router::new(config, now);
-        let at = |off: Offset| moment(now, off);
-        // Virtual times count from the original origin; where this clock
-        // cannot reach that far back, count from `now` and shift them.
-        let wanted = Duration::from_nanos(snapshot.origin.unsigned_abs());
-        let shift_ms = match (snapshot.origin < 0, now.checked_sub(wanted)) {
-            (true, Some(origin)) => {
-                router.origin = origin;
-                0
-            }
-            (true, None) => i64::try_from(wanted.as_millis()).unwrap_or(i64::MAX),
-            (false, _) => {
-                router.origin = at(snapshot.origin);
-                0
-            }
-        };
+    /// A router with `config` in the state `snapshot` describes, its
+    /// times counting from `origin` (the original router's origin, read
+    /// on this clock). Lines, ready lists and timers are rebuilt from it.
+    pub fn restore(config: RouterConfig, snapshot: &RouterSnapshot, origin: Instant) -> Self {
+        let mut router = Router::new(config, origin);
+        let at = |off: Offset| moment(origin, off);
         let gone = |until: Option<Offset>| match until {
             None => Link::Connected,
             Some(off) => Link::Gone { deadline: at(off) },
@@ -296,7 +294,7 @@ impl Router {
         }
         for s in &snapshot.seekers {
             let key = Key {
-                virtual_ms: s.key.0.saturating_sub(shift_ms),
+                virtual_ms: s.key.0,
                 arrival: s.key.1,
             };
             let link = gone(s.gone_until);
@@ -336,7 +334,7 @@ impl Router {
                     topic: s.topic,
                     language: s.language,
                     key,
-                    arrived_ms: s.arrived_ms.saturating_sub(shift_ms),
+                    arrived_ms: s.arrived_ms,
                     phase,
                     offer,
                     link,

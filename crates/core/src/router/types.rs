@@ -89,6 +89,7 @@ impl Default for RouterConfig {
 }
 
 /// Whether a counsellor takes new sessions, as they chose it.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Status {
     /// New sessions are routed to them while they have capacity.
@@ -112,6 +113,7 @@ pub enum Activity {
 }
 
 /// What the router needs to know about a counsellor's account.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Profile {
     /// Topics they serve.
@@ -138,6 +140,7 @@ pub struct Arrival {
 }
 
 /// Whether a topic takes new help-seekers, as set by its opening hours.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Gate {
     /// Open, with no closing in sight.
