@@ -72,6 +72,17 @@ impl Lease {
             .await
     }
 
+    /// The node holding the lease now, if any.
+    pub async fn holder<C: ConnectionLike + Send>(
+        &self,
+        con: &mut C,
+    ) -> RedisResult<Option<String>> {
+        redis::cmd("GET")
+            .arg(&self.lease_key)
+            .query_async(con)
+            .await
+    }
+
     /// Takes the lease if nobody holds it (with a new epoch), extends it if
     /// this node holds it, or says who leads.
     pub async fn acquire<C: ConnectionLike + Send>(&self, con: &mut C) -> RedisResult<Grant> {

@@ -72,6 +72,8 @@ pub(crate) struct AppInner {
     pub(crate) sources: SourceLimiter,
     /// Cool-downs on abusive help-seekers' sources.
     pub(crate) blocks: crate::blocks::Blocks,
+    /// This node's place among several, when `cluster.enabled`.
+    pub(crate) cluster: Option<Arc<crate::cluster::Cluster>>,
     /// Set when shutdown starts: `/readyz` answers 503 and upgrades stop.
     pub(crate) draining: AtomicBool,
     /// Fires when the broker must stop.
@@ -212,6 +214,10 @@ impl Server {
             ),
             sources: SourceLimiter::new(&config.limits),
             blocks: crate::blocks::Blocks::default(),
+            cluster: crate::cluster::Cluster::new(
+                &config,
+                listener.local_addr().unwrap_or(config.listen),
+            ),
             draining: AtomicBool::new(false),
             broker,
             events,
@@ -228,6 +234,11 @@ impl Server {
         state
             .sockets
             .spawn(sweep_logins(state.clone(), state.shutdown.clone()));
+        if let Some(cluster) = state.cluster.clone() {
+            state
+                .sockets
+                .spawn(crate::cluster::run(state.clone(), cluster));
+        }
         Ok(Self {
             listener,
             metrics: metrics_listener,
@@ -607,6 +618,10 @@ fn routes(state: AppState) -> Router {
         .route("/api/v1/topics/{topic}/pause", post(api::pause))
         .route("/api/v1/topics/{topic}/resume", post(api::resume))
         .fallback(assets::serve)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::cluster::proxy::route,
+        ))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(middleware::from_fn_with_state(state.clone(), body_deadline))
         .layer(middleware::from_fn(security_headers))

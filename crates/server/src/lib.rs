@@ -30,6 +30,7 @@ mod assets;
 mod auth;
 mod blocks;
 mod broker;
+mod cluster;
 pub mod config;
 mod events;
 mod limits;

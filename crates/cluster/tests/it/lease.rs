@@ -34,6 +34,7 @@ async fn one_leader_at_a_time_and_a_stalled_one_is_fenced() {
 
     assert_eq!(a.acquire(&mut con).await.unwrap(), Grant::Leader(1));
     assert_eq!(b.acquire(&mut con).await.unwrap(), Grant::Follower(1));
+    assert_eq!(b.holder(&mut con).await.unwrap().as_deref(), Some("node-a"));
     // Holding on keeps the epoch.
     assert_eq!(a.acquire(&mut con).await.unwrap(), Grant::Leader(1));
     assert!(a.renew(&mut con, 1).await.unwrap());

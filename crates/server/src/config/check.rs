@@ -248,6 +248,15 @@ impl Config {
         if let Err((key, problem)) = self.supervisor.check() {
             return Err(invalid(&key, problem));
         }
+        if let Err((key, problem)) = self.cluster.check(self.listen) {
+            return Err(invalid(key, problem));
+        }
+        if self.cluster.enabled && self.redis_url.is_none() {
+            return Err(invalid(
+                "cluster.enabled",
+                "needs redis_url (and control_key): the nodes meet in Redis".into(),
+            ));
+        }
         if let Some(node) = &self.node_id
             && (node.is_empty()
                 || node.len() > 64

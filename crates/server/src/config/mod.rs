@@ -10,6 +10,7 @@
 //! where its value came from (the file or the variable).
 
 mod check;
+mod cluster;
 mod console;
 mod plan;
 mod render;
@@ -26,6 +27,7 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
+pub use self::cluster::ClusterConfig;
 pub use self::console::{CannedResponse, ConsoleConfig, Ring};
 pub use self::plan::{Plan, TopicPlan};
 pub use self::supervisor::SupervisorConfig;
@@ -104,6 +106,8 @@ pub struct Config {
     pub metrics: MetricsConfig,
     /// Cool-downs counsellors may put on abusive help-seekers.
     pub abuse: AbuseConfig,
+    /// Several nodes on one Redis as one helpline.
+    pub cluster: ClusterConfig,
 }
 
 /// The cool-downs (blocks) a counsellor may choose when ending an abusive
@@ -347,6 +351,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             console: ConsoleConfig::default(),
             supervisor: SupervisorConfig::default(),
+            cluster: ClusterConfig::default(),
             metrics: MetricsConfig::default(),
             abuse: AbuseConfig::default(),
         }

@@ -27,7 +27,8 @@ use tokio_util::task::task_tracker::TaskTrackerToken;
 use tracing::debug;
 
 use self::conn::{ConnHandle, WriterSettings, run_writer};
-use self::reader::{Rate, Reader, ReaderLimits, Role};
+pub(crate) use self::reader::Role;
+use self::reader::{Rate, Reader, ReaderLimits};
 
 use crate::api::{ApiError, auth_cookie_name, cookie};
 use crate::app::AppState;
@@ -61,7 +62,7 @@ fn origin_allowed(state: &AppState, headers: &HeaderMap, role: Role) -> bool {
     }
 }
 
-fn admit(
+pub(crate) fn admit(
     state: &AppState,
     peer: SocketAddr,
     headers: &HeaderMap,
@@ -98,7 +99,7 @@ fn admit(
     })
 }
 
-fn configure(ws: WebSocketUpgrade, state: &AppState) -> WebSocketUpgrade {
+pub(crate) fn configure(ws: WebSocketUpgrade, state: &AppState) -> WebSocketUpgrade {
     let limits = &state.config.limits;
     let frame = limits.max_frame_bytes as usize;
     ws.read_buffer_size(limits.read_buffer_bytes as usize)
@@ -116,7 +117,7 @@ fn refuse(conn: &ConnHandle, role: Role, code: ErrorCode, detail: &str, close: C
     conn.close_after_queued(close);
 }
 
-fn refuse_upgrade(rejection: WebSocketUpgradeRejection) -> Response {
+pub(crate) fn refuse_upgrade(rejection: WebSocketUpgradeRejection) -> Response {
     let mut response = rejection.into_response();
     if response.status() == StatusCode::OK {
         *response.status_mut() = StatusCode::BAD_REQUEST;

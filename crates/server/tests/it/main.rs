@@ -9,6 +9,7 @@ mod abuse;
 mod assets;
 mod bad_input;
 mod chat;
+mod cluster;
 mod console;
 mod crash;
 mod events;

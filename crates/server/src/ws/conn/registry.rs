@@ -40,6 +40,14 @@ impl Registry {
         }
     }
 
+    /// Closes the sockets open now with `code` (each after what is queued
+    /// on it), and takes new ones as usual.
+    pub(crate) fn close_open(&self, code: CloseCode) {
+        for entry in &self.open {
+            entry.value().close_after_queued(code);
+        }
+    }
+
     /// Sockets open now.
     pub(crate) fn len(&self) -> usize {
         self.open.len()

@@ -1,0 +1,274 @@
+//! Several nodes on one Redis as one helpline.
+//!
+//! One node leads: the one holding the routing lease in Redis
+//! ([`haven_cluster::Lease`]). It runs every conversation and every queue,
+//! exactly as a single node does. Every other node passes the requests
+//! and sockets of the clients that reached it on to the leading node
+//! ([`proxy`]), so a help-seeker, a counsellor and a supervisor may each
+//! reach any node, behind a load balancer that need not be sticky: there
+//! is one queue per topic, one capacity per counsellor, and chat,
+//! transfers, whispers and joins work whatever node each party came in by.
+//!
+//! A node passing a client on never passes its address: the leading node
+//! sees a pseudonym instead, a keyed hash of the client's network shaped
+//! like an address in a private range, the same whichever node the client
+//! came in by (the key derives from `control_key`), so per-source limits
+//! and cool-downs still hold a source, not a node. Requests between nodes
+//! carry a token derived from `control_key`; the leading node believes a
+//! pseudonym only with it.
+//!
+//! When the leading node stops or dies, another takes the lease within
+//! `cluster.lease` and leads.
+
+pub(crate) mod proxy;
+
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use haven_cluster::{Grant, Lease};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use tracing::{info, warn};
+
+use crate::app::AppState;
+
+/// The header a node's requests to the leading node carry: the token all
+/// nodes derive from `control_key`.
+pub(crate) const NODE_HEADER: &str = "x-haven-node";
+/// The header carrying a client's pseudonym, believed only with
+/// [`NODE_HEADER`].
+pub(crate) const SOURCE_HEADER: &str = "x-haven-source";
+
+fn prf(key: &[u8], label: &[u8]) -> [u8; 32] {
+    let mut mac = <Hmac<Sha256> as hmac::KeyInit>::new_from_slice(key)
+        .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+    mac.update(label);
+    mac.finalize().into_bytes().into()
+}
+
+/// This node's place among the nodes.
+#[derive(Debug)]
+pub(crate) struct Cluster {
+    /// Where the others reach this node.
+    me: String,
+    /// What a node's requests carry, as hex.
+    node_token: String,
+    /// The key client pseudonyms are made with.
+    pseudonyms: [u8; 32],
+    leading: AtomicBool,
+    /// Where the leading node is reached, when known.
+    leader: RwLock<Option<Arc<str>>>,
+    lease: Duration,
+    redis_url: String,
+}
+
+impl Cluster {
+    /// The cluster settings of `config`, when it runs as one of several
+    /// nodes (`cluster.enabled`, which config checks tie to `redis_url`,
+    /// `control_key` and an address).
+    /// `bound` is the address actually listened on (its port, when `listen`
+    /// asked for any).
+    pub(crate) fn new(config: &crate::config::Config, bound: SocketAddr) -> Option<Arc<Self>> {
+        if !config.cluster.enabled {
+            return None;
+        }
+        let key = config.control_key.as_deref()?.as_bytes();
+        Some(Arc::new(Self {
+            me: config.cluster.advertised(bound)?,
+            node_token: prf(key, b"haven node token v1")
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect(),
+            pseudonyms: prf(key, b"haven source pseudonym v1"),
+            leading: AtomicBool::new(false),
+            leader: RwLock::new(None),
+            lease: config.cluster.lease,
+            redis_url: config.redis_url.clone()?,
+        }))
+    }
+
+    /// Whether this node leads now.
+    pub(crate) fn leading(&self) -> bool {
+        self.leading.load(Ordering::Acquire)
+    }
+
+    /// Where the leading node is reached, when another node leads.
+    pub(crate) fn leader(&self) -> Option<Arc<str>> {
+        self.leader.read().ok().and_then(|l| l.clone())
+    }
+
+    fn set_leader(&self, url: Option<&str>) {
+        if let Ok(mut l) = self.leader.write()
+            && l.as_deref() != url
+        {
+            *l = url.map(Arc::from);
+        }
+    }
+
+    /// The token for requests to another node.
+    pub(crate) fn node_token(&self) -> &str {
+        &self.node_token
+    }
+
+    /// Whether `headers` carry this cluster's node token.
+    pub(crate) fn sent_by_node(&self, headers: &axum::http::HeaderMap) -> bool {
+        headers.get(NODE_HEADER).is_some_and(|v| {
+            let (a, b) = (v.as_bytes(), self.node_token.as_bytes());
+            a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+        })
+    }
+
+    /// The pseudonym the leading node sees for a client at `ip`: a keyed
+    /// hash of its network (what per-source limits count), as an address
+    /// in the private range `fd00::/8`, never the address itself.
+    pub(crate) fn pseudonym(&self, ip: IpAddr) -> IpAddr {
+        let network = crate::limits::network(ip).to_be_bytes();
+        let hash = prf(&self.pseudonyms, &network);
+        let mut bytes = [0u8; 16];
+        bytes[0] = 0xfd;
+        bytes[1..8].copy_from_slice(&hash[..7]);
+        IpAddr::V6(Ipv6Addr::from(bytes))
+    }
+}
+
+/// Holds or follows the lease until shutdown: renews it while leading,
+/// tries to take it otherwise and learns who leads. A node that loses the
+/// lease stops serving what it held (each party is told) and passes its
+/// clients on from then on; a node that stops lets the lease go so
+/// another leads at once.
+pub(crate) async fn run(state: AppState, cluster: Arc<Cluster>) {
+    let lease = Lease::new("haven:", &cluster.me, cluster.lease);
+    let client = match redis::Client::open(cluster.redis_url.as_str()) {
+        Ok(c) => c,
+        Err(e) => {
+            warn!(error = %e, "cluster: bad redis_url");
+            return;
+        }
+    };
+    let mut con = None;
+    let mut epoch = 0;
+    let mut renewed = Instant::now();
+    let mut tick = tokio::time::interval(cluster.lease / 3);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = state.shutdown.cancelled() => break,
+            _ = tick.tick() => {}
+        }
+        if con.is_none() {
+            con = redis::aio::ConnectionManager::new(client.clone())
+                .await
+                .ok();
+        }
+        let Some(c) = con.as_mut() else {
+            if cluster.leading() && renewed.elapsed() > cluster.lease {
+                step_down(&state, &cluster, "Redis unreachable").await;
+            }
+            continue;
+        };
+        if cluster.leading() {
+            match lease.renew(c, epoch).await {
+                Ok(true) => renewed = Instant::now(),
+                Ok(false) => step_down(&state, &cluster, "lease lost").await,
+                Err(e) => {
+                    if renewed.elapsed() > cluster.lease {
+                        step_down(&state, &cluster, "lease not renewed").await;
+                    }
+                    warn!(error = %e, "cluster: renewing the lease failed");
+                }
+            }
+            continue;
+        }
+        match lease.acquire(c).await {
+            Ok(Grant::Leader(e)) => {
+                epoch = e;
+                renewed = Instant::now();
+                cluster.set_leader(Some(&cluster.me));
+                cluster.leading.store(true, Ordering::Release);
+                info!(epoch, "cluster: this node leads");
+            }
+            Ok(Grant::Follower(_)) => {
+                let holder = lease.holder(c).await.ok().flatten();
+                cluster.set_leader(holder.as_deref());
+            }
+            Err(e) => warn!(error = %e, "cluster: reading the lease failed"),
+        }
+    }
+    if cluster.leading()
+        && let Some(c) = con.as_mut()
+    {
+        let _ = lease.release(c, epoch).await;
+        info!("cluster: lease released");
+    }
+}
+
+/// This node no longer leads: what it held ends (each party told, as on
+/// a restart) and its sockets close, so clients come back through the
+/// node that leads now.
+async fn step_down(state: &AppState, cluster: &Cluster, why: &str) {
+    warn!(reason = why, "cluster: this node no longer leads");
+    cluster.leading.store(false, Ordering::Release);
+    cluster.set_leader(None);
+    state.broker.end_all().await;
+    state
+        .connections
+        .close_open(haven_protocol::CloseCode::Restarted);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cluster(key: &str) -> Arc<Cluster> {
+        let mut config = crate::config::Config::default();
+        config.cluster.enabled = true;
+        config.redis_url = Some("redis://127.0.0.1/".into());
+        config.control_key = Some(key.into());
+        Cluster::new(&config, "127.0.0.1:8080".parse().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn a_pseudonym_is_private_stable_across_nodes_and_never_the_address() {
+        let key = "k".repeat(40);
+        let (one, two) = (cluster(&key), cluster(&key));
+        let ip: IpAddr = "203.0.113.7".parse().unwrap();
+        let p = one.pseudonym(ip);
+        // The same on every node with the same key, another with another.
+        assert_eq!(p, two.pseudonym(ip));
+        assert_ne!(p, cluster(&"x".repeat(40)).pseudonym(ip));
+        let IpAddr::V6(v6) = p else { panic!("{p}") };
+        assert_eq!(v6.octets()[0], 0xfd);
+        assert!(!v6.octets().windows(4).any(|w| w == [203, 0, 113, 7]));
+        // One network, one pseudonym: a /64 counts as one source.
+        let a: IpAddr = "2001:db8:1:2::10".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:ffff::1".parse().unwrap();
+        assert_eq!(one.pseudonym(a), one.pseudonym(b));
+        assert_ne!(
+            one.pseudonym(a),
+            one.pseudonym("2001:db8:1:3::10".parse().unwrap())
+        );
+        // Per-source limits see one source per pseudonym.
+        assert_eq!(
+            crate::limits::network(one.pseudonym(a)),
+            crate::limits::network(one.pseudonym(b))
+        );
+    }
+
+    #[test]
+    fn only_the_clusters_token_marks_a_request_from_a_node() {
+        let key = "k".repeat(40);
+        let c = cluster(&key);
+        let mut headers = axum::http::HeaderMap::new();
+        assert!(!c.sent_by_node(&headers));
+        headers.insert(NODE_HEADER, "forged".parse().unwrap());
+        assert!(!c.sent_by_node(&headers));
+        let other = cluster(&"x".repeat(40));
+        headers.insert(NODE_HEADER, other.node_token().parse().unwrap());
+        assert!(!c.sent_by_node(&headers));
+        headers.insert(NODE_HEADER, c.node_token().parse().unwrap());
+        assert!(c.sent_by_node(&headers));
+        assert!(!c.node_token().contains(&key));
+    }
+}

@@ -1,0 +1,312 @@
+//! Several real `haven serve` processes on one real Redis, with
+//! `cluster.enabled`: one helpline whatever node each party reaches.
+
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+use haven_protocol::{counsellor as c, seeker as s};
+use haven_testkit::{CounsellorClient, RedisServer, SseStream, Ws};
+use hyper::Method;
+
+use super::support::process::{PASSWORD, Served, add_account_with, post_from, request_from, serve};
+
+/// Three nodes, each with its own data dir holding the same accounts.
+struct Nodes {
+    _dirs: Vec<tempfile::TempDir>,
+    nodes: Vec<Served>,
+    _redis: RedisServer,
+}
+
+async fn nodes(n: usize) -> Nodes {
+    let redis = RedisServer::start().await;
+    let mut dirs = Vec::new();
+    let mut nodes = Vec::new();
+    for i in 0..n {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, role, display) in [
+            ("anna", "counsellor", "Anna"),
+            ("bob", "counsellor", "Bob"),
+            ("coco", "supervisor", "Coco"),
+        ] {
+            add_account_with(
+                dir.path(),
+                name,
+                role,
+                &["--capacity", "1", "--display-name", display],
+            );
+        }
+        nodes.push(serve(
+            dir.path(),
+            &[
+                ("HAVEN_REDIS_URL", &redis.url()),
+                ("HAVEN_NODE_ID", &format!("node-{i}")),
+                ("HAVEN_CLUSTER__ENABLED", "true"),
+                ("HAVEN_CLUSTER__LEASE", "1s"),
+            ],
+        ));
+        dirs.push(dir);
+    }
+    // Wait until one leads and every other knows it.
+    for _ in 0..100 {
+        if nodes
+            .iter()
+            .any(|n| n.log.lock().unwrap().contains("this node leads"))
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    Nodes {
+        _dirs: dirs,
+        nodes,
+        _redis: redis,
+    }
+}
+
+impl Nodes {
+    fn leader(&self) -> usize {
+        self.nodes
+            .iter()
+            .position(|n| n.log.lock().unwrap().contains("this node leads"))
+            .expect("a node leads")
+    }
+}
+
+async fn login(node: &Served, name: &str) -> String {
+    let login = post_from(
+        node.addr,
+        Ipv4Addr::LOCALHOST.into(),
+        "/api/v1/login",
+        &format!(r#"{{"name": "{name}", "password": "{PASSWORD}"}}"#),
+        None,
+    )
+    .await;
+    login["token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no login: {login}"))
+        .to_owned()
+}
+
+/// A counsellor logged in by `login_node` whose socket is on `socket_node`.
+async fn counsellor(login_node: &Served, socket_node: &Served, name: &str) -> CounsellorClient {
+    let token = login(login_node, name).await;
+    let ws = Ws::connect(&format!("ws://{}/ws/counsellor", socket_node.addr), &[])
+        .await
+        .unwrap();
+    let mut client = CounsellorClient::new(ws);
+    client.hello(Some(&token)).await;
+    client.available().await;
+    client
+}
+
+async fn seeker(node: &Served, nickname: &str) -> haven_testkit::SeekerClient {
+    let ws = Ws::connect(&format!("ws://{}/ws/seeker", node.addr), &[])
+        .await
+        .unwrap();
+    let mut client = haven_testkit::SeekerClient::new(ws);
+    client.hello(Some(nickname)).await;
+    client
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_are_one_helpline_whatever_node_each_party_reaches() {
+    let cluster = nodes(3).await;
+    // Name the nodes so that both proxied and direct parties take part.
+    let lead = cluster.leader();
+    let [a, b, c] = [(lead + 1) % 3, (lead + 2) % 3, lead].map(|i| &cluster.nodes[i]);
+
+    // Sam on node A is served by the only counsellor, Anna, on node B.
+    let mut anna = counsellor(a, b, "anna").await;
+    let mut sam = seeker(a, "Sam").await;
+    let session = anna.assigned().await;
+    sam.expect(
+        "assigned",
+        |m| matches!(m, s::ServerMessage::Assigned { counsellor } if counsellor == "Anna"),
+    )
+    .await;
+    let seq = sam.say("m1", "Ik weet niet waar ik moet beginnen.").await;
+    assert_eq!(
+        anna.heard(&session).await,
+        (seq, "Ik weet niet waar ik moet beginnen.".into())
+    );
+    anna.send(&c::ClientMessage::Received {
+        session: session.clone(),
+        up_to: seq,
+    })
+    .await;
+    assert_eq!(sam.delivered().await, seq, "delivery marks cross nodes");
+    anna.send(&c::ClientMessage::Typing {
+        session: session.clone(),
+        active: true,
+    })
+    .await;
+    sam.expect("typing", |m| {
+        matches!(m, s::ServerMessage::Typing { active: true })
+    })
+    .await;
+    anna.say(&session, "a1", "Neem je tijd.").await;
+    assert_eq!(sam.heard().await, (1, "Neem je tijd.".into()));
+
+    // Anna hands Sam to Bob, on node C.
+    let mut bob = counsellor(c, c, "bob").await;
+    anna.send(&c::ClientMessage::Transfer {
+        session: session.clone(),
+        to_counsellor: Some("bob".into()),
+        to_topic: None,
+        warm: false,
+        note: Some("Sam slaapt slecht.".into()),
+    })
+    .await;
+    let offer = bob
+        .expect("offer", |m| matches!(m, c::ServerMessage::Offer { .. }))
+        .await;
+    assert!(
+        matches!(offer, c::ServerMessage::Offer { ref from, .. } if from.as_deref() == Some("Anna")),
+        "{offer:?}"
+    );
+    bob.accept(&session).await;
+    bob.expect("assigned", |m| {
+        matches!(m, c::ServerMessage::SessionAssigned { .. })
+    })
+    .await;
+    sam.say("m2", "Hallo Bob.").await;
+    assert_eq!(bob.heard(&session).await.1, "Hallo Bob.");
+
+    // Coco, a supervisor on node A, watches, whispers and joins.
+    let token = login(a, "coco").await;
+    let auth = format!("Bearer {token}");
+    let base = format!("/api/v1/supervisor/sessions/{}", session.0);
+    let mut watch = SseStream::open(
+        a.addr,
+        &format!("{base}/observe"),
+        &[("authorization", &auth)],
+    )
+    .await;
+    assert_eq!(watch.status, 200);
+    assert_eq!(watch.expect("message", |_| true).await["type"], "watching");
+    sam.say("m3", "Het is zwaar.").await;
+    let m = watch.expect("message", |m| m["type"] == "message").await;
+    assert_eq!(m["text"], "Het is zwaar.");
+    let (status, _) = request_from(
+        a.addr,
+        Ipv4Addr::LOCALHOST.into(),
+        Method::POST,
+        &format!("{base}/whisper"),
+        r#"{"text": "Vraag naar slaap."}"#,
+        Some(&token),
+    )
+    .await;
+    assert_eq!(status, 204);
+    bob.expect(
+        "whisper",
+        |m| matches!(m, c::ServerMessage::Whisper { from, .. } if from == "Coco"),
+    )
+    .await;
+    let (status, _) = request_from(
+        a.addr,
+        Ipv4Addr::LOCALHOST.into(),
+        Method::POST,
+        &format!("{base}/join"),
+        "{}",
+        Some(&token),
+    )
+    .await;
+    assert_eq!(status, 204);
+    sam.expect(
+        "joined",
+        |m| matches!(m, s::ServerMessage::Assigned { counsellor } if counsellor == "Coco"),
+    )
+    .await;
+    let (status, said) = request_from(
+        a.addr,
+        Ipv4Addr::LOCALHOST.into(),
+        Method::POST,
+        &format!("{base}/say"),
+        r#"{"id": "s1", "text": "Hallo Sam, ik ben Coco."}"#,
+        Some(&token),
+    )
+    .await;
+    assert_eq!(status, 200, "{said}");
+    let m = sam
+        .expect(
+            "message",
+            |m| matches!(m, s::ServerMessage::Message { from, .. } if from == "Coco"),
+        )
+        .await;
+    assert!(
+        matches!(m, s::ServerMessage::Message { ref text, .. } if text.0 == "Hallo Sam, ik ben Coco."),
+        "{m:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_queue_and_one_capacity_across_nodes() {
+    let cluster = nodes(2).await;
+    let lead = cluster.leader();
+    let (a, b) = (&cluster.nodes[(lead + 1) % 2], &cluster.nodes[lead]);
+
+    // Anna (one seat) opens the console on node A, then again on node B:
+    // one counsellor, one seat; the older socket is replaced.
+    let mut first = counsellor(a, a, "anna").await;
+    let mut anna = counsellor(b, b, "anna").await;
+    assert_eq!(first.closed().await, Some(4504));
+    let mut one = seeker(a, "One").await;
+    let _session = anna.assigned().await;
+    one.expect("assigned", |m| {
+        matches!(m, s::ServerMessage::Assigned { .. })
+    })
+    .await;
+    // A second help-seeker, on the other node, waits: her seat is taken.
+    let mut two = seeker(b, "Two").await;
+    let queued = two
+        .expect("queued", |m| matches!(m, s::ServerMessage::Queued { .. }))
+        .await;
+    assert!(
+        matches!(queued, s::ServerMessage::Queued { position: 1, .. }),
+        "{queued:?}"
+    );
+    // Nobody waits while a counsellor on any node has a free seat: Bob
+    // comes on on node A and takes the help-seeker who came in by node B.
+    let mut bob = counsellor(a, a, "bob").await;
+    bob.assigned().await;
+    two.expect(
+        "assigned",
+        |m| matches!(m, s::ServerMessage::Assigned { counsellor } if counsellor == "Bob"),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_the_leading_node_dies_another_leads_and_serves_through_every_node() {
+    let mut cluster = nodes(3).await;
+    let lead = cluster.leader();
+    let _ = cluster.nodes[lead].child.kill();
+    let _ = cluster.nodes[lead].child.wait();
+    let survivors: Vec<usize> = (0..3).filter(|&i| i != lead).collect();
+    // Within the lease (1 s here) and a renewal, a survivor leads.
+    let mut next = None;
+    for _ in 0..100 {
+        next = survivors.iter().copied().find(|&i| {
+            cluster.nodes[i]
+                .log
+                .lock()
+                .unwrap()
+                .contains("this node leads")
+        });
+        if next.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let next = next.expect("no survivor leads");
+    let other = survivors.into_iter().find(|&i| i != next).unwrap();
+    // The other survivor learns who leads at its next look.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let (a, b) = (&cluster.nodes[other], &cluster.nodes[next]);
+    let mut anna = counsellor(a, b, "anna").await;
+    let mut sam = seeker(a, "Sam").await;
+    let session = anna.assigned().await;
+    sam.say("m1", "Ben je er?").await;
+    assert_eq!(anna.heard(&session).await.1, "Ben je er?");
+}
