@@ -53,6 +53,12 @@ fn prf(key: &[u8], label: &[u8]) -> [u8; 32] {
 pub(crate) struct Cluster {
     /// Where the others reach this node.
     me: String,
+    /// What this node holds the lease as: its address and a MAC of it
+    /// under a key from `control_key`, so that a lease someone else wrote
+    /// into Redis never sends clients (and their logins) elsewhere.
+    holder: String,
+    /// The key of that MAC.
+    holders: [u8; 32],
     /// What a node's requests carry, as hex.
     node_token: String,
     /// The key client pseudonyms are made with.
@@ -75,8 +81,12 @@ impl Cluster {
             return None;
         }
         let key = config.control_key.as_deref()?.as_bytes();
+        let me = config.cluster.advertised(bound)?;
+        let holders = prf(key, b"haven lease holder v1");
         Some(Arc::new(Self {
-            me: config.cluster.advertised(bound)?,
+            holder: holder(&holders, &me),
+            holders,
+            me,
             node_token: prf(key, b"haven node token v1")
                 .iter()
                 .map(|b| format!("{b:02x}"))
@@ -107,6 +117,19 @@ impl Cluster {
         }
     }
 
+    /// The address in a lease holder's name, if this cluster's key made it.
+    fn holder_address<'a>(&self, name: &'a str) -> Option<&'a str> {
+        let (address, _) = name.split_once(' ')?;
+        let want = holder(&self.holders, address);
+        let ok = want.len() == name.len()
+            && want
+                .bytes()
+                .zip(name.bytes())
+                .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+                == 0;
+        ok.then_some(address)
+    }
+
     /// The token for requests to another node.
     pub(crate) fn node_token(&self) -> &str {
         &self.node_token
@@ -133,13 +156,22 @@ impl Cluster {
     }
 }
 
+/// A lease holder's name: the address and its MAC.
+fn holder(key: &[u8; 32], address: &str) -> String {
+    let mac: String = prf(key, address.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("{address} {mac}")
+}
+
 /// Holds or follows the lease until shutdown: renews it while leading,
 /// tries to take it otherwise and learns who leads. A node that loses the
 /// lease stops serving what it held (each party is told) and passes its
 /// clients on from then on; a node that stops lets the lease go so
 /// another leads at once.
 pub(crate) async fn run(state: AppState, cluster: Arc<Cluster>) {
-    let lease = Lease::new("haven:", &cluster.me, cluster.lease);
+    let lease = Lease::new("haven:", &cluster.holder, cluster.lease);
     let client = match redis::Client::open(cluster.redis_url.as_str()) {
         Ok(c) => c,
         Err(e) => {
@@ -191,7 +223,11 @@ pub(crate) async fn run(state: AppState, cluster: Arc<Cluster>) {
             }
             Ok(Grant::Follower(_)) => {
                 let holder = lease.holder(c).await.ok().flatten();
-                cluster.set_leader(holder.as_deref());
+                let address = holder.as_deref().and_then(|h| cluster.holder_address(h));
+                if holder.is_some() && address.is_none() {
+                    warn!("cluster: the lease names a holder not signed with control_key");
+                }
+                cluster.set_leader(address);
             }
             Err(e) => warn!(error = %e, "cluster: reading the lease failed"),
         }
@@ -270,5 +306,20 @@ mod tests {
         headers.insert(NODE_HEADER, c.node_token().parse().unwrap());
         assert!(c.sent_by_node(&headers));
         assert!(!c.node_token().contains(&key));
+    }
+
+    #[test]
+    fn only_a_lease_holder_signed_with_the_key_is_followed() {
+        let key = "k".repeat(40);
+        let (c, peer) = (cluster(&key), cluster(&key));
+        assert_eq!(
+            c.holder_address(&peer.holder),
+            Some("http://127.0.0.1:8080")
+        );
+        // Someone who can write to Redis names another address.
+        let forged = peer.holder.replace("127.0.0.1:8080", "203.0.113.9:80");
+        assert_eq!(c.holder_address(&forged), None);
+        assert_eq!(c.holder_address("http://203.0.113.9:80"), None);
+        assert_eq!(c.holder_address(&cluster(&"x".repeat(40)).holder), None);
     }
 }
