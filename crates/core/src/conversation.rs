@@ -195,6 +195,70 @@ impl<P> Stream<P> {
     }
 }
 
+/// One direction of a conversation as plain data: enough for another
+/// process to carry it on ([`Conversation::restore`]).
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StreamExport<P> {
+    /// Highest sequence number accepted.
+    pub last_seq: Seq,
+    /// Highest sequence number the receiver confirmed.
+    pub confirmed: Seq,
+    /// The messages not yet confirmed, in order: seq, weight, payload.
+    pub unconfirmed: Vec<(Seq, usize, P)>,
+    /// The client ids remembered for retries, oldest first, with seqs.
+    pub ids: Vec<(String, Seq)>,
+}
+
+/// Both directions of a conversation as plain data.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConversationExport<P> {
+    /// Counsellor to help-seeker.
+    pub to_seeker: StreamExport<P>,
+    /// Help-seeker to counsellor.
+    pub to_counsellor: StreamExport<P>,
+}
+
+impl<P> Stream<P> {
+    fn export<Q>(&self, payload: &mut impl FnMut(&P) -> Q) -> StreamExport<Q> {
+        StreamExport {
+            last_seq: self.last_seq,
+            confirmed: self.confirmed,
+            unconfirmed: self
+                .replay
+                .iter()
+                .map(|e| (e.seq, e.weight, payload(&e.payload)))
+                .collect(),
+            ids: self
+                .id_order
+                .iter()
+                .filter_map(|id| self.ids.get(id).map(|&seq| (id.to_string(), seq)))
+                .collect(),
+        }
+    }
+
+    fn restore(export: StreamExport<P>) -> Self {
+        let mut stream = Self::new();
+        stream.last_seq = export.last_seq;
+        stream.confirmed = export.confirmed;
+        for (seq, weight, payload) in export.unconfirmed {
+            stream.bytes += weight;
+            stream.replay.push_back(Entry {
+                seq,
+                weight,
+                payload,
+            });
+        }
+        for (id, seq) in export.ids {
+            let id = CompactString::from(id);
+            stream.ids.insert(id.clone(), seq);
+            stream.id_order.push_back(id);
+        }
+        stream
+    }
+}
+
 /// Both directions of one session.
 #[derive(Debug)]
 pub struct Conversation<P> {
@@ -253,6 +317,24 @@ impl<P> Conversation<P> {
     /// send it again. Also confirms up to `last_seen`.
     pub fn resume(&mut self, to: Side, last_seen: Seq) -> Resume<'_, P> {
         self.toward(to).resume(last_seen)
+    }
+
+    /// The conversation as plain data, each payload mapped by `payload`
+    /// (to seal it, say).
+    pub fn export<Q>(&self, mut payload: impl FnMut(&P) -> Q) -> ConversationExport<Q> {
+        ConversationExport {
+            to_seeker: self.to_seeker.export(&mut payload),
+            to_counsellor: self.to_counsellor.export(&mut payload),
+        }
+    }
+
+    /// A conversation carried on from `export`, under `limits`.
+    pub fn restore(limits: ReplayLimits, export: ConversationExport<P>) -> Self {
+        Self {
+            limits,
+            to_seeker: Stream::restore(export.to_seeker),
+            to_counsellor: Stream::restore(export.to_counsellor),
+        }
     }
 
     /// The highest sequence number sent toward `to`.

@@ -35,7 +35,9 @@ pub mod router;
 pub mod session;
 pub mod supervision;
 
-pub use conversation::{Accept, Conversation, ReplayLimits, Resume};
+pub use conversation::{
+    Accept, Conversation, ConversationExport, ReplayLimits, Resume, StreamExport,
+};
 pub use ids::{CounsellorId, LangId, Party, SessionId, Side, TopicId};
 pub use resume::ResumeSlot;
 pub use router::{
@@ -43,4 +45,4 @@ pub use router::{
     Gate, Notice, Profile, Refusal, Router, RouterConfig, SessionOverview, Stage, Status,
     TopicRules, TopicSummary, Transfer,
 };
-pub use session::{Joined, Member, Phase, Refused, Session};
+pub use session::{Joined, Member, Phase, Refused, Session, SessionExport};

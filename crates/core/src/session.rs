@@ -12,10 +12,11 @@
 //! `P` is what is stored per message (see [`Conversation`]); `M` is what the
 //! shell keeps per counsellor in the session (a socket and a name, say).
 
-use crate::conversation::{Accept, Conversation, ReplayLimits, Resume, Seq};
+use crate::conversation::{Accept, Conversation, ConversationExport, ReplayLimits, Resume, Seq};
 use crate::ids::{CounsellorId, Side};
 
 /// Where a session is in its life.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Phase {
     /// In the queue. The help-seeker may already write; whoever takes the
@@ -58,6 +59,19 @@ pub struct Joined<'a, P> {
     pub backlog: Vec<&'a P>,
 }
 
+/// A session as plain data: enough for another process to carry it on
+/// ([`Session::restore`]).
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionExport<P> {
+    /// Where it is in its life.
+    pub phase: Phase,
+    /// Its counsellors, longest first.
+    pub members: Vec<CounsellorId>,
+    /// What was said and where each side is.
+    pub conversation: ConversationExport<P>,
+}
+
 /// One session.
 #[derive(Debug)]
 pub struct Session<P, M> {
@@ -75,6 +89,34 @@ impl<P, M> Session<P, M> {
             conv: Conversation::new(limits),
             phase: Phase::Waiting,
             members: Vec::new(),
+        }
+    }
+
+    /// The session as plain data, each stored message mapped by `payload`
+    /// (to seal it, say). What the shell keeps per counsellor stays out.
+    pub fn export<Q>(&self, payload: impl FnMut(&P) -> Q) -> SessionExport<Q> {
+        SessionExport {
+            phase: self.phase,
+            members: self.members.iter().map(|m| m.id).collect(),
+            conversation: self.conv.export(payload),
+        }
+    }
+
+    /// A session carried on from `export`, under `limits`, with `link`
+    /// giving what the shell keeps for each counsellor in it.
+    pub fn restore(
+        limits: ReplayLimits,
+        export: SessionExport<P>,
+        mut link: impl FnMut(CounsellorId) -> M,
+    ) -> Self {
+        Self {
+            conv: Conversation::restore(limits, export.conversation),
+            phase: export.phase,
+            members: export
+                .members
+                .into_iter()
+                .map(|id| Member { id, link: link(id) })
+                .collect(),
         }
     }
 

@@ -4,6 +4,7 @@
 
 mod events;
 mod handover;
+mod movable;
 mod properties;
 mod purity;
 mod router;
