@@ -8,7 +8,9 @@ use haven_protocol::{counsellor as c, seeker as s};
 use haven_testkit::{CounsellorClient, RedisServer, SseStream, Ws};
 use hyper::Method;
 
-use super::support::process::{PASSWORD, Served, add_account_with, post_from, request_from, serve};
+use super::support::process::{
+    PASSWORD, Served, add_account_with, post_from, request_from, serve, sigterm, wait_exit,
+};
 
 /// Three nodes, each with its own data dir holding the same accounts.
 struct Nodes {
@@ -309,4 +311,76 @@ async fn when_the_leading_node_dies_another_leads_and_serves_through_every_node(
     let session = anna.assigned().await;
     sam.say("m1", "Ben je er?").await;
     assert_eq!(anna.heard(&session).await.1, "Ben je er?");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_does_not_lead_restarts_and_no_chat_ends() {
+    let mut cluster = nodes(3).await;
+    let lead = cluster.leader();
+    let (by, other) = ((lead + 1) % 3, (lead + 2) % 3);
+    // Both parties came in by the node about to restart.
+    let token = login(&cluster.nodes[by], "anna").await;
+    let mut anna = counsellor(&cluster.nodes[by], &cluster.nodes[by], "anna").await;
+    let ws = Ws::connect(&format!("ws://{}/ws/seeker", cluster.nodes[by].addr), &[])
+        .await
+        .unwrap();
+    let mut sam = haven_testkit::SeekerClient::new(ws);
+    let s::ServerMessage::Welcome { token: resume, .. } = sam.hello(Some("Sam")).await else {
+        unreachable!()
+    };
+    let session = anna.assigned().await;
+    sam.say("m1", "Hallo?").await;
+    anna.heard(&session).await;
+    anna.say(&session, "a1", "Ik ben er.").await;
+    assert_eq!(sam.heard().await.1, "Ik ben er.");
+
+    // The node stops (an upgrade): its clients are told to come back.
+    sigterm(&cluster.nodes[by].child);
+    assert_eq!(sam.closed().await, Some(1001));
+    assert_eq!(anna.closed().await, Some(1001));
+    assert!(wait_exit(&mut cluster.nodes[by].child, Duration::from_secs(10)).success());
+
+    // They come back through another node and carry on where they were.
+    let node = &cluster.nodes[other];
+    let ws = Ws::connect(&format!("ws://{}/ws/seeker", node.addr), &[])
+        .await
+        .unwrap();
+    let mut sam = haven_testkit::SeekerClient::new(ws);
+    sam.send(&s::ClientMessage::Resume {
+        token: resume,
+        last_seq: 1,
+    })
+    .await;
+    let resumed = sam
+        .expect("resumed", |m| matches!(m, s::ServerMessage::Resumed { .. }))
+        .await;
+    assert!(
+        matches!(
+            resumed,
+            s::ServerMessage::Resumed {
+                recovered: true,
+                last_seq: 1,
+                ..
+            }
+        ),
+        "{resumed:?}"
+    );
+    let ws = Ws::connect(&format!("ws://{}/ws/counsellor", node.addr), &[])
+        .await
+        .unwrap();
+    let mut anna = CounsellorClient::new(ws);
+    let welcome = anna.hello(Some(&token)).await;
+    assert!(
+        matches!(welcome, c::ServerMessage::Welcome { ref sessions, .. } if sessions.iter().any(|x| x.info.session == session)),
+        "{welcome:?}"
+    );
+    // What Anna had not confirmed comes again; nothing is lost.
+    assert_eq!(anna.heard(&session).await, (1, "Hallo?".into()));
+    sam.say("m2", "Je bent er nog.").await;
+    assert_eq!(anna.heard(&session).await, (2, "Je bent er nog.".into()));
+    anna.say(&session, "a2", "Ja.").await;
+    assert_eq!(sam.heard().await.1, "Ja.");
+    for m in sam.pending() {
+        assert!(!matches!(m, s::ServerMessage::Ended { .. }), "{m:?}");
+    }
 }
