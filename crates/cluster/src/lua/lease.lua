@@ -9,6 +9,9 @@
 -- acquire: {1, epoch} when this node holds the lease now (newly, with a new
 --          epoch, or still), {0, holder's epoch} when another holds it.
 -- renew:   1 when this node still holds the lease under that epoch, else 0.
+--          A lease that merely ran out (Redis was unreachable, or
+--          restarted empty) while no other node took it (the epoch did
+--          not move) is taken back.
 -- release: 1 when it held it and let it go, else 0.
 local lease, epoch = KEYS[1], KEYS[2]
 local op, node = ARGV[1], ARGV[2]
@@ -27,6 +30,11 @@ end
 local mine = holder == node and current == tonumber(ARGV[3])
 if op == 'renew' then
   if mine then redis.call('PEXPIRE', lease, ARGV[4]) return 1 end
+  if not holder and current <= tonumber(ARGV[3]) then
+    redis.call('SET', lease, node, 'PX', ARGV[4])
+    if current < tonumber(ARGV[3]) then redis.call('SET', epoch, ARGV[3]) end
+    return 1
+  end
   return 0
 end
 if op == 'release' then

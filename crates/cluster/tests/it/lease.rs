@@ -88,3 +88,29 @@ async fn nodes_racing_for_the_lease_get_exactly_one_leader() {
         assert_eq!(leaders, 1, "round {round}");
     }
 }
+
+#[tokio::test]
+async fn a_lease_that_ran_out_while_nobody_took_it_is_taken_back() {
+    let mut redis = RedisServer::start().await;
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut con = client.get_multiplexed_async_connection().await.unwrap();
+    let ttl = Duration::from_millis(200);
+    let a = Lease::new("hv:", "node-a", ttl);
+    let b = Lease::new("hv:", "node-b", ttl);
+    assert_eq!(a.acquire(&mut con).await.unwrap(), Grant::Leader(1));
+    // A could not renew for a while (Redis unreachable): the lease ran out
+    // but nobody took it, so the same epoch renews it.
+    tokio::time::sleep(ttl * 2).await;
+    assert!(a.renew(&mut con, 1).await.unwrap());
+    assert_eq!(b.acquire(&mut con).await.unwrap(), Grant::Follower(1));
+    // Redis restarted empty (no persistence here): A takes it back and the
+    // epoch does not go backwards for the next holder.
+    redis.stop();
+    redis.resume().await;
+    let mut con = client.get_multiplexed_async_connection().await.unwrap();
+    assert!(a.renew(&mut con, 1).await.unwrap());
+    assert!(a.release(&mut con, 1).await.unwrap());
+    assert_eq!(b.acquire(&mut con).await.unwrap(), Grant::Leader(2));
+    // Once another took it, the old epoch never renews.
+    assert!(!a.renew(&mut con, 1).await.unwrap());
+}

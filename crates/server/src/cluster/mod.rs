@@ -182,6 +182,7 @@ pub(crate) async fn run(state: AppState, cluster: Arc<Cluster>) {
     let mut con = None;
     let mut epoch = 0;
     let mut renewed = Instant::now();
+    let mut free_since: Option<Instant> = None;
     let mut tick = tokio::time::interval(cluster.lease / 3);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -194,24 +195,50 @@ pub(crate) async fn run(state: AppState, cluster: Arc<Cluster>) {
                 .await
                 .ok();
         }
+        // While Redis cannot be reached, nobody can take the lease: the
+        // leading node goes on leading (its chats go on) and the others
+        // keep passing clients to it. Only a lease another node took ends
+        // this node's lead.
         let Some(c) = con.as_mut() else {
-            if cluster.leading() && renewed.elapsed() > cluster.lease {
-                step_down(&state, &cluster, "Redis unreachable").await;
-            }
             continue;
         };
         if cluster.leading() {
             match lease.renew(c, epoch).await {
-                Ok(true) => renewed = Instant::now(),
-                Ok(false) => step_down(&state, &cluster, "lease lost").await,
-                Err(e) => {
+                Ok(true) => {
                     if renewed.elapsed() > cluster.lease {
-                        step_down(&state, &cluster, "lease not renewed").await;
+                        info!("cluster: Redis is back; this node still leads");
                     }
-                    warn!(error = %e, "cluster: renewing the lease failed");
+                    renewed = Instant::now();
                 }
+                Ok(false) => step_down(&state, &cluster, "another node took the lease").await,
+                Err(e) => warn!(error = %e, "cluster: renewing the lease failed"),
             }
             continue;
+        }
+        // Take the lease only once it has been seen free for two of the
+        // leading node's renewals: after Redis was away, the node that led
+        // before gets it back instead of whoever asks first.
+        match lease.holder(c).await {
+            Ok(Some(holder)) => {
+                free_since = None;
+                let address = cluster.holder_address(&holder);
+                if address.is_none() {
+                    warn!("cluster: the lease names a holder not signed with control_key");
+                }
+                cluster.set_leader(address);
+                continue;
+            }
+            Ok(None) => {
+                let since = *free_since.get_or_insert_with(Instant::now);
+                if since.elapsed() < cluster.lease / 3 * 2 {
+                    continue;
+                }
+            }
+            Err(e) => {
+                warn!(error = %e, "cluster: reading the lease failed");
+                free_since = None;
+                continue;
+            }
         }
         match lease.acquire(c).await {
             Ok(Grant::Leader(e)) => {
@@ -219,16 +246,10 @@ pub(crate) async fn run(state: AppState, cluster: Arc<Cluster>) {
                 renewed = Instant::now();
                 cluster.set_leader(Some(&cluster.me));
                 cluster.leading.store(true, Ordering::Release);
+                free_since = None;
                 info!(epoch, "cluster: this node leads");
             }
-            Ok(Grant::Follower(_)) => {
-                let holder = lease.holder(c).await.ok().flatten();
-                let address = holder.as_deref().and_then(|h| cluster.holder_address(h));
-                if holder.is_some() && address.is_none() {
-                    warn!("cluster: the lease names a holder not signed with control_key");
-                }
-                cluster.set_leader(address);
-            }
+            Ok(Grant::Follower(_)) => free_since = None,
             Err(e) => warn!(error = %e, "cluster: reading the lease failed"),
         }
     }

@@ -20,8 +20,10 @@ pub struct ClusterConfig {
     /// name an address rather than `0.0.0.0`.
     pub advertise: Option<String>,
     /// How long the leading node's lease lasts unless renewed (it renews
-    /// three times as often): after a leading node dies, another leads
-    /// within about this long.
+    /// three times as often). After a leading node dies, another leads
+    /// once the lease ran out and then stayed free for two renewals (so
+    /// that after Redis was away, the node that led gets it back): within
+    /// about twice this.
     #[serde(with = "humantime_serde")]
     pub lease: Duration,
 }
@@ -31,7 +33,7 @@ impl Default for ClusterConfig {
         Self {
             enabled: false,
             advertise: None,
-            lease: Duration::from_secs(3),
+            lease: Duration::from_secs(2),
         }
     }
 }

@@ -16,7 +16,7 @@ use super::support::process::{
 struct Nodes {
     _dirs: Vec<tempfile::TempDir>,
     nodes: Vec<Served>,
-    _redis: RedisServer,
+    redis: RedisServer,
 }
 
 async fn nodes(n: usize) -> Nodes {
@@ -62,7 +62,7 @@ async fn nodes(n: usize) -> Nodes {
     Nodes {
         _dirs: dirs,
         nodes,
-        _redis: redis,
+        redis,
     }
 }
 
@@ -380,6 +380,39 @@ async fn a_node_that_does_not_lead_restarts_and_no_chat_ends() {
     assert_eq!(anna.heard(&session).await, (2, "Je bent er nog.".into()));
     anna.say(&session, "a2", "Ja.").await;
     assert_eq!(sam.heard().await.1, "Ja.");
+    for m in sam.pending() {
+        assert!(!matches!(m, s::ServerMessage::Ended { .. }), "{m:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_outage_ends_no_chat_and_the_same_node_leads_after_it() {
+    let mut cluster = nodes(2).await;
+    let lead = cluster.leader();
+    let by = &cluster.nodes[(lead + 1) % 2];
+    let mut anna = counsellor(by, by, "anna").await;
+    let mut sam = seeker(by, "Sam").await;
+    let session = anna.assigned().await;
+    sam.say("m1", "Hallo?").await;
+    assert_eq!(anna.heard(&session).await.1, "Hallo?");
+
+    // Redis goes away for several leases: nobody can take the lease, so
+    // nothing changes hands and the chat goes on.
+    cluster.redis.stop();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    sam.say("m2", "Ben je er nog?").await;
+    assert_eq!(anna.heard(&session).await.1, "Ben je er nog?");
+    anna.say(&session, "a1", "Ja, ik ben er.").await;
+    assert_eq!(sam.heard().await.1, "Ja, ik ben er.");
+
+    // Redis comes back empty: the same node takes the lease back.
+    cluster.redis.resume().await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (by, lead_node) = (&cluster.nodes[(lead + 1) % 2], &cluster.nodes[lead]);
+    assert!(!by.log.lock().unwrap().contains("this node leads"));
+    assert!(!lead_node.log.lock().unwrap().contains("no longer leads"));
+    sam.say("m3", "Gelukkig.").await;
+    assert_eq!(anna.heard(&session).await.1, "Gelukkig.");
     for m in sam.pending() {
         assert!(!matches!(m, s::ServerMessage::Ended { .. }), "{m:?}");
     }
