@@ -355,6 +355,11 @@ impl Event {
 pub struct Snapshot {
     /// The node.
     pub node: String,
+    /// With several nodes as one helpline (`cluster.enabled`): whether
+    /// this node leads (runs every conversation and queue). Absent
+    /// otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leading: Option<bool>,
     /// The `seq` of the last event this snapshot includes.
     pub seq: u64,
     /// When it was taken, in milliseconds since the Unix epoch.

@@ -193,6 +193,9 @@ impl Server {
         let metrics = Arc::new(Metrics::new());
         let mut settings = broker_settings(&config, plan, events.clone(), metrics.clone());
         settings.transcripts = transcripts.clone();
+        let cluster =
+            crate::cluster::Cluster::new(&config, listener.local_addr().unwrap_or(config.listen));
+        settings.cluster = cluster.clone();
         let broker = Broker::start(settings, shutdown.clone(), &sockets);
         events.apply_pauses(broker.clone(), shutdown.clone(), &sockets);
         let lazy = LazyClock::new(config.session.ack_delay);
@@ -214,10 +217,7 @@ impl Server {
             ),
             sources: SourceLimiter::new(&config.limits),
             blocks: crate::blocks::Blocks::default(),
-            cluster: crate::cluster::Cluster::new(
-                &config,
-                listener.local_addr().unwrap_or(config.listen),
-            ),
+            cluster,
             draining: AtomicBool::new(false),
             broker,
             events,
@@ -524,6 +524,7 @@ fn broker_settings(
             ..ReplayLimits::default()
         },
         transcripts: None,
+        cluster: None,
         source_max_waiting: config.limits.source_max_waiting,
         limits: Limits {
             max_chars: config.session.max_chars,

@@ -24,7 +24,7 @@ const $ = (id) => /** @type {HTMLElement} */ (document.getElementById(id));
  * @typedef {{topic: string, urgent: boolean, since: number}} Waiting
  * @typedef {{topic: string, counsellors: string[], since: number, urgent: boolean, hand_raised: boolean}} Session
  * @typedef {{counsellor: string, display_name: string, status: string, capacity: number, active: number, topics: string[]}} Counsellor
- * @typedef {{node: string, seq: number, target: number, topics: Map<string, any>,
+ * @typedef {{node: string, leading: boolean, seq: number, target: number, topics: Map<string, any>,
  *   waiting: Map<string, Waiting>, sessions: Map<string, Session>, counsellors: Map<string, Counsellor>}} Node
  */
 
@@ -120,6 +120,7 @@ function connect() {
 function prepare(n) {
   return {
     node: n.node,
+    leading: n.leading === true,
     seq: n.seq,
     target: n.service_level_target_secs,
     topics: new Map(n.topics.map((/** @type {any} */ t) => [t.topic, t])),
@@ -314,7 +315,9 @@ function clock(secs) {
 function render() {
   const now = Date.now();
   const all = [...nodes.values()];
-  $('nodes').textContent = all.length === 1 ? '1 node' : `${all.length} nodes`;
+  const leading = all.find((n) => n.leading);
+  $('nodes').textContent =
+    (all.length === 1 ? '1 node' : `${all.length} nodes`) + (leading ? ` · ${leading.node} leads` : '');
 
   // Queues, summed over nodes.
   /** @type {Map<string, any>} */

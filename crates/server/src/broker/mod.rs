@@ -60,6 +60,8 @@ pub(crate) struct BrokerSettings {
     pub(crate) transcripts: Option<Arc<crate::transcripts::Transcripts>>,
     /// Help-seekers from one source that may wait at once.
     pub(crate) source_max_waiting: u32,
+    /// This node's place among several, when `cluster.enabled`.
+    pub(crate) cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
 /// Who a resume token belongs to.

@@ -228,6 +228,7 @@ mod tests {
     fn snapshot(seq: u64) -> Snapshot {
         Snapshot {
             node: "n".to_owned(),
+            leading: None,
             seq,
             at: 0,
             service_level_target_secs: 60,

@@ -178,6 +178,27 @@ async fn three_nodes_are_one_helpline_whatever_node_each_party_reaches() {
     // Coco, a supervisor on node A, watches, whispers and joins.
     let token = login(a, "coco").await;
     let auth = format!("Bearer {token}");
+    // The view shows every node, and which one leads.
+    let mut feed = SseStream::open(
+        a.addr,
+        "/api/v1/supervisor/feed",
+        &[("authorization", &auth)],
+    )
+    .await;
+    assert_eq!(feed.status, 200);
+    let snapshot = feed
+        .expect("snapshot", |s| {
+            s["nodes"].as_array().is_some_and(|n| n.len() == 3)
+        })
+        .await;
+    let leading: Vec<&str> = snapshot["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["leading"] == true)
+        .map(|n| n["node"].as_str().unwrap())
+        .collect();
+    assert_eq!(leading, [format!("node-{lead}")], "{snapshot}");
     let base = format!("/api/v1/supervisor/sessions/{}", session.0);
     let mut watch = SseStream::open(
         a.addr,

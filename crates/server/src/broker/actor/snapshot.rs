@@ -227,6 +227,7 @@ impl Actor {
         Draft {
             head: Snapshot {
                 node: self.shared.settings.events.node().to_owned(),
+                leading: self.shared.settings.cluster.as_ref().map(|c| c.leading()),
                 seq: self.shared.settings.events.seq(),
                 at: now_ms(),
                 service_level_target_secs: secs(
