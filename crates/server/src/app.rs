@@ -525,6 +525,12 @@ fn broker_settings(
         },
         transcripts: None,
         cluster: None,
+        kept: match (&config.redis_url, &config.control_key) {
+            (Some(url), Some(key)) => {
+                crate::broker::Kept::new(url, key, config.routing.return_code_ttl)
+            }
+            _ => None,
+        },
         source_max_waiting: config.limits.source_max_waiting,
         limits: Limits {
             max_chars: config.session.max_chars,

@@ -34,6 +34,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+pub(crate) use self::returns::Kept;
 pub(crate) use self::returns::parse_code as parse_return_code;
 pub(crate) use self::session::{SeekerInfo, SessionCell};
 use crate::config::Plan;
@@ -62,6 +63,8 @@ pub(crate) struct BrokerSettings {
     pub(crate) source_max_waiting: u32,
     /// This node's place among several, when `cluster.enabled`.
     pub(crate) cluster: Option<Arc<crate::cluster::Cluster>>,
+    /// Return codes kept in Redis too, when it is configured.
+    pub(crate) kept: Option<Arc<returns::Kept>>,
 }
 
 /// Who a resume token belongs to.
@@ -91,6 +94,9 @@ pub(crate) struct HelloRequest {
     pub(crate) topic: TopicId,
     pub(crate) language: Option<LangId>,
     pub(crate) return_code: Option<u64>,
+    /// The counsellor Redis had for `return_code` (kept before a restart),
+    /// when this node's router does not know the code.
+    pub(crate) returning_to: Option<CounsellorId>,
     /// The help-seeker's answer when the topic asks whether to record.
     pub(crate) transcript_consent: bool,
     /// Where they came from, as a keyed hash (per-source waiting limit,
@@ -274,6 +280,11 @@ impl Broker {
         let actor = actor::Actor::new(shared.clone());
         tracker.spawn(actor.run(rx, shutdown));
         Self { shared }
+    }
+
+    /// Return codes kept in Redis, when it is configured.
+    pub(crate) fn kept(&self) -> Option<&Arc<returns::Kept>> {
+        self.shared.settings.kept.as_ref()
     }
 
     /// The routing plan (topics and languages).

@@ -5,6 +5,13 @@
 //! (`K7M2-Q9XD`), from an alphabet without look-alikes (no 0/O, 1/I). The
 //! router keeps only code → counsellor, for a limited time; nothing else
 //! links the two sessions.
+//!
+//! With Redis, each code is also kept there ([`Kept`]), so that it outlives
+//! a restart (and reaches whichever node leads next): under a keyed hash
+//! of the code, never the code, holding only the counsellor's account
+//! number, and expiring with the code.
+
+use haven_core::CounsellorId;
 
 /// Digits 2–9 and letters without I and O: 32 symbols, 5 bits each.
 const ALPHABET: &[u8; 32] = b"23456789ABCDEFGHJKLMNPQRSTUVWXYZ";
@@ -39,6 +46,102 @@ pub(crate) fn parse_code(text: &str) -> Option<u64> {
         count += 1;
     }
     (count == SYMBOLS).then_some(code)
+}
+
+/// Return codes kept in Redis as well.
+#[derive(Debug)]
+pub(crate) struct Kept {
+    client: redis::Client,
+    con: tokio::sync::OnceCell<redis::aio::ConnectionManager>,
+    /// The key of the codes' hashes, from `control_key`.
+    key: [u8; 32],
+    ttl_ms: u64,
+}
+
+/// How long a hello waits for Redis to say whom a code names.
+const LOOKUP: std::time::Duration = std::time::Duration::from_millis(500);
+
+impl Kept {
+    /// Codes in the Redis at `redis_url`, hashed under a key from
+    /// `control_key`, kept for `ttl`.
+    pub(crate) fn new(
+        redis_url: &str,
+        control_key: &str,
+        ttl: std::time::Duration,
+    ) -> Option<std::sync::Arc<Self>> {
+        use hmac::Mac as _;
+        let mut mac =
+            <hmac::Hmac<sha2::Sha256> as hmac::KeyInit>::new_from_slice(control_key.as_bytes())
+                .ok()?;
+        mac.update(b"haven return codes v1");
+        Some(std::sync::Arc::new(Self {
+            client: redis::Client::open(redis_url).ok()?,
+            con: tokio::sync::OnceCell::new(),
+            key: mac.finalize().into_bytes().into(),
+            ttl_ms: u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1),
+        }))
+    }
+
+    /// The Redis key a code is kept under.
+    fn name(&self, code: u64) -> String {
+        use hmac::Mac as _;
+        let mut mac = <hmac::Hmac<sha2::Sha256> as hmac::KeyInit>::new_from_slice(&self.key)
+            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+        mac.update(&code.to_be_bytes());
+        let hash: String = mac.finalize().into_bytes()[..16]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        format!("haven:return:{hash}")
+    }
+
+    async fn con(&self) -> Option<redis::aio::ConnectionManager> {
+        self.con
+            .get_or_try_init(|| redis::aio::ConnectionManager::new(self.client.clone()))
+            .await
+            .ok()
+            .cloned()
+    }
+
+    /// Keeps `code` → `counsellor` (in the background: the end of a
+    /// session never waits for Redis).
+    pub(crate) fn keep(self: &std::sync::Arc<Self>, code: u64, counsellor: CounsellorId) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let Some(mut con) = this.con().await else {
+                return;
+            };
+            let kept: redis::RedisResult<()> = redis::cmd("SET")
+                .arg(this.name(code))
+                .arg(counsellor.0)
+                .arg("PX")
+                .arg(this.ttl_ms)
+                .query_async(&mut con)
+                .await;
+            if let Err(e) = kept {
+                tracing::warn!(error = %e, "a return code could not be kept in Redis");
+            }
+        });
+    }
+
+    /// Spends `code`: the counsellor it names, if Redis has it (and
+    /// answers in time).
+    pub(crate) async fn take(&self, code: u64) -> Option<CounsellorId> {
+        let lookup = async {
+            let mut con = self.con().await?;
+            redis::cmd("GETDEL")
+                .arg(self.name(code))
+                .query_async::<Option<u64>>(&mut con)
+                .await
+                .ok()
+                .flatten()
+        };
+        tokio::time::timeout(LOOKUP, lookup)
+            .await
+            .ok()
+            .flatten()
+            .map(CounsellorId)
+    }
 }
 
 #[cfg(test)]

@@ -132,6 +132,10 @@ async fn greet(
                 return None;
             }
             let topic = request.topic;
+            let mut request = request;
+            if let (Some(code), Some(kept)) = (request.return_code, state.broker.kept()) {
+                request.returning_to = kept.take(code).await;
+            }
             match state.broker.seeker_hello(request, conn).await {
                 Ok(cell) => Some(cell),
                 Err(refused) => {
@@ -244,6 +248,7 @@ fn hello_request(
         topic,
         language,
         return_code,
+        returning_to: None,
         transcript_consent,
         source,
     })

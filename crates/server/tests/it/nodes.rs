@@ -137,3 +137,107 @@ async fn two_serve_processes_on_one_redis_make_one_view_and_keep_redis_impersona
         let _ = served.child.wait();
     }
 }
+
+/// A node on Redis is restarted: a return code given before it still
+/// leads the help-seeker to the same counsellor, once, and Redis never
+/// holds the code.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_return_code_outlives_a_restart_and_redis_never_holds_it() {
+    use super::support::process::{add_account, counsellor, seeker, sigterm, wait_exit};
+    use haven_protocol::{counsellor as c, seeker as s};
+
+    let redis = RedisServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    add_account(dir.path(), "anna", "counsellor", "1");
+    add_account(dir.path(), "bob", "counsellor", "1");
+    let mut served = node(dir.path(), &redis, "node-a");
+    let mut anna = counsellor(&served, "anna").await;
+    let mut sam = seeker(&served, "Sam").await;
+    let session = anna.assigned().await;
+    anna.send(&c::ClientMessage::End {
+        session,
+        block: None,
+    })
+    .await;
+    let ended = sam
+        .expect("ended", |m| matches!(m, s::ServerMessage::Ended { .. }))
+        .await;
+    let s::ServerMessage::Ended {
+        return_code: Some(code),
+        ..
+    } = ended
+    else {
+        panic!("no return code: {ended:?}")
+    };
+
+    sigterm(&served.child);
+    assert!(wait_exit(&mut served.child, Duration::from_secs(10)).success());
+    let served = node(dir.path(), &redis, "node-a");
+    // Bob comes on first, so without the code he would be next.
+    let mut bob = counsellor(&served, "bob").await;
+    let mut anna = counsellor(&served, "anna").await;
+    let back = |code: Option<String>| s::ClientMessage::Hello {
+        protocol: 1,
+        nickname: Some("Sam".into()),
+        topic: None,
+        language: None,
+        urgent: false,
+        return_code: code,
+        transcript_consent: false,
+    };
+    let ws = Ws::connect(&format!("ws://{}/ws/seeker", served.addr), &[])
+        .await
+        .unwrap();
+    let mut again = SeekerClient::new(ws);
+    again.send(&back(Some(code.clone()))).await;
+    let assigned = anna
+        .expect("assigned", |m| {
+            matches!(m, c::ServerMessage::SessionAssigned { .. })
+        })
+        .await;
+    assert!(
+        matches!(assigned, c::ServerMessage::SessionAssigned { ref info, .. } if info.returning),
+        "{assigned:?}"
+    );
+    // The code is spent: the next one with it is a newcomer, for Bob.
+    let ws = Ws::connect(&format!("ws://{}/ws/seeker", served.addr), &[])
+        .await
+        .unwrap();
+    let mut third = SeekerClient::new(ws);
+    third.send(&back(Some(code.clone()))).await;
+    let assigned = bob
+        .expect("assigned", |m| {
+            matches!(m, c::ServerMessage::SessionAssigned { .. })
+        })
+        .await;
+    assert!(
+        matches!(assigned, c::ServerMessage::SessionAssigned { ref info, .. } if !info.returning),
+        "{assigned:?}"
+    );
+
+    // Redis never held the code, in any of its forms.
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut con = client.get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> = redis::AsyncCommands::keys(&mut con, "*").await.unwrap();
+    let dump = format!("{keys:?}");
+    let digits = haven_code_value(&code);
+    for form in [
+        code.clone(),
+        code.replace('-', ""),
+        digits.to_string(),
+        format!("{digits:x}"),
+    ] {
+        assert!(
+            !dump.contains(&form),
+            "Redis names the code as {form}: {dump}"
+        );
+    }
+}
+
+/// A return code's number, as the server reads it.
+fn haven_code_value(code: &str) -> u64 {
+    const ALPHABET: &[u8; 32] = b"23456789ABCDEFGHJKLMNPQRSTUVWXYZ";
+    code.bytes().filter(|b| *b != b'-').fold(0, |n, b| {
+        (n << 5) | ALPHABET.iter().position(|a| *a == b).unwrap() as u64
+    })
+}

@@ -367,6 +367,9 @@ impl Actor {
             {
                 let code = returns::new_code();
                 self.router.remember_return(at, code, *c);
+                if let Some(kept) = &self.shared.settings.kept {
+                    kept.keep(code, *c);
+                }
                 Some(returns::format_code(code))
             }
             _ => None,

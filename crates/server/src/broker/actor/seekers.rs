@@ -29,7 +29,8 @@ impl Actor {
         let at = now();
         let prefer = request
             .return_code
-            .and_then(|code| self.router.redeem_return(at, code));
+            .and_then(|code| self.router.redeem_return(at, code))
+            .or(request.returning_to);
         let mut id = tokens::new_session_id();
         while self.shared.sessions.contains_key(&id) {
             id = tokens::new_session_id();
