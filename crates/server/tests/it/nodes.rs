@@ -219,7 +219,22 @@ async fn a_return_code_outlives_a_restart_and_redis_never_holds_it() {
     let client = redis::Client::open(redis.url()).unwrap();
     let mut con = client.get_multiplexed_async_connection().await.unwrap();
     let keys: Vec<String> = redis::AsyncCommands::keys(&mut con, "*").await.unwrap();
-    let dump = format!("{keys:?}");
+    let mut dump = format!("{keys:?}");
+    for key in &keys {
+        let kind: String = redis::cmd("TYPE")
+            .arg(key)
+            .query_async(&mut con)
+            .await
+            .unwrap();
+        if kind == "string" {
+            let v: Vec<u8> = redis::AsyncCommands::get(&mut con, key).await.unwrap();
+            dump.push_str(&String::from_utf8_lossy(&v));
+        }
+    }
+    assert!(
+        dump.contains("haven:node:node-a"),
+        "the scan saw nothing: {dump}"
+    );
     let digits = haven_code_value(&code);
     for form in [
         code.clone(),
