@@ -309,6 +309,7 @@ impl Server {
 
         tokio::pin!(stop);
         let mut phase = Phase::Running;
+        let mut handing: Option<tokio::task::JoinHandle<bool>> = None;
         loop {
             tokio::select! {
                 accepted = listener.accept() => {
@@ -370,11 +371,30 @@ impl Server {
                     phase = Phase::Draining(tokio::time::Instant::now() + config.drain_delay);
                 }
                 () = sleep_until_phase(phase), if matches!(phase, Phase::Draining(_)) => {
-                    // Nothing carries this node's sessions over: each ends
-                    // with the reason, and every socket is told to start
-                    // anew rather than to resume what will be gone.
-                    info!(sockets = state.connections.len(), "ending sessions and closing sockets");
-                    state.broker.end_all().await;
+                    // The node that leads next carries a leading node's
+                    // sessions on (clients come back through any node and
+                    // resume); the hand-over runs beside this loop, which
+                    // must keep answering (the next node fetches from it).
+                    let leading = state.cluster.clone().filter(|c| c.leading());
+                    let state = state.clone();
+                    let limit = config.shutdown_timeout;
+                    handing = Some(tokio::spawn(async move {
+                        match leading {
+                            Some(cluster) => crate::cluster::hand_over(&state, &cluster, limit).await,
+                            None => false,
+                        }
+                    }));
+                    phase = Phase::HandingOver;
+                }
+                handed = handed_over(&mut handing), if phase == Phase::HandingOver => {
+                    handing = None;
+                    if !handed {
+                        // Nothing carries this node's sessions over: each
+                        // ends with the reason, and every socket is told to
+                        // start anew rather than to resume what will be gone.
+                        info!(sockets = state.connections.len(), "ending sessions and closing sockets");
+                        state.broker.end_all().await;
+                    }
                     state.connections.close_all(CloseCode::Restarted);
                     state.shutdown.cancel();
                     state.sockets.close();
@@ -409,14 +429,25 @@ enum Phase {
     Running,
     /// `/readyz` is 503; sockets close at the instant.
     Draining(tokio::time::Instant),
+    /// A leading node hands its sessions to the next one.
+    HandingOver,
     /// Sockets are closing; give up waiting at the instant.
     Closing(tokio::time::Instant),
+}
+
+/// Whether the hand-over running in `handing` handed the sessions over,
+/// once it finished.
+async fn handed_over(handing: &mut Option<tokio::task::JoinHandle<bool>>) -> bool {
+    match handing {
+        Some(h) => h.await.unwrap_or(false),
+        None => std::future::pending().await,
+    }
 }
 
 async fn sleep_until_phase(phase: Phase) {
     match phase {
         Phase::Draining(at) | Phase::Closing(at) => tokio::time::sleep_until(at).await,
-        Phase::Running => std::future::pending().await,
+        Phase::Running | Phase::HandingOver => std::future::pending().await,
     }
 }
 
@@ -624,6 +655,10 @@ fn routes(state: AppState) -> Router {
         )
         .route("/api/v1/topics/{topic}/pause", post(api::pause))
         .route("/api/v1/topics/{topic}/resume", post(api::resume))
+        .route(
+            "/internal/v1/handover",
+            get(crate::cluster::handover_endpoint),
+        )
         .fallback(assets::serve)
         .layer(middleware::from_fn_with_state(
             state.clone(),

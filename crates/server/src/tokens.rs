@@ -20,6 +20,25 @@ impl std::fmt::Debug for TokenHash {
     }
 }
 
+impl TokenHash {
+    /// The hash as hex, for handing a registry to another node.
+    pub(crate) fn to_hex(self) -> String {
+        self.0.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// A hash from [`TokenHash::to_hex`].
+    pub(crate) fn from_hex(hex: &str) -> Option<Self> {
+        if hex.len() != 64 {
+            return None;
+        }
+        let mut out = [0u8; 32];
+        for (i, byte) in out.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+        }
+        Some(Self(out))
+    }
+}
+
 /// A fresh token: 256 random bits, base64url without padding (43 chars).
 pub(crate) fn new_token() -> String {
     let mut bytes = [0u8; 32];

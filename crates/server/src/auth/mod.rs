@@ -60,6 +60,19 @@ pub(crate) struct Login {
     pub(crate) enrolling: std::sync::Mutex<Option<String>>,
 }
 
+/// A live login as plain data, for the node that leads next: the token's
+/// hash (never the token), the account, and its times.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub(crate) struct LoginHandover {
+    token: String,
+    account: u64,
+    name: String,
+    epoch: u64,
+    expires_in_ms: u64,
+    idle_ms: u64,
+    stage: u8,
+}
+
 /// What a login may do. A login that must first change its password or
 /// set up a second factor may do only that (and log out).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -388,6 +401,65 @@ impl Logins {
             account,
             device,
             stage,
+        }
+    }
+
+    /// Every live login as plain data, for the node that leads next.
+    pub(crate) fn hand_over(&self) -> Vec<LoginHandover> {
+        let now = Instant::now();
+        let now_ms = self.millis(now);
+        self.live
+            .iter()
+            .filter(|e| self.current(e.value(), now).is_ok())
+            .map(|e| {
+                let login = e.value();
+                LoginHandover {
+                    token: e.key().to_hex(),
+                    account: login.account,
+                    name: login.name.clone(),
+                    epoch: login.epoch,
+                    expires_in_ms: u64::try_from(
+                        login.expires.saturating_duration_since(now).as_millis(),
+                    )
+                    .unwrap_or(u64::MAX),
+                    idle_ms: now_ms.saturating_sub(login.last_active.load(Ordering::Relaxed)),
+                    stage: match login.stage {
+                        Stage::Full => 0,
+                        Stage::ChangePassword => 1,
+                        Stage::EnrolSecondFactor => 2,
+                    },
+                }
+            })
+            .collect()
+    }
+
+    /// Takes over the logins the node that led before handed over: staff
+    /// stay logged in.
+    pub(crate) fn take_over(&self, logins: Vec<LoginHandover>) {
+        let now = Instant::now();
+        let now_ms = self.millis(now);
+        for l in logins {
+            let Some(hash) = TokenHash::from_hex(&l.token) else {
+                continue;
+            };
+            let stage = match l.stage {
+                0 => Stage::Full,
+                1 => Stage::ChangePassword,
+                _ => Stage::EnrolSecondFactor,
+            };
+            self.live.insert(
+                hash,
+                Arc::new(Login {
+                    account: l.account,
+                    name: l.name,
+                    epoch: l.epoch,
+                    expires: now + Duration::from_millis(l.expires_in_ms),
+                    last_active: AtomicU64::new(now_ms.saturating_sub(l.idle_ms)),
+                    ended: CancellationToken::new(),
+                    stage,
+                    enrolling: std::sync::Mutex::new(None),
+                }),
+            );
         }
     }
 

@@ -34,6 +34,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+pub(crate) use self::actor::handover::Handover;
 pub(crate) use self::returns::Kept;
 pub(crate) use self::returns::parse_code as parse_return_code;
 pub(crate) use self::session::{SeekerInfo, SessionCell};
@@ -173,6 +174,13 @@ enum Command {
         counsellor: CounsellorId,
     },
     EndAll {
+        reply: oneshot::Sender<()>,
+    },
+    HandOver {
+        reply: oneshot::Sender<actor::handover::Handover>,
+    },
+    TakeOver {
+        handover: Box<actor::handover::Handover>,
         reply: oneshot::Sender<()>,
     },
     Answer {
@@ -416,6 +424,22 @@ impl Broker {
     /// each party's farewell is queued on their socket.
     pub(crate) async fn end_all(&self) {
         self.ask(|reply| Command::EndAll { reply }).await;
+    }
+
+    /// Everything this broker holds, as plain data, for the node that leads
+    /// next. Take it once every socket has closed.
+    pub(crate) async fn hand_over(&self) -> Option<Handover> {
+        self.ask(|reply| Command::HandOver { reply }).await
+    }
+
+    /// Takes over what the node that led before handed over; its parties
+    /// are away until they come back.
+    pub(crate) async fn take_over(&self, handover: Handover) {
+        self.ask(|reply| Command::TakeOver {
+            handover: Box::new(handover),
+            reply,
+        })
+        .await;
     }
 
     /// A counsellor ends their wrap-up early.

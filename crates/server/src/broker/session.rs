@@ -264,6 +264,39 @@ impl SessionCell {
         })
     }
 
+    /// A session handed over by the node that led before: nobody is
+    /// attached yet.
+    pub(crate) fn restored(
+        id: SessionId,
+        info: SeekerInfo,
+        session: Session<Utf8Bytes, MemberLink>,
+        seeker_keys: Option<ResumeSlot<TokenHash>>,
+        recorded: TranscriptState,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            id,
+            wire: SessionRef(id.to_string()),
+            info,
+            state: Mutex::new(CellState {
+                session,
+                seeker: None,
+                seeker_keys,
+                sources: Vec::new(),
+                waiting: None,
+                observers: Vec::new(),
+                guests: Vec::new(),
+                transcript: None,
+                // A recording cannot follow the session here: the
+                // counsellors are shown it stopped.
+                recorded: if recorded == TranscriptState::On {
+                    TranscriptState::Stopped
+                } else {
+                    recorded
+                },
+            }),
+        })
+    }
+
     /// Locks the cell. Poisoning cannot leave the state half-changed in a
     /// way that matters more than losing the session, so a poisoned lock
     /// is taken over rather than propagated as a panic.

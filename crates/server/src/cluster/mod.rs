@@ -68,6 +68,12 @@ pub(crate) struct Cluster {
     leader: RwLock<Option<Arc<str>>>,
     lease: Duration,
     redis_url: String,
+    /// The epoch this node leads under, while it does.
+    epoch: std::sync::atomic::AtomicU64,
+    /// What this node hands over as it stops: a nonce and the state, until
+    /// the next leading node fetched it.
+    outgoing: std::sync::Mutex<Option<(String, Arc<Vec<u8>>)>>,
+    fetched: tokio::sync::Notify,
 }
 
 impl Cluster {
@@ -96,6 +102,9 @@ impl Cluster {
             leader: RwLock::new(None),
             lease: config.cluster.lease,
             redis_url: config.redis_url.clone()?,
+            epoch: std::sync::atomic::AtomicU64::new(0),
+            outgoing: std::sync::Mutex::new(None),
+            fetched: tokio::sync::Notify::new(),
         }))
     }
 
@@ -244,6 +253,8 @@ pub(crate) async fn run(state: AppState, cluster: Arc<Cluster>) {
             Ok(Grant::Leader(e)) => {
                 epoch = e;
                 renewed = Instant::now();
+                cluster.epoch.store(e, Ordering::Release);
+                take_over(&state, &cluster, c).await;
                 cluster.set_leader(Some(&cluster.me));
                 cluster.leading.store(true, Ordering::Release);
                 free_since = None;
@@ -259,6 +270,144 @@ pub(crate) async fn run(state: AppState, cluster: Arc<Cluster>) {
         let _ = lease.release(c, epoch).await;
         info!("cluster: lease released");
     }
+}
+
+/// The Redis key naming the node that handed its state over, and the
+/// nonce to fetch it with.
+const HANDOVER_KEY: &str = "haven:handover";
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct State {
+    broker: crate::broker::Handover,
+    logins: Vec<crate::auth::LoginHandover>,
+}
+
+/// The leading node stops: closes its sockets (1001: come back, through
+/// any node), waits for them to finish, hands what it holds to whichever
+/// node leads next, lets the lease go, and waits (within `limit`) until
+/// that node fetched it. Returns whether it was fetched.
+pub(crate) async fn hand_over(state: &AppState, cluster: &Cluster, limit: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + limit;
+    state
+        .connections
+        .close_open(haven_protocol::CloseCode::GoingAway);
+    while state.connections.len() > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let Some(broker) = state.broker.hand_over().await else {
+        return false;
+    };
+    let sessions = broker.len();
+    let payload = State {
+        broker,
+        logins: state.logins.hand_over(),
+    };
+    let Ok(bytes) = serde_json::to_vec(&payload) else {
+        return false;
+    };
+    let nonce = crate::tokens::new_token();
+    if let Ok(mut out) = cluster.outgoing.lock() {
+        *out = Some((nonce.clone(), Arc::new(bytes)));
+    }
+    let Ok(client) = redis::Client::open(cluster.redis_url.as_str()) else {
+        return false;
+    };
+    let Ok(mut con) = client.get_multiplexed_async_connection().await else {
+        warn!("cluster: Redis unreachable; nothing could be handed over");
+        return false;
+    };
+    let named: redis::RedisResult<()> = redis::cmd("SET")
+        .arg(HANDOVER_KEY)
+        .arg(format!("{} {nonce}", cluster.holder))
+        .arg("PX")
+        .arg(u64::try_from(limit.as_millis()).unwrap_or(u64::MAX))
+        .query_async(&mut con)
+        .await;
+    if named.is_err() {
+        return false;
+    }
+    let lease = Lease::new("haven:", &cluster.holder, cluster.lease);
+    let _ = lease
+        .release(&mut con, cluster.epoch.load(Ordering::Acquire))
+        .await;
+    cluster.leading.store(false, Ordering::Release);
+    info!(sessions, "cluster: handing over; lease released");
+    let fetched = tokio::time::timeout_at(deadline, cluster.fetched.notified())
+        .await
+        .is_ok();
+    if fetched {
+        info!(sessions, "cluster: handed over");
+    } else {
+        warn!(sessions, "cluster: nobody took over in time");
+    }
+    fetched
+}
+
+/// `GET /internal/v1/handover?nonce=…`: the next leading node fetches what
+/// this one handed over (once, with the node token and the nonce).
+pub(crate) async fn handover_endpoint(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    headers: axum::http::HeaderMap,
+    axum::extract::Query(query): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    let Some(cluster) = state.cluster.clone() else {
+        return axum::http::StatusCode::NOT_FOUND.into_response();
+    };
+    if !cluster.sent_by_node(&headers) {
+        return axum::http::StatusCode::FORBIDDEN.into_response();
+    }
+    let taken = cluster.outgoing.lock().ok().and_then(|mut out| {
+        let matches = out
+            .as_ref()
+            .is_some_and(|(nonce, _)| query.get("nonce") == Some(nonce));
+        if matches { out.take() } else { None }
+    });
+    match taken {
+        Some((_, bytes)) => {
+            cluster.fetched.notify_one();
+            (
+                [(axum::http::header::CONTENT_TYPE, "application/json")],
+                bytes.to_vec(),
+            )
+                .into_response()
+        }
+        None => axum::http::StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+/// Just became the leading node: takes over what the node that led
+/// before handed over, if it did, before serving anything.
+async fn take_over(state: &AppState, cluster: &Cluster, con: &mut redis::aio::ConnectionManager) {
+    let named: Option<String> = redis::cmd("GETDEL")
+        .arg(HANDOVER_KEY)
+        .query_async(con)
+        .await
+        .ok()
+        .flatten();
+    let Some(named) = named else {
+        return;
+    };
+    let Some((holder, nonce)) = named.rsplit_once(' ') else {
+        return;
+    };
+    let Some(address) = cluster.holder_address(holder) else {
+        warn!("cluster: a handover named a node not signed with control_key");
+        return;
+    };
+    let path = format!("/internal/v1/handover?nonce={nonce}");
+    let Some(bytes) = proxy::fetch(cluster, address, &path).await else {
+        warn!("cluster: the handed-over state could not be fetched");
+        return;
+    };
+    let Ok(taken) = serde_json::from_slice::<State>(&bytes) else {
+        warn!("cluster: the handed-over state could not be read");
+        return;
+    };
+    let sessions = taken.broker.len();
+    state.logins.take_over(taken.logins);
+    state.broker.take_over(taken.broker).await;
+    info!(sessions, "cluster: took over");
 }
 
 /// This node no longer leads: what it held ends (each party told, as on

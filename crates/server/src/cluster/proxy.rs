@@ -175,6 +175,38 @@ async fn http(cluster: &Cluster, leader: &str, pseudonym: IpAddr, request: Reque
     response
 }
 
+/// Fetches `path` from the node at `address` with the node token: the
+/// answer's body, when it is 200.
+pub(crate) async fn fetch(cluster: &Cluster, address: &str, path: &str) -> Option<Vec<u8>> {
+    use http_body_util::BodyExt as _;
+    let stream = tokio::time::timeout(CONNECT, TcpStream::connect(authority(address)))
+        .await
+        .ok()?
+        .ok()?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .ok()?;
+    tokio::spawn(conn);
+    let request = hyper::Request::builder()
+        .uri(path)
+        .header(header::HOST, authority(address))
+        .header(NODE_HEADER, cluster.node_token())
+        .body(Body::empty())
+        .ok()?;
+    let answer = tokio::time::timeout(ANSWER, sender.send_request(request))
+        .await
+        .ok()?
+        .ok()?;
+    if answer.status() != StatusCode::OK {
+        return None;
+    }
+    let body = tokio::time::timeout(ANSWER, answer.into_body().collect())
+        .await
+        .ok()?
+        .ok()?;
+    Some(body.to_bytes().to_vec())
+}
+
 type Upstream = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>;
 
 /// Passes a socket on: admits it here, opens the leading node's socket

@@ -438,3 +438,122 @@ async fn a_redis_outage_ends_no_chat_and_the_same_node_leads_after_it() {
         assert!(!matches!(m, s::ServerMessage::Ended { .. }), "{m:?}");
     }
 }
+
+/// Resumes a help-seeker through `node`, retrying while the node that
+/// leads next is taking over (each try a new socket, as the widget does).
+async fn resume_through(
+    node: &Served,
+    token: &haven_protocol::common::ResumeToken,
+    last_seq: u64,
+) -> (haven_testkit::SeekerClient, s::ServerMessage) {
+    for _ in 0..100 {
+        if let Ok(ws) = Ws::connect(&format!("ws://{}/ws/seeker", node.addr), &[]).await {
+            let mut client = haven_testkit::SeekerClient::new(ws);
+            client
+                .send(&s::ClientMessage::Resume {
+                    token: token.clone(),
+                    last_seq,
+                })
+                .await;
+            if let Some(reply) = client.try_recv(Duration::from_secs(2)).await
+                && matches!(reply, s::ServerMessage::Resumed { .. })
+            {
+                return (client, reply);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the help-seeker could not resume");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_leading_node_stops_and_hands_every_chat_to_the_next() {
+    let mut cluster = nodes(3).await;
+    let lead = cluster.leader();
+    let by = (lead + 1) % 3;
+    let node = &cluster.nodes[by];
+    let token = login(node, "anna").await;
+    let mut anna = counsellor(node, node, "anna").await;
+    let ws = Ws::connect(&format!("ws://{}/ws/seeker", node.addr), &[])
+        .await
+        .unwrap();
+    let mut sam = haven_testkit::SeekerClient::new(ws);
+    let s::ServerMessage::Welcome { token: resume, .. } = sam.hello(Some("Sam")).await else {
+        unreachable!()
+    };
+    let session = anna.assigned().await;
+    sam.say("m1", "Ik kan niet slapen.").await;
+    assert_eq!(anna.heard(&session).await.1, "Ik kan niet slapen.");
+    anna.send(&c::ClientMessage::Received {
+        session: session.clone(),
+        up_to: 1,
+    })
+    .await;
+    anna.say(&session, "a1", "Sinds wanneer?").await;
+    assert_eq!(sam.heard().await, (1, "Sinds wanneer?".into()));
+    // Wes waits behind Sam (Anna has one seat).
+    let ws = Ws::connect(&format!("ws://{}/ws/seeker", node.addr), &[])
+        .await
+        .unwrap();
+    let mut wes = haven_testkit::SeekerClient::new(ws);
+    let s::ServerMessage::Welcome {
+        token: wes_token, ..
+    } = wes.hello(Some("Wes")).await
+    else {
+        unreachable!()
+    };
+
+    // The leading node is upgraded: it stops.
+    sigterm(&cluster.nodes[lead].child);
+    assert_eq!(sam.closed().await, Some(1001));
+    assert_eq!(anna.closed().await, Some(1001));
+    assert!(wait_exit(&mut cluster.nodes[lead].child, Duration::from_secs(15)).success());
+    assert!(
+        cluster.nodes[lead]
+            .log
+            .lock()
+            .unwrap()
+            .contains("cluster: handed over"),
+        "{}",
+        cluster.nodes[lead].log.lock().unwrap()
+    );
+
+    // Everyone comes back through a node and carries on.
+    let node = &cluster.nodes[by];
+    let (mut sam, resumed) = resume_through(node, &resume, 1).await;
+    assert!(
+        matches!(
+            resumed,
+            s::ServerMessage::Resumed {
+                recovered: true,
+                last_seq: 1,
+                delivered: 1,
+                ..
+            }
+        ),
+        "{resumed:?}"
+    );
+    let ws = Ws::connect(&format!("ws://{}/ws/counsellor", node.addr), &[])
+        .await
+        .unwrap();
+    let mut anna = CounsellorClient::new(ws);
+    // Still logged in: her login went over too.
+    let welcome = anna.hello(Some(&token)).await;
+    assert!(
+        matches!(welcome, c::ServerMessage::Welcome { ref sessions, .. } if sessions.iter().any(|x| x.info.session == session)),
+        "{welcome:?}"
+    );
+    sam.say("m2", "Al weken.").await;
+    assert_eq!(anna.heard(&session).await, (2, "Al weken.".into()));
+    anna.say(&session, "a2", "Dat is lang.").await;
+    assert_eq!(sam.heard().await, (2, "Dat is lang.".into()));
+    // Wes kept his place in line.
+    let (mut wes, _) = resume_through(node, &wes_token, 0).await;
+    wes.expect("position", |m| {
+        matches!(m, s::ServerMessage::Queued { position: 1, .. })
+    })
+    .await;
+    for m in sam.pending().iter().chain(wes.pending()) {
+        assert!(!matches!(m, s::ServerMessage::Ended { .. }), "{m:?}");
+    }
+}

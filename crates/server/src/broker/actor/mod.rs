@@ -12,6 +12,7 @@
 
 mod counsellors;
 mod effects;
+pub(crate) mod handover;
 mod seekers;
 mod snapshot;
 mod supervision;
@@ -196,6 +197,14 @@ impl Actor {
                     cell.lock().came_from(source);
                 }
                 let _ = reply.send(resumed);
+            }
+            Command::HandOver { reply } => {
+                let _ = reply.send(self.hand_over());
+            }
+            Command::TakeOver { handover, reply } => {
+                self.take_over(*handover);
+                self.run_effects();
+                let _ = reply.send(());
             }
             Command::EndAll { reply } => {
                 self.router.stop(now());
