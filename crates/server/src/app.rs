@@ -368,6 +368,9 @@ impl Server {
                 () = &mut stop, if phase == Phase::Running => {
                     info!(drain_delay = ?config.drain_delay, "shutting down: draining");
                     state.draining.store(true, Ordering::Release);
+                    if let Some(cluster) = &state.cluster {
+                        cluster.stop();
+                    }
                     phase = Phase::Draining(tokio::time::Instant::now() + config.drain_delay);
                 }
                 () = sleep_until_phase(phase), if matches!(phase, Phase::Draining(_)) => {

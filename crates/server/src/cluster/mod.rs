@@ -74,6 +74,8 @@ pub(crate) struct Cluster {
     /// the next leading node fetched it.
     outgoing: std::sync::Mutex<Option<(String, Arc<Vec<u8>>)>>,
     fetched: tokio::sync::Notify,
+    /// Set once this node is stopping: it no longer takes the lease.
+    stopping: AtomicBool,
 }
 
 impl Cluster {
@@ -105,6 +107,7 @@ impl Cluster {
             epoch: std::sync::atomic::AtomicU64::new(0),
             outgoing: std::sync::Mutex::new(None),
             fetched: tokio::sync::Notify::new(),
+            stopping: AtomicBool::new(false),
         }))
     }
 
@@ -137,6 +140,12 @@ impl Cluster {
                 .fold(0u8, |acc, (x, y)| acc | (x ^ y))
                 == 0;
         ok.then_some(address)
+    }
+
+    /// This node is stopping: it takes the lease no more (it keeps it
+    /// while it hands over, if it leads).
+    pub(crate) fn stop(&self) {
+        self.stopping.store(true, Ordering::Release);
     }
 
     /// The token for requests to another node.
@@ -211,6 +220,10 @@ pub(crate) async fn run(state: AppState, cluster: Arc<Cluster>) {
         let Some(c) = con.as_mut() else {
             continue;
         };
+        if cluster.stopping.load(Ordering::Acquire) && !cluster.leading() {
+            // A stopping node leads no more.
+            continue;
+        }
         if cluster.leading() {
             match lease.renew(c, epoch).await {
                 Ok(true) => {
@@ -288,6 +301,7 @@ struct State {
 /// that node fetched it. Returns whether it was fetched.
 pub(crate) async fn hand_over(state: &AppState, cluster: &Cluster, limit: Duration) -> bool {
     let deadline = tokio::time::Instant::now() + limit;
+    cluster.stopping.store(true, Ordering::Release);
     state
         .connections
         .close_open(haven_protocol::CloseCode::GoingAway);
@@ -391,6 +405,9 @@ async fn take_over(state: &AppState, cluster: &Cluster, con: &mut redis::aio::Co
     let Some((holder, nonce)) = named.rsplit_once(' ') else {
         return;
     };
+    if holder == cluster.holder {
+        return;
+    }
     let Some(address) = cluster.holder_address(holder) else {
         warn!("cluster: a handover named a node not signed with control_key");
         return;
