@@ -804,15 +804,14 @@ async fn rolling_restarts_and_killed_nodes_end_no_chat() {
     // Each node in turn: two not leading are killed outright first, then
     // every node is restarted, the leading one last.
     let lead = |nodes: &[Option<Served>]| {
-        (0..nodes.len())
-            .filter(|&i| {
-                nodes[i].as_ref().is_some_and(|n| {
-                    n.log.lock().unwrap().contains("this node leads")
-                        && !n.log.lock().unwrap().contains("no longer leads")
-                        && !n.log.lock().unwrap().contains("handing over")
-                })
+        (0..nodes.len()).find(|&i| {
+            nodes[i].as_ref().is_some_and(|n| {
+                let log = n.log.lock().unwrap();
+                log.contains("this node leads")
+                    && !log.contains("no longer leads")
+                    && !log.contains("handing over")
             })
-            .last()
+        })
     };
     let mut plan: Vec<(usize, bool)> = Vec::new();
     let leader = lead(&nodes).unwrap();
