@@ -23,8 +23,8 @@
 pub(crate) mod proxy;
 
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use haven_cluster::{Grant, Lease};
@@ -64,8 +64,9 @@ pub(crate) struct Cluster {
     /// The key client pseudonyms are made with.
     pseudonyms: [u8; 32],
     leading: AtomicBool,
-    /// Where the leading node is reached, when known.
-    leader: RwLock<Option<Arc<str>>>,
+    /// Where the leading node is reached, when known (and who to tell
+    /// when that changes: the sockets passed on to the one before).
+    leader: tokio::sync::watch::Sender<Option<Arc<str>>>,
     lease: Duration,
     redis_url: String,
     /// The epoch this node leads under, while it does.
@@ -101,7 +102,7 @@ impl Cluster {
                 .collect(),
             pseudonyms: prf(key, b"haven source pseudonym v1"),
             leading: AtomicBool::new(false),
-            leader: RwLock::new(None),
+            leader: tokio::sync::watch::Sender::new(None),
             lease: config.cluster.lease,
             redis_url: config.redis_url.clone()?,
             epoch: std::sync::atomic::AtomicU64::new(0),
@@ -118,15 +119,22 @@ impl Cluster {
 
     /// Where the leading node is reached, when another node leads.
     pub(crate) fn leader(&self) -> Option<Arc<str>> {
-        self.leader.read().ok().and_then(|l| l.clone())
+        self.leader.borrow().clone()
+    }
+
+    /// Told whenever the leading node changes.
+    pub(crate) fn leader_changes(&self) -> tokio::sync::watch::Receiver<Option<Arc<str>>> {
+        self.leader.subscribe()
     }
 
     fn set_leader(&self, url: Option<&str>) {
-        if let Ok(mut l) = self.leader.write()
-            && l.as_deref() != url
-        {
-            *l = url.map(Arc::from);
-        }
+        self.leader.send_if_modified(|l| {
+            let changed = l.as_deref() != url;
+            if changed {
+                *l = url.map(Arc::from);
+            }
+            changed
+        });
     }
 
     /// The address in a lease holder's name, if this cluster's key made it.

@@ -52,13 +52,24 @@ const HOP: [&str; 8] = [
     "upgrade",
 ];
 
+/// The only request headers passed on to the leading node: what it needs
+/// to serve the request, and nothing that could carry the client's address
+/// (`X-Real-IP`, `Forwarded`, `CF-Connecting-IP`, `Via` and the like stay
+/// here).
+const PASSED: [&str; 9] = [
+    "host",
+    "origin",
+    "cookie",
+    "authorization",
+    "content-type",
+    "content-length",
+    "accept",
+    "accept-language",
+    "last-event-id",
+];
+
 fn passes_on(name: &HeaderName) -> bool {
-    let n = name.as_str();
-    !HOP.contains(&n)
-        && n != NODE_HEADER
-        && n != SOURCE_HEADER
-        && n != "x-forwarded-for"
-        && !n.starts_with("sec-websocket-")
+    PASSED.contains(&name.as_str())
 }
 
 fn local(path: &str) -> bool {
@@ -261,7 +272,11 @@ async fn socket(
         upstream.headers_mut().insert(NODE_HEADER, token);
         upstream.headers_mut().insert(SOURCE_HEADER, source);
     }
+    let limits = &state.config.limits;
     let config = tungstenite::protocol::WebSocketConfig::default()
+        .read_buffer_size(limits.read_buffer_bytes as usize)
+        .write_buffer_size(limits.write_buffer_bytes as usize)
+        .max_write_buffer_size(limits.write_buffer_bytes as usize + (1 << 20) + 64 * 1024)
         .max_message_size(Some(1 << 20))
         .max_frame_size(Some(1 << 20));
     let connect = tokio_tungstenite::connect_async_with_config(upstream, Some(config), true);
@@ -281,10 +296,17 @@ async fn socket(
     let ping = state.config.session.ping_interval;
     let idle = state.config.session.idle_timeout;
     let task = state.sockets.token();
+    let changes = cluster.leader_changes();
     crate::ws::configure(ws, &state).on_upgrade(move |client| async move {
         let _admission = admission;
         let _task = task;
-        pipe(client, upstream, &state, ping, idle).await;
+        let ends = Ends {
+            ping,
+            idle,
+            leader,
+            changes,
+        };
+        pipe(client, upstream, &state, ends).await;
     })
 }
 
@@ -321,35 +343,71 @@ fn close(code: CloseCode) -> Message {
     }))
 }
 
-/// Forwards frames both ways until either side closes, the client falls
-/// silent, the leading node goes away, or this node shuts down.
-async fn pipe(
-    mut client: WebSocket,
-    mut upstream: Upstream,
-    state: &AppState,
+/// How long a send to either side may take before that side counts as
+/// stuck: a client that stops reading is closed with 4000 (it resumes).
+const SEND: Duration = Duration::from_secs(10);
+
+/// What ends a socket passed on, besides either side closing.
+struct Ends {
+    /// How often both sides are pinged.
     ping: Duration,
+    /// How long either side may stay silent.
     idle: Duration,
-) {
-    let mut heartbeat = tokio::time::interval(ping);
+    /// The leading node this socket goes to.
+    leader: Arc<str>,
+    /// Says when another node leads.
+    changes: tokio::sync::watch::Receiver<Option<Arc<str>>>,
+}
+
+/// Forwards frames both ways until either side closes, either falls
+/// silent or stops reading, another node leads, or this node shuts down.
+/// Whatever ends it on the leading node's side, the client is closed with
+/// a code that sends it back to resume (1001, or 4000 when it stopped
+/// reading).
+async fn pipe(mut client: WebSocket, mut upstream: Upstream, state: &AppState, mut ends: Ends) {
+    let mut heartbeat = tokio::time::interval(ends.ping);
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut heard = tokio::time::Instant::now();
+    let mut leader_heard = heard;
+    let away = close(CloseCode::GoingAway);
     loop {
         tokio::select! {
             () = state.shutdown.cancelled() => {
                 // This node stops; the session lives on at the leading
                 // node: reconnect (elsewhere) and resume.
-                let _ = client.send(close(CloseCode::GoingAway)).await;
-                let _ = upstream.close(None).await;
+                let _ = tokio::time::timeout(SEND, client.send(away)).await;
+                let _ = tokio::time::timeout(SEND, upstream.close(None)).await;
                 return;
             }
-            _ = heartbeat.tick() => {
-                if heard.elapsed() > idle {
-                    let _ = client.send(close(CloseCode::HeartbeatTimeout)).await;
-                    let _ = upstream.close(None).await;
+            changed = ends.changes.changed() => {
+                let moved = changed.is_err()
+                    || ends.changes.borrow().as_deref() != Some(&*ends.leader);
+                if moved {
+                    // Another node leads: come back through it.
+                    let _ = tokio::time::timeout(SEND, client.send(away)).await;
+                    let _ = tokio::time::timeout(SEND, upstream.close(None)).await;
                     return;
                 }
-                if client.send(Message::Ping(Default::default())).await.is_err() {
-                    let _ = upstream.close(None).await;
+            }
+            _ = heartbeat.tick() => {
+                if heard.elapsed() > ends.idle {
+                    let _ = tokio::time::timeout(SEND, client.send(close(CloseCode::HeartbeatTimeout))).await;
+                    let _ = tokio::time::timeout(SEND, upstream.close(None)).await;
+                    return;
+                }
+                if leader_heard.elapsed() > ends.idle {
+                    // The leading node stalled: come back (elsewhere).
+                    let _ = tokio::time::timeout(SEND, client.send(away)).await;
+                    return;
+                }
+                let pinged = tokio::time::timeout(SEND, client.send(Message::Ping(Default::default()))).await;
+                let up = tokio::time::timeout(SEND, upstream.send(tungstenite::Message::Ping(Default::default()))).await;
+                if !matches!(pinged, Ok(Ok(()))) {
+                    let _ = tokio::time::timeout(SEND, upstream.close(None)).await;
+                    return;
+                }
+                if !matches!(up, Ok(Ok(()))) {
+                    let _ = tokio::time::timeout(SEND, client.send(away)).await;
                     return;
                 }
             }
@@ -358,14 +416,14 @@ async fn pipe(
                 let Some(Ok(message)) = from_client else {
                     // Gone without a close: the leading node hears it as a
                     // lost connection, and starts the grace period.
-                    let _ = upstream.close(None).await;
+                    let _ = tokio::time::timeout(SEND, upstream.close(None)).await;
                     return;
                 };
                 let closing = matches!(message, Message::Close(_));
                 if let Some(m) = to_upstream(message)
-                    && upstream.send(m).await.is_err()
+                    && !matches!(tokio::time::timeout(SEND, upstream.send(m)).await, Ok(Ok(())))
                 {
-                    let _ = client.send(close(CloseCode::GoingAway)).await;
+                    let _ = tokio::time::timeout(SEND, client.send(away)).await;
                     return;
                 }
                 if closing {
@@ -373,22 +431,70 @@ async fn pipe(
                 }
             }
             from_leader = upstream.next() => {
+                leader_heard = tokio::time::Instant::now();
                 let Some(Ok(message)) = from_leader else {
                     // The leading node went away mid-socket.
-                    let _ = client.send(close(CloseCode::GoingAway)).await;
+                    let _ = tokio::time::timeout(SEND, client.send(away)).await;
                     return;
                 };
                 let closing = matches!(message, tungstenite::Message::Close(_));
-                if let Some(m) = to_client(message)
-                    && client.send(m).await.is_err()
-                {
-                    let _ = upstream.close(None).await;
-                    return;
+                if let Some(m) = to_client(message) {
+                    match tokio::time::timeout(SEND, client.send(m)).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(_)) => {
+                            let _ = tokio::time::timeout(SEND, upstream.close(None)).await;
+                            return;
+                        }
+                        Err(_) => {
+                            // The client stopped reading.
+                            crate::metrics::slow_consumer();
+                            let _ = tokio::time::timeout(SEND, upstream.close(None)).await;
+                            return;
+                        }
+                    }
                 }
                 if closing {
                     return;
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_what_the_leading_node_needs_is_passed_on() {
+        for name in [
+            "host",
+            "origin",
+            "cookie",
+            "authorization",
+            "content-type",
+            "last-event-id",
+        ] {
+            assert!(passes_on(&HeaderName::from_static(name)), "{name}");
+        }
+        // Anything that may carry the client's address, or that only nodes
+        // may say, stays here.
+        for name in [
+            "x-forwarded-for",
+            "x-real-ip",
+            "forwarded",
+            "via",
+            "cf-connecting-ip",
+            "true-client-ip",
+            "x-client-ip",
+            "x-haven-node",
+            "x-haven-source",
+            "transfer-encoding",
+            "connection",
+            "upgrade",
+            "sec-websocket-key",
+        ] {
+            assert!(!passes_on(&HeaderName::from_static(name)), "{name}");
         }
     }
 }

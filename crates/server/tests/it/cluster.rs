@@ -867,3 +867,35 @@ async fn rolling_restarts_and_killed_nodes_end_no_chat() {
         assert!(c.heard.values().all(|h| h.len() == round), "{}", c.name);
     }
 }
+
+/// The leading node stalls (SIGSTOP): the sockets passed on to it do not
+/// hang on it; their clients are told to come back (1001) once another
+/// node leads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_leading_node_does_not_hold_the_sockets_passed_to_it() {
+    let cluster = nodes(2).await;
+    let lead = cluster.leader();
+    let by = &cluster.nodes[(lead + 1) % 2];
+    let mut sam = seeker(by, "Sam").await;
+    let pid = cluster.nodes[lead].child.id().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-STOP", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let closed = tokio::time::timeout(Duration::from_secs(10), sam.closed()).await;
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-CONT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert_eq!(
+        closed.expect("the socket hung on the stalled node"),
+        Some(1001)
+    );
+    assert!(by.log.lock().unwrap().contains("this node leads"));
+}
