@@ -93,7 +93,9 @@ impl Cluster {
         let me = config.cluster.advertised(bound)?;
         let holders = prf(key, b"haven lease holder v1");
         Some(Arc::new(Self {
-            holder: holder(&holders, &me),
+            // The address, and this process's own random name: two nodes
+            // given the same address never both hold the lease.
+            holder: holder(&holders, &format!("{me} {}", crate::tokens::new_token())),
             holders,
             me,
             node_token: prf(key, b"haven node token v1")
@@ -139,8 +141,9 @@ impl Cluster {
 
     /// The address in a lease holder's name, if this cluster's key made it.
     fn holder_address<'a>(&self, name: &'a str) -> Option<&'a str> {
-        let (address, _) = name.split_once(' ')?;
-        let want = holder(&self.holders, address);
+        let (signed, _) = name.rsplit_once(' ')?;
+        let (address, _) = signed.split_once(' ')?;
+        let want = holder(&self.holders, signed);
         let ok = want.len() == name.len()
             && want
                 .bytes()
@@ -182,13 +185,14 @@ impl Cluster {
     }
 }
 
-/// A lease holder's name: the address and its MAC.
-fn holder(key: &[u8; 32], address: &str) -> String {
-    let mac: String = prf(key, address.as_bytes())
+/// A lease holder's name: the address and the process's random name, and
+/// their MAC.
+fn holder(key: &[u8; 32], signed: &str) -> String {
+    let mac: String = prf(key, signed.as_bytes())
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
-    format!("{address} {mac}")
+    format!("{signed} {mac}")
 }
 
 /// Holds or follows the lease until shutdown: renews it while leading,
@@ -516,5 +520,9 @@ mod tests {
         assert_eq!(c.holder_address(&forged), None);
         assert_eq!(c.holder_address("http://203.0.113.9:80"), None);
         assert_eq!(c.holder_address(&cluster(&"x".repeat(40)).holder), None);
+        // Two nodes given the same address hold the lease under names of
+        // their own.
+        assert_ne!(c.holder, peer.holder);
+        assert_eq!(c.holder_address(&c.holder), Some("http://127.0.0.1:8080"));
     }
 }
