@@ -899,3 +899,161 @@ async fn a_stalled_leading_node_does_not_hold_the_sockets_passed_to_it() {
     );
     assert!(by.log.lock().unwrap().contains("this node leads"));
 }
+
+/// Every byte of every Redis value of any type, in order.
+async fn redis_contents(con: &mut redis::aio::MultiplexedConnection) -> Vec<u8> {
+    fn flatten(value: &redis::Value, out: &mut Vec<u8>) {
+        match value {
+            redis::Value::BulkString(b) => out.extend_from_slice(b),
+            redis::Value::SimpleString(s) => out.extend_from_slice(s.as_bytes()),
+            redis::Value::Int(i) => out.extend_from_slice(i.to_string().as_bytes()),
+            redis::Value::Array(items) | redis::Value::Set(items) => {
+                items.iter().for_each(|v| flatten(v, out));
+            }
+            redis::Value::Map(pairs) => pairs.iter().for_each(|(k, v)| {
+                flatten(k, out);
+                flatten(v, out);
+            }),
+            other => out.extend_from_slice(format!("{other:?}").as_bytes()),
+        }
+    }
+    let keys: Vec<String> = redis::cmd("KEYS").arg("*").query_async(con).await.unwrap();
+    let mut all = Vec::new();
+    for key in keys {
+        let kind: String = redis::cmd("TYPE").arg(&key).query_async(con).await.unwrap();
+        let mut cmd = match kind.as_str() {
+            "string" => redis::cmd("GET"),
+            "hash" => redis::cmd("HGETALL"),
+            "list" => {
+                let mut c = redis::cmd("LRANGE");
+                c.arg(&key).arg(0).arg(-1);
+                let v: redis::Value = c.query_async(con).await.unwrap();
+                all.extend_from_slice(key.as_bytes());
+                flatten(&v, &mut all);
+                continue;
+            }
+            "set" => redis::cmd("SMEMBERS"),
+            "zset" => {
+                let mut c = redis::cmd("ZRANGE");
+                c.arg(&key).arg(0).arg(-1).arg("WITHSCORES");
+                let v: redis::Value = c.query_async(con).await.unwrap();
+                all.extend_from_slice(key.as_bytes());
+                flatten(&v, &mut all);
+                continue;
+            }
+            "stream" => {
+                let mut c = redis::cmd("XRANGE");
+                c.arg(&key).arg("-").arg("+");
+                let v: redis::Value = c.query_async(con).await.unwrap();
+                all.extend_from_slice(key.as_bytes());
+                flatten(&v, &mut all);
+                continue;
+            }
+            _ => continue,
+        };
+        let v: redis::Value = cmd.arg(&key).query_async(con).await.unwrap();
+        all.extend_from_slice(key.as_bytes());
+        flatten(&v, &mut all);
+    }
+    all
+}
+
+/// Nothing a help-seeker wrote or is, no address a client came from, and
+/// no token reaches Redis (its keys, everything published, its saved
+/// file) or any node's log, with chats passed between nodes, a return
+/// code, and the leading node handing over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_several_nodes_nothing_personal_reaches_redis_or_the_logs() {
+    use futures_util::StreamExt as _;
+    let mut cluster = nodes(2).await;
+    let client = redis::Client::open(cluster.redis.url()).unwrap();
+    let mut pubsub = client.get_async_pubsub().await.unwrap();
+    pubsub.psubscribe("*").await.unwrap();
+    let mut published = pubsub.into_on_message();
+    let lead = cluster.leader();
+    let by = &cluster.nodes[(lead + 1) % 2];
+    let login_token = login(by, "anna").await;
+    let mut anna = counsellor(by, by, "anna").await;
+    let ws = Ws::connect(
+        &format!("ws://{}/ws/seeker", by.addr),
+        &[
+            ("x-real-ip", "198.51.100.77"),
+            ("forwarded", "for=198.51.100.78"),
+        ],
+    )
+    .await
+    .unwrap();
+    let mut sam = haven_testkit::SeekerClient::new(ws);
+    let s::ServerMessage::Welcome { token, .. } = sam.hello(Some("Nickname-Canary-9931")).await
+    else {
+        unreachable!()
+    };
+    let session = anna.assigned().await;
+    sam.say("m1", "canary-text-5521 ik durf het niet te zeggen")
+        .await;
+    anna.heard(&session).await;
+    anna.say(&session, "a1", "canary-reply-7710").await;
+    sam.heard().await;
+    anna.send(&c::ClientMessage::End {
+        session,
+        block: None,
+    })
+    .await;
+    let ended = sam
+        .expect("ended", |m| matches!(m, s::ServerMessage::Ended { .. }))
+        .await;
+    let s::ServerMessage::Ended {
+        return_code: Some(code),
+        ..
+    } = ended
+    else {
+        panic!("{ended:?}")
+    };
+    // A second chat is handed over as the leading node stops.
+    let mut wes = seeker(by, "Nickname-Canary-4417").await;
+    wes.say("w1", "canary-text-6630").await;
+    sigterm(&cluster.nodes[lead].child);
+    assert!(wait_exit(&mut cluster.nodes[lead].child, Duration::from_secs(15)).success());
+
+    let mut con = client.get_multiplexed_async_connection().await.unwrap();
+    let mut everything = redis_contents(&mut con).await;
+    while let Ok(Some(msg)) =
+        tokio::time::timeout(Duration::from_millis(300), published.next()).await
+    {
+        everything.extend_from_slice(&msg.get_payload_bytes().to_vec());
+    }
+    // What Redis would write to disk: each key's serialized form.
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("*")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    for key in &keys {
+        let dumped: Vec<u8> = redis::cmd("DUMP")
+            .arg(key)
+            .query_async(&mut con)
+            .await
+            .unwrap();
+        everything.extend_from_slice(&dumped);
+    }
+    for node in &cluster.nodes {
+        everything.extend_from_slice(node.log.lock().unwrap().as_bytes());
+    }
+    let text = String::from_utf8_lossy(&everything);
+    assert!(
+        text.contains("haven:node:") && text.contains("cluster: handed over"),
+        "the scan saw nothing"
+    );
+    for secret in [
+        "Nickname-Canary",
+        "canary-text",
+        "canary-reply",
+        "198.51.100.7",
+        &token.0,
+        &login_token,
+        &code,
+        &code.replace('-', ""),
+    ] {
+        assert!(!text.contains(secret), "{secret:?} reached Redis or a log");
+    }
+}
