@@ -1020,7 +1020,7 @@ async fn with_several_nodes_nothing_personal_reaches_redis_or_the_logs() {
     while let Ok(Some(msg)) =
         tokio::time::timeout(Duration::from_millis(300), published.next()).await
     {
-        everything.extend_from_slice(&msg.get_payload_bytes().to_vec());
+        everything.extend_from_slice(msg.get_payload_bytes());
     }
     // What Redis would write to disk: each key's serialized form.
     let keys: Vec<String> = redis::cmd("KEYS")
