@@ -279,7 +279,24 @@ pub(crate) async fn run(state: AppState, cluster: Arc<Cluster>) {
                 epoch = e;
                 renewed = Instant::now();
                 cluster.epoch.store(e, Ordering::Release);
-                take_over(&state, &cluster, c).await;
+                if let Some((address, nonce)) = handed_over_by(&cluster, c).await {
+                    // Fetching and restoring may outlast the lease: keep it
+                    // meanwhile.
+                    let taking = take_over(&state, &cluster, address, nonce);
+                    tokio::pin!(taking);
+                    let mut keep = tokio::time::interval(cluster.lease / 3);
+                    keep.tick().await;
+                    loop {
+                        tokio::select! {
+                            () = &mut taking => break,
+                            _ = keep.tick() => {
+                                if lease.renew(c, e).await.unwrap_or(false) {
+                                    renewed = Instant::now();
+                                }
+                            }
+                        }
+                    }
+                }
                 cluster.set_leader(Some(&cluster.me));
                 cluster.leading.store(true, Ordering::Release);
                 free_since = None;
@@ -402,28 +419,33 @@ pub(crate) async fn handover_endpoint(
     }
 }
 
-/// Just became the leading node: takes over what the node that led
-/// before handed over, if it did, before serving anything.
-async fn take_over(state: &AppState, cluster: &Cluster, con: &mut redis::aio::ConnectionManager) {
+/// The node that handed its state over for the next leading node, and
+/// the nonce to fetch it with, if one did (signed, and not this node).
+async fn handed_over_by(
+    cluster: &Cluster,
+    con: &mut redis::aio::ConnectionManager,
+) -> Option<(String, String)> {
     let named: Option<String> = redis::cmd("GETDEL")
         .arg(HANDOVER_KEY)
         .query_async(con)
         .await
         .ok()
         .flatten();
-    let Some(named) = named else {
-        return;
-    };
-    let Some((holder, nonce)) = named.rsplit_once(' ') else {
-        return;
-    };
+    let (holder, nonce) = named.as_deref()?.rsplit_once(' ')?;
     if holder == cluster.holder {
-        return;
+        return None;
     }
     let Some(address) = cluster.holder_address(holder) else {
         warn!("cluster: a handover named a node not signed with control_key");
-        return;
+        return None;
     };
+    Some((address.to_owned(), nonce.to_owned()))
+}
+
+/// Just became the leading node: takes over what the node at `address`
+/// handed over, before serving anything.
+async fn take_over(state: &AppState, cluster: &Cluster, address: String, nonce: String) {
+    let address = address.as_str();
     let path = format!("/internal/v1/handover?nonce={nonce}");
     let Some(bytes) = proxy::fetch(cluster, address, &path).await else {
         warn!("cluster: the handed-over state could not be fetched");
