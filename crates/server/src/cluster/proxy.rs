@@ -286,9 +286,15 @@ async fn socket(
             // The leading node refused it (origin, login, limits): say so.
             let status =
                 StatusCode::from_u16(answer.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
-            let body = answer.into_body().unwrap_or_default();
-            let mut response = Response::new(Body::from(body));
+            let (parts, body) = answer.into_parts();
+            let mut response = Response::new(Body::from(body.unwrap_or_default()));
             *response.status_mut() = status;
+            // Retry-After (when to try again) and the body's type go along.
+            for (name, value) in &parts.headers {
+                if !HOP.contains(&name.as_str()) && name != header::CONTENT_LENGTH {
+                    response.headers_mut().append(name, value.clone());
+                }
+            }
             return response;
         }
         _ => return unavailable(),
@@ -343,6 +349,26 @@ fn close(code: CloseCode) -> Message {
     }))
 }
 
+/// Sends the client its close and waits (a moment) for its answer, so the
+/// close code, which tells it whether to resume, is read rather than lost
+/// to a reset.
+async fn farewell(client: &mut WebSocket, close: Message) {
+    if !matches!(
+        tokio::time::timeout(SEND, client.send(close)).await,
+        Ok(Ok(()))
+    ) {
+        return;
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        while let Some(Ok(m)) = client.recv().await {
+            if matches!(m, Message::Close(_)) {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
 /// How long a send to either side may take before that side counts as
 /// stuck: a client that stops reading is closed with 4000 (it resumes).
 const SEND: Duration = Duration::from_secs(10);
@@ -375,7 +401,7 @@ async fn pipe(mut client: WebSocket, mut upstream: Upstream, state: &AppState, m
             () = state.shutdown.cancelled() => {
                 // This node stops; the session lives on at the leading
                 // node: reconnect (elsewhere) and resume.
-                let _ = tokio::time::timeout(SEND, client.send(away)).await;
+                farewell(&mut client, away).await;
                 let _ = tokio::time::timeout(SEND, upstream.close(None)).await;
                 return;
             }
@@ -384,20 +410,20 @@ async fn pipe(mut client: WebSocket, mut upstream: Upstream, state: &AppState, m
                     || ends.changes.borrow().as_deref() != Some(&*ends.leader);
                 if moved {
                     // Another node leads: come back through it.
-                    let _ = tokio::time::timeout(SEND, client.send(away)).await;
+                    farewell(&mut client, away).await;
                     let _ = tokio::time::timeout(SEND, upstream.close(None)).await;
                     return;
                 }
             }
             _ = heartbeat.tick() => {
                 if heard.elapsed() > ends.idle {
-                    let _ = tokio::time::timeout(SEND, client.send(close(CloseCode::HeartbeatTimeout))).await;
+                    farewell(&mut client, close(CloseCode::HeartbeatTimeout)).await;
                     let _ = tokio::time::timeout(SEND, upstream.close(None)).await;
                     return;
                 }
                 if leader_heard.elapsed() > ends.idle {
                     // The leading node stalled: come back (elsewhere).
-                    let _ = tokio::time::timeout(SEND, client.send(away)).await;
+                    farewell(&mut client, away).await;
                     return;
                 }
                 let pinged = tokio::time::timeout(SEND, client.send(Message::Ping(Default::default()))).await;
@@ -407,7 +433,7 @@ async fn pipe(mut client: WebSocket, mut upstream: Upstream, state: &AppState, m
                     return;
                 }
                 if !matches!(up, Ok(Ok(()))) {
-                    let _ = tokio::time::timeout(SEND, client.send(away)).await;
+                    farewell(&mut client, away).await;
                     return;
                 }
             }
@@ -423,7 +449,7 @@ async fn pipe(mut client: WebSocket, mut upstream: Upstream, state: &AppState, m
                 if let Some(m) = to_upstream(message)
                     && !matches!(tokio::time::timeout(SEND, upstream.send(m)).await, Ok(Ok(())))
                 {
-                    let _ = tokio::time::timeout(SEND, client.send(away)).await;
+                    farewell(&mut client, away).await;
                     return;
                 }
                 if closing {
@@ -434,10 +460,15 @@ async fn pipe(mut client: WebSocket, mut upstream: Upstream, state: &AppState, m
                 leader_heard = tokio::time::Instant::now();
                 let Some(Ok(message)) = from_leader else {
                     // The leading node went away mid-socket.
-                    let _ = tokio::time::timeout(SEND, client.send(away)).await;
+                    farewell(&mut client, away).await;
                     return;
                 };
-                let closing = matches!(message, tungstenite::Message::Close(_));
+                if let tungstenite::Message::Close(_) = message {
+                    if let Some(m) = to_client(message) {
+                        farewell(&mut client, m).await;
+                    }
+                    return;
+                }
                 if let Some(m) = to_client(message) {
                     match tokio::time::timeout(SEND, client.send(m)).await {
                         Ok(Ok(())) => {}
@@ -452,9 +483,6 @@ async fn pipe(mut client: WebSocket, mut upstream: Upstream, state: &AppState, m
                             return;
                         }
                     }
-                }
-                if closing {
-                    return;
                 }
             }
         }
