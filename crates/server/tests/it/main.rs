@@ -13,6 +13,7 @@ mod cluster;
 mod console;
 mod crash;
 mod events;
+mod failover;
 mod frames;
 mod hand;
 mod logins;

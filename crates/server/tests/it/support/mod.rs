@@ -1,7 +1,9 @@
-//! What the tests share: real `haven` processes (`process`), a raw
+//! What the tests share: real `haven` processes (`process`) and several
+//! of them as one helpline (`cluster`), a raw
 //! WebSocket client (`frames`), transcript keys (`recording`), topic
 //! set-ups (`topics`), a control conversation and metric lookups.
 
+pub(crate) mod cluster;
 pub(crate) mod frames;
 pub(crate) mod process;
 pub(crate) mod recording;

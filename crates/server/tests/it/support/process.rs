@@ -216,7 +216,8 @@ pub(crate) fn add_account_with(dir: &Path, name: &str, role: &str, options: &[&s
     assert!(add.wait().unwrap().success());
 }
 
-pub(crate) async fn counsellor(served: &Served, name: &str) -> CounsellorClient {
+/// Logs `name` in through `served`: the login token.
+pub(crate) async fn login(served: &Served, name: &str) -> String {
     let login = post_from(
         served.addr,
         Ipv4Addr::LOCALHOST.into(),
@@ -225,8 +226,26 @@ pub(crate) async fn counsellor(served: &Served, name: &str) -> CounsellorClient 
         None,
     )
     .await;
-    let token = login["token"].as_str().unwrap().to_owned();
-    let ws = Ws::connect(&format!("ws://{}/ws/counsellor", served.addr), &[])
+    login["token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no login: {login}"))
+        .to_owned()
+}
+
+/// A counsellor logged in and available through `served`.
+pub(crate) async fn counsellor(served: &Served, name: &str) -> CounsellorClient {
+    counsellor_via(served, served, name).await
+}
+
+/// A counsellor logged in through `login_node`, with their socket on
+/// `socket_node`, available.
+pub(crate) async fn counsellor_via(
+    login_node: &Served,
+    socket_node: &Served,
+    name: &str,
+) -> CounsellorClient {
+    let token = login(login_node, name).await;
+    let ws = Ws::connect(&format!("ws://{}/ws/counsellor", socket_node.addr), &[])
         .await
         .unwrap();
     let mut client = CounsellorClient::new(ws);
